@@ -1,0 +1,16 @@
+"""The PanoSAMic model and its components."""
+
+from panosamic.model.encoder import VIT_SPECS, MultiStageImageEncoder, ViTSpec, get_vit_spec
+from panosamic.model.panosamic import PanoSAMic
+from panosamic.model.state_dict import FROZEN_PREFIXES, diagnose, load_state_dict_checked
+
+__all__ = [
+    "FROZEN_PREFIXES",
+    "VIT_SPECS",
+    "MultiStageImageEncoder",
+    "PanoSAMic",
+    "ViTSpec",
+    "diagnose",
+    "get_vit_spec",
+    "load_state_dict_checked",
+]

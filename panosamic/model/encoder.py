@@ -1,0 +1,144 @@
+"""The frozen SAM ViT, returning the outputs of its four global-attention blocks.
+
+We reuse segment-anything's :class:`ImageEncoderViT` (so Meta's parameter names load as they
+are) and write our own forward, which collects the stage outputs and can run attention either
+as SAM writes it ("exact") or through ``scaled_dot_product_attention`` ("sdpa").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling.image_encoder import (
+    Attention,
+    Block,
+    ImageEncoderViT,
+    get_rel_pos,
+    window_partition,
+    window_unpartition,
+)
+from torch import nn
+
+from panosamic.constants import CANVAS_SIZE, NECK_DIM, NUM_STAGES, PATCH_SIZE
+
+AttentionImpl = Literal["exact", "sdpa"]
+
+
+@dataclass(frozen=True)
+class ViTSpec:
+    """Size of a SAM ViT image encoder."""
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    global_attn_indexes: tuple[int, ...]
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+
+#: The three SAM encoders, plus a tiny one for tests (no Meta checkpoint exists for it).
+VIT_SPECS: dict[str, ViTSpec] = {
+    "vit_b": ViTSpec(768, 12, 12, (2, 5, 8, 11)),
+    "vit_l": ViTSpec(1024, 24, 16, (5, 11, 17, 23)),
+    "vit_h": ViTSpec(1280, 32, 16, (7, 15, 23, 31)),
+    "vit_tiny": ViTSpec(32, 5, 2, (1, 2, 3, 4)),
+}
+
+
+def get_vit_spec(vit_model: str) -> ViTSpec:
+    if vit_model not in VIT_SPECS:
+        raise ValueError(f"unknown vit_model {vit_model!r}; expected one of {sorted(VIT_SPECS)}")
+    return VIT_SPECS[vit_model]
+
+
+def vit_from_embed_dim(embed_dim: int) -> str | None:
+    """The ViT size whose embedding width is ``embed_dim`` (None if unknown)."""
+    return next((name for name, s in VIT_SPECS.items() if s.embed_dim == embed_dim), None)
+
+
+def _sdpa_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
+    """SAM's attention with the decomposed relative-position bias passed as SDPA's mask."""
+    B, H, W, _ = x.shape
+    n = attn.num_heads
+    qkv = attn.qkv(x).reshape(B, H * W, 3, n, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.unbind(0)  # (B, heads, N, head_dim)
+    mask = None
+    if attn.use_rel_pos:
+        rh = get_rel_pos(H, H, attn.rel_pos_h)
+        rw = get_rel_pos(W, W, attn.rel_pos_w)
+        r_q = q.reshape(B, n, H, W, -1)
+        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh)
+        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
+        mask = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, n, H * W, H * W)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
+    out = out.transpose(1, 2).reshape(B, H, W, -1)
+    return attn.proj(out)
+
+
+def _block_forward(block: Block, x: torch.Tensor, impl: AttentionImpl) -> torch.Tensor:
+    if impl == "exact":
+        return block(x)
+    shortcut = x
+    x = block.norm1(x)
+    if block.window_size > 0:
+        H, W = x.shape[1], x.shape[2]
+        x, pad_hw = window_partition(x, block.window_size)
+        x = _sdpa_attention(block.attn, x)
+        x = window_unpartition(x, block.window_size, pad_hw, (H, W))
+    else:
+        x = _sdpa_attention(block.attn, x)
+    x = shortcut + x
+    return x + block.mlp(block.norm2(x))
+
+
+class MultiStageImageEncoder(ImageEncoderViT):
+    """SAM's ViT whose forward returns ``(neck, [stage outputs])``.
+
+    Stage ``i`` is the token map after global-attention block ``global_attn_indexes[i]``,
+    as an ``(N, E, g, g)`` tensor. The neck is SAM's, computed only when asked for.
+    """
+
+    def __init__(self, spec: ViTSpec, canvas_size: int = CANVAS_SIZE) -> None:
+        if len(spec.global_attn_indexes) != NUM_STAGES:
+            raise ValueError(f"a PanoSAMic encoder needs {NUM_STAGES} global-attention stages")
+        super().__init__(
+            img_size=canvas_size,
+            patch_size=PATCH_SIZE,
+            in_chans=3,
+            embed_dim=spec.embed_dim,
+            depth=spec.depth,
+            num_heads=spec.num_heads,
+            mlp_ratio=4.0,
+            out_chans=NECK_DIM,
+            qkv_bias=True,
+            norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            act_layer=nn.GELU,
+            use_abs_pos=True,
+            use_rel_pos=True,
+            rel_pos_zero_init=True,
+            window_size=14,
+            global_attn_indexes=spec.global_attn_indexes,
+        )
+        self.global_attn_indexes = tuple(spec.global_attn_indexes)
+        #: "exact" runs SAM's own attention code; "sdpa" the fused kernel (same function).
+        self.attention_impl: AttentionImpl = "sdpa"
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, with_neck: bool = False
+    ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        x = self.patch_embed(x)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        stages: list[torch.Tensor] = []
+        for i, block in enumerate(self.blocks):
+            x = _block_forward(block, x, self.attention_impl)
+            if i in self.global_attn_indexes:
+                stages.append(x.permute(0, 3, 1, 2))
+        neck = self.neck(x.permute(0, 3, 1, 2)) if with_neck else None
+        return neck, stages

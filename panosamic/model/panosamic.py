@@ -1,0 +1,350 @@
+"""The PanoSAMic model: preprocess -> encode -> fuse -> decode -> postprocess."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
+from torch import nn
+
+from panosamic.config import PanoSAMicConfig
+from panosamic.constants import (
+    MODALITIES,
+    NECK_DIM,
+    PIXEL_MEAN,
+    PIXEL_STD,
+    canonical_modalities,
+    native_size,
+    output_grid,
+    token_grid,
+)
+from panosamic.hub.mixin import PanoSAMicHubMixin
+from panosamic.model.decoder import BaselineDecoder, ConvDecoder
+from panosamic.model.encoder import MultiStageImageEncoder, get_vit_spec
+from panosamic.model.fusion import BasicFusion, FeatureFusion
+from panosamic.model.positional import HorizontalPositionalEncoding
+from panosamic.model.state_dict import FROZEN_PREFIXES, load_state_dict_checked
+
+#: Input modalities resized with nearest neighbour (colour-coded normals must not be blended).
+_NEAREST_MODALITIES = frozenset({"normals"})
+
+
+class PanoSAMic(nn.Module, PanoSAMicHubMixin):
+    """Semantic segmentation of equirectangular panoramas from RGB, depth and normals.
+
+    The frozen SAM encoder runs on every (view, modality) image padded to the square canvas;
+    the outputs of its four global-attention blocks are fused per stage by MCBAM blocks and
+    decoded to class logits; with dual view the panorama rolled by half its width is processed
+    too and the two views are blended at logit level.
+
+    Build with :meth:`from_config`; the trainable parts are freshly initialised and the encoder
+    holds no SAM weights until :meth:`load_sam_weights` (or a Hub loader) fills it.
+    """
+
+    def __init__(
+        self,
+        config: PanoSAMicConfig | Mapping[str, Any] | str | os.PathLike | None = None,
+        vit_model: str = "vit_h",
+        modalities: Sequence[str] | str = MODALITIES,
+        num_classes: int = 13,
+        semantic_only: bool = True,
+        class_names: Sequence[str] | None = None,
+        palette: Sequence[Sequence[int]] | None = None,
+        dataset: str | None = None,
+        depth_threshold: float | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = PanoSAMicConfig() if config is None else PanoSAMicConfig.coerce(config)
+        spec = get_vit_spec(vit_model)
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
+        if palette is not None and len(palette) != num_classes:
+            raise ValueError(f"palette has {len(palette)} colours for num_classes={num_classes}")
+        self.config = cfg
+        self.vit_model = vit_model
+        self.modalities = canonical_modalities(modalities)
+        self.num_classes = num_classes
+        self.semantic_only = bool(semantic_only)
+        self.class_names = None if class_names is None else tuple(str(c) for c in class_names)
+        self.palette = None if palette is None else tuple(tuple(int(v) for v in c) for c in palette)
+        self.dataset = dataset
+        self.depth_threshold = None if depth_threshold is None else float(depth_threshold)
+
+        canvas = cfg.canvas_size
+        grid, out_grid = token_grid(canvas), output_grid(canvas)
+        m = len(self.modalities)
+
+        # Registration order is the published state-dict order.
+        self.image_encoder = MultiStageImageEncoder(spec, canvas)
+        if not self.semantic_only:
+            self.prompt_encoder = PromptEncoder(
+                embed_dim=NECK_DIM,
+                image_embedding_size=(grid, grid),
+                input_image_size=(canvas, canvas),
+                mask_in_chans=16,
+            )
+            self.mask_decoder = MaskDecoder(
+                num_multimask_outputs=3,
+                transformer=TwoWayTransformer(depth=2, embedding_dim=NECK_DIM, mlp_dim=2048, num_heads=8),
+                transformer_dim=NECK_DIM,
+                iou_head_depth=3,
+                iou_head_hidden_dim=256,
+            )
+            # The published full-model state dict lists the prompt encoder twice.
+            self._cached_prompt_encoder = self.prompt_encoder
+        else:
+            self.prompt_encoder = None
+            self.mask_decoder = None
+        if cfg.basic_fusion is None:
+            self.feature_fuser: nn.Module = FeatureFusion(
+                spec.embed_dim, m, grid, cfg.channel_attention, cfg.spatial_attention
+            )
+            self.semantic_decoder: nn.Module = ConvDecoder(num_classes, out_grid, cfg.dual_view_fusion)
+        else:
+            self.feature_fuser = BasicFusion(cfg.basic_fusion, m)
+            self.semantic_decoder = BaselineDecoder(
+                NECK_DIM * self.feature_fuser.out_channels_factor, num_classes, out_grid
+            )
+        self.positional_encoding = HorizontalPositionalEncoding()
+        for prefix, module in self.named_children():
+            if prefix + "." in FROZEN_PREFIXES:
+                module.requires_grad_(False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_config(
+        cls,
+        config: PanoSAMicConfig | Mapping[str, Any] | str | os.PathLike,
+        *,
+        vit_model: str,
+        modalities: Sequence[str] | str,
+        num_classes: int,
+        semantic_only: bool = True,
+        **metadata: Any,
+    ) -> PanoSAMic:
+        """Build a model from a config (path, dict or dataclass); nothing is downloaded."""
+        return cls(
+            PanoSAMicConfig.coerce(config),
+            vit_model=vit_model,
+            modalities=modalities,
+            num_classes=num_classes,
+            semantic_only=semantic_only,
+            **metadata,
+        )
+
+    @property
+    def canvas_size(self) -> int:
+        return self.config.canvas_size
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        """(height, width) the model runs at; other 2:1 inputs are resized to it and back."""
+        return native_size(self.config.canvas_size)
+
+    @property
+    def dual_view(self) -> bool:
+        return self.config.dual_view_fusion and self.config.basic_fusion is None
+
+    @property
+    def num_views(self) -> int:
+        return 2 if self.dual_view else 1
+
+    @property
+    def device(self) -> torch.device:
+        return self.image_encoder.patch_embed.proj.weight.device
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors a PanoSAMic checkpoint holds: everything but the frozen SAM parts."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
+
+    def load_sam_weights(self, checkpoint: str | os.PathLike | Mapping[str, torch.Tensor]) -> None:
+        """Fill the frozen SAM parts from one of Meta's checkpoints (a path or a state dict).
+
+        Refuses a checkpoint of another ViT size, naming the size it is.
+        """
+        from panosamic.weights.sam import infer_vit_size, load_sam_state_dict
+
+        sd = dict(checkpoint) if isinstance(checkpoint, Mapping) else load_sam_state_dict(checkpoint)
+        found = infer_vit_size(sd)
+        if found != self.vit_model:
+            raise ValueError(
+                f"the SAM checkpoint is for {found}, but the model was built for {self.vit_model}"
+            )
+        wanted = ("image_encoder.",) if self.semantic_only else ("image_encoder.", "prompt_encoder.", "mask_decoder.")
+        foreign = sorted(k for k in sd if not k.startswith(("image_encoder.", "prompt_encoder.", "mask_decoder.")))
+        if foreign:
+            raise ValueError(
+                f"not a SAM checkpoint: {len(foreign)} key(s) outside image_encoder/prompt_encoder/"
+                f"mask_decoder, e.g. {foreign[:3]}"
+            )
+        load_state_dict_checked(
+            self, {k: v for k, v in sd.items() if k.startswith(wanted)}, only_prefixes=wanted
+        )
+
+    # ------------------------------------------------------------------ pipeline
+    def _check_sample(self, index: int, sample: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+        if not isinstance(sample, Mapping):
+            raise TypeError(f"sample {index}: expected a dict of modality -> tensor, got {type(sample).__name__}")
+        missing = [m for m in self.modalities if m not in sample]
+        if missing:
+            raise ValueError(
+                f"sample {index}: missing modality {missing}; the model was built for {list(self.modalities)}"
+            )
+        extra = [k for k, v in sample.items() if k not in self.modalities and (torch.is_tensor(v) and v.numel())]
+        if extra:
+            raise ValueError(
+                f"sample {index}: modality {extra} given, but the model was built for {list(self.modalities)} only"
+            )
+        size = None
+        for m in self.modalities:
+            t = sample[m]
+            if not torch.is_tensor(t):
+                raise TypeError(f"sample {index}, {m}: expected a torch.Tensor, got {type(t).__name__}")
+            if not t.is_floating_point():
+                raise TypeError(f"sample {index}, {m}: expected a float tensor on the 0-255 scale, got {t.dtype}")
+            if t.ndim != 3 or t.shape[0] != 3:
+                raise ValueError(f"sample {index}, {m}: expected shape (3, H, W), got {tuple(t.shape)}")
+            h, w = int(t.shape[1]), int(t.shape[2])
+            if w != 2 * h:
+                raise ValueError(
+                    f"sample {index}, {m}: a {h}x{w} (HxW) image is not an equirectangular panorama; "
+                    "expected width = 2 x height"
+                )
+            if size is not None and (h, w) != size:
+                raise ValueError(f"sample {index}: modalities differ in size ({size} vs {(h, w)})")
+            size = (h, w)
+        assert size is not None
+        return size
+
+    def preprocess(self, batched_input: Sequence[Mapping[str, torch.Tensor]]) -> torch.Tensor:
+        """Resize to the native size, build the views, normalise, pad to the canvas.
+
+        Returns the encoder batch (B*V*M, 3, canvas, canvas), ordered sample, view, modality.
+        """
+        h, w = self.native_size
+        canvas = self.canvas_size
+        dev = self.device
+        mean = torch.tensor(PIXEL_MEAN, device=dev).view(3, 1, 1)
+        std = torch.tensor(PIXEL_STD, device=dev).view(3, 1, 1)
+        images = []
+        for sample in batched_input:
+            mods = []
+            for m in self.modalities:
+                x = sample[m].to(device=dev, dtype=torch.float32)
+                if x.shape[-2:] != (h, w):
+                    mode = "nearest" if m in _NEAREST_MODALITIES else "bilinear"
+                    kw = {} if mode == "nearest" else {"align_corners": False, "antialias": x.shape[-1] > w}
+                    x = F.interpolate(x[None], size=(h, w), mode=mode, **kw)[0]
+                mods.append(x)
+            for view in range(self.num_views):
+                for x in mods:
+                    if view == 1:
+                        x = torch.roll(x, w // 2, dims=-1)
+                    x = (x - mean) / std
+                    images.append(F.pad(x, (0, canvas - w, 0, canvas - h)))
+        return torch.stack(images)
+
+    def encode(self, images: torch.Tensor, with_neck: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """Frozen encoder, always without gradients."""
+        with torch.no_grad():
+            return self.image_encoder(images, with_neck=with_neck)
+
+    def fuse(self, stages: list[torch.Tensor], neck: torch.Tensor | None = None) -> torch.Tensor:
+        """(B*V*M, E, g, g) x 4 -> (B*V, 1024, G, G), with the longitude encoding for dual view."""
+        if isinstance(self.feature_fuser, BasicFusion):
+            assert neck is not None
+            return self.feature_fuser(neck)
+        fused = self.feature_fuser(stages)
+        return self.positional_encoding(fused) if self.dual_view else fused
+
+    def decode(self, fused: torch.Tensor) -> torch.Tensor:
+        """(B*V, C, G, G) -> (B, K, G, G) logits."""
+        return self.semantic_decoder(fused)
+
+    def postprocess(self, logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[torch.Tensor]:
+        """Upsample to the canvas, crop the panorama, resize to each input's size: list of (K, H, W)."""
+        h, w = self.native_size
+        canvas = self.canvas_size
+        # Rows below the panorama are cropped away: upsample only the rows that reach it.
+        rows = min(logits.shape[-2], (h * logits.shape[-2]) // canvas + 1)
+        scale = canvas // logits.shape[-1]
+        up = F.interpolate(logits[..., :rows, :], scale_factor=scale, mode="bilinear", align_corners=False)
+        up = up[..., :h, :w]
+        outs = []
+        for i, size in enumerate(sizes):
+            x = up[i]
+            if tuple(size) != (h, w):
+                x = F.interpolate(x[None], size=tuple(size), mode="bilinear", align_corners=False)[0]
+            outs.append(x)
+        return outs
+
+    def forward(self, batched_input: Sequence[Mapping[str, torch.Tensor]]) -> list[dict[str, Any]]:
+        """``batched_input``: list of dicts modality -> float (3, H, W) on the 0-255 scale, H:W = 1:2.
+
+        Returns one dict per sample: ``sem_preds`` (num_classes, H, W) logits and
+        ``instance_masks`` (SAM automatic masks; empty for a semantic-only model).
+        """
+        if isinstance(batched_input, Mapping):
+            batched_input = [batched_input]
+        if len(batched_input) == 0:
+            raise ValueError("batched_input is empty")
+        sizes = [self._check_sample(i, s) for i, s in enumerate(batched_input)]
+        images = self.preprocess(batched_input)
+        need_neck = not self.semantic_only or isinstance(self.feature_fuser, BasicFusion)
+        neck, stages = self.encode(images, with_neck=need_neck)
+        logits = self.decode(self.fuse(stages, neck))
+        sem = self.postprocess(logits, sizes)
+        instances: list[list[dict[str, Any]]] = [[] for _ in sizes]
+        if not self.semantic_only:
+            assert neck is not None
+            instances = self._instance_masks(neck, sizes)
+        return [{"sem_preds": s, "instance_masks": inst} for s, inst in zip(sem, instances)]
+
+    def _instance_masks(self, neck: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[list[dict[str, Any]]]:
+        try:
+            from panosamic.model.instance import InstanceSettings, instance_masks_for_sample
+        except ImportError as e:  # pragma: no cover - present once the instance branch is installed
+            raise NotImplementedError("the SAM instance branch is not available in this build") from e
+        per_sample = self.num_views * len(self.modalities)
+        settings = getattr(self, "instance_settings", None) or InstanceSettings()
+        out = []
+        with torch.no_grad():
+            for i, size in enumerate(sizes):
+                out.append(
+                    instance_masks_for_sample(
+                        self.prompt_encoder,
+                        self.mask_decoder,
+                        neck[i * per_sample : (i + 1) * per_sample],
+                        num_views=self.num_views,
+                        num_modalities=len(self.modalities),
+                        native_hw=self.native_size,
+                        canvas_size=self.canvas_size,
+                        out_hw=tuple(size),
+                        settings=settings,
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ convenience
+    def predict(self, image: Any, depth: Any = None, normals: Any = None, **kwargs: Any):
+        """Segment one panorama (path, PIL image, array or tensor); see :func:`panosamic.predict.predict`."""
+        from panosamic.predict import predict
+
+        return predict(self, image, depth, normals, **kwargs)
+
+    def predict_batch(self, images: Sequence[Any], depths: Any = None, normals: Any = None, **kwargs: Any):
+        """Segment several panoramas; see :func:`panosamic.predict.predict_batch`."""
+        from panosamic.predict import predict_batch
+
+        return predict_batch(self, images, depths, normals, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (
+            f"vit_model={self.vit_model!r}, modalities={self.modalities}, num_classes={self.num_classes}, "
+            f"dual_view={self.dual_view}, canvas_size={self.canvas_size}, semantic_only={self.semantic_only}"
+        )

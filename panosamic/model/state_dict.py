@@ -1,0 +1,119 @@
+"""Strict state-dict loading with errors that say what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+#: Parameters that come from Meta's SAM checkpoint and are never trained or published.
+FROZEN_PREFIXES: tuple[str, ...] = ("image_encoder.", "prompt_encoder.", "_cached_prompt_encoder.", "mask_decoder.")
+
+_FC0 = "feature_fuser.fusion_blocks.0.channel_attention.att_layer.fc.0.weight"
+_NECK0 = "feature_fuser.fusion_blocks.0.neck.0.weight"
+_HEAD = "semantic_decoder.decoder_head.3.weight"
+_BASE_HEAD = "semantic_decoder.decoder_head.5.weight"
+_BASE_IN = "semantic_decoder.decoder_head.1.weight"
+_POS = "image_encoder.pos_embed"
+
+
+def _list(keys: Sequence[str], limit: int = 5) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _architecture(sd: Mapping[str, torch.Tensor]) -> dict[str, object]:
+    """What the shapes of a (possibly partial) state dict say about the architecture."""
+    from panosamic.model.encoder import vit_from_embed_dim
+
+    arch: dict[str, object] = {}
+    if _NECK0 in sd:  # (E, M*E, 1, 1)
+        e, me = sd[_NECK0].shape[:2]
+        arch["vit"] = vit_from_embed_dim(int(e)) or f"embed dim {int(e)}"
+        arch["modalities"] = int(me) // int(e)
+    elif _POS in sd:
+        e = sd[_POS].shape[-1]
+        arch["vit"] = vit_from_embed_dim(int(e)) or f"embed dim {int(e)}"
+    if _HEAD in sd:
+        arch["classes"] = int(sd[_HEAD].shape[0])
+    elif _BASE_HEAD in sd:
+        arch["classes"] = int(sd[_BASE_HEAD].shape[0])
+    if any(k.startswith("semantic_decoder.") for k in sd):
+        arch["dual_view"] = any(k.startswith("semantic_decoder.decoder_attention.") for k in sd)
+    arch["baseline"] = _BASE_IN in sd
+    return arch
+
+
+def diagnose(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> list[str]:
+    """Human-readable reasons why ``sd`` does not fit ``model`` (ViT size, modalities, classes, views)."""
+    got, want = _architecture(sd), _architecture(model.state_dict())
+    reasons = []
+    if "vit" in got and "vit" in want and got["vit"] != want["vit"]:
+        reasons.append(f"the checkpoint is for {got['vit']}, the model was built for {want['vit']}")
+    if "modalities" in got and "modalities" in want and got["modalities"] != want["modalities"]:
+        mods = getattr(model, "modalities", None)
+        reasons.append(
+            f"the channel-attention MLP is sized for {got['modalities']} modalities, "
+            f"the model was built for {want['modalities']}" + (f" {tuple(mods)}" if mods else "")
+        )
+    if "classes" in got and "classes" in want and got["classes"] != want["classes"]:
+        reasons.append(f"the checkpoint has {got['classes']} classes, the model {want['classes']}")
+    if "dual_view" in got and "dual_view" in want and got["dual_view"] != want["dual_view"]:
+        v = {True: "dual view", False: "single view"}
+        reasons.append(
+            f"the checkpoint is {v[bool(got['dual_view'])]}, the model {v[bool(want['dual_view'])]} "
+            "(config dual_view_fusion)"
+        )
+    if got.get("baseline") != want.get("baseline") and any(k.startswith("semantic_decoder.") for k in sd):
+        reasons.append("one of checkpoint and model is the baseline (basic_fusion) variant, the other is not")
+    if any(k.startswith("_cached_prompt_encoder.") for k in sd) and getattr(model, "semantic_only", False):
+        reasons.append("the checkpoint holds the SAM instance branch: build the model with semantic_only=False")
+    return reasons
+
+
+def load_state_dict_checked(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    only_prefixes: Sequence[str] | None = None,
+) -> list[str]:
+    """Load ``state_dict`` into ``model``, casting to each parameter's dtype.
+
+    ``only_prefixes``: compare and load just the keys under these prefixes (e.g. the trainable
+    ``feature_fuser.`` and ``semantic_decoder.`` of a Hub checkpoint); other model keys are not
+    reported missing. Strict: any missing, unexpected or mis-shaped key raises a ``ValueError``
+    that names them and says which architecture the checkpoint is for; nothing is loaded then.
+    Returns the list of missing keys (empty when strict).
+    """
+    expected = model.state_dict()
+    if only_prefixes is not None:
+        prefixes = tuple(only_prefixes)
+        expected = {k: v for k, v in expected.items() if k.startswith(prefixes)}
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mis_shaped = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if mis_shaped:
+        problems.append(f"{len(mis_shaped)} tensor(s) of the wrong shape: {_list(mis_shaped, 3)}")
+    if strict and missing:
+        problems.append(f"{len(missing)} missing key(s): {_list(missing)}")
+    if strict and unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s): {_list(unexpected)}")
+    if problems:
+        reasons = diagnose(model, state_dict)
+        msg = "state dict does not fit the model: " + "; ".join(problems)
+        if reasons:
+            msg += ". Diagnosis: " + "; ".join(reasons)
+        raise ValueError(msg)
+    tensors = {k: v for k, v in state_dict.items() if k in expected}
+    meta = any(p.is_meta for p in model.parameters())
+    if meta:  # built under torch.device("meta"): adopt the given tensors (cast to the model's dtype)
+        tensors = {k: v.to(dtype=expected[k].dtype) for k, v in tensors.items()}
+    model.load_state_dict(tensors, strict=False, assign=meta)
+    return missing

@@ -1,0 +1,52 @@
+"""Shared test helpers: fixture paths, tiny models, the compat tables."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+COMPAT = FIXTURES / "compat"
+PARITY = FIXTURES / "parity"
+
+# make_weights.py (deterministic test weights from a key/shape table) is test tooling, not package code.
+sys.path.insert(0, str(COMPAT))
+
+
+def tiny_config(**changes):
+    """A config whose model runs on a 256 canvas (native input 128x256)."""
+    from panosamic.config import PanoSAMicConfig
+
+    return PanoSAMicConfig(canvas_size=256).replace(**changes)
+
+
+def make_tiny_model(modalities=("image",), num_classes=13, semantic_only=True, seed=0, **config_changes):
+    """A tiny, randomly initialised PanoSAMic (vit_tiny encoder with random, non-zero weights)."""
+    from panosamic.model import PanoSAMic
+
+    torch.manual_seed(seed)
+    model = PanoSAMic.from_config(
+        tiny_config(**config_changes),
+        vit_model="vit_tiny",
+        modalities=modalities,
+        num_classes=num_classes,
+        semantic_only=semantic_only,
+    )
+    with torch.no_grad():  # SAM zero-initialises the relative position tables; make them count
+        for name, p in model.image_encoder.named_parameters():
+            if "rel_pos" in name or name == "pos_embed":
+                p.normal_(0, 0.1)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_model():
+    return make_tiny_model()
+
+
+def random_panorama(modalities=("image",), height=128, width=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {m: torch.randint(0, 256, (3, height, width), generator=g).float() for m in modalities}

@@ -1,0 +1,331 @@
+"""``panosamic prepare``: turn a raw dataset download into the processed layout.
+
+Writes, per sample, ``rgb.webp`` (Lanczos), ``depth.png`` (16-bit; Lanczos including the holes
+like the reference, or ``--depth-resize hole-aware``), ``depth_mask.webp`` (validity, nearest),
+``normals.webp`` (nearest) and ``instances.webp`` / ``semantics.png`` (nearest), all lossless;
+then the sample list, the per-area depth histograms (of the processed depth, valid pixels
+only) and the assets. Every file is written atomically; a sample whose files all exist is
+skipped (its histogram is read back from them), so an interrupted run can simply be re-run.
+A missing or unreadable raw file stops the run with its name, or with ``--skip-bad`` is
+skipped and counted (skipped samples are left out of the sample list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from panosamic.data.base import (
+    AREA_DEPTH_CACHE,
+    ASSETS_DIR,
+    CLASS_WEIGHTS_CACHE,
+    DEPTH_FILE,
+    DEPTH_MASK_FILE,
+    NORMALS_FILE,
+    RGB_FILE,
+    SAMPLES_CACHE,
+    SPLIT_DEPTH_CACHE,
+    RawLayout,
+    RawSampleFiles,
+    read_array,
+    read_json,
+)
+from panosamic.data.depth import DEPTH_RESIZE_MODES, resize_depth, resize_mask
+from panosamic.data.matterport3d import Matterport3DRaw
+from panosamic.data.stanford2d3ds import Stanford2D3DSRaw
+from panosamic.data.structured3d import Structured3DRaw
+from panosamic.io import atomic_path, atomic_write_bytes, atomic_write_text
+
+RAW_LAYOUTS: dict[str, type[RawLayout]] = {
+    "stanford2d3ds": Stanford2D3DSRaw,
+    "matterport3d": Matterport3DRaw,
+    "structured3d": Structured3DRaw,
+}
+#: Our record of how a folder was prepared (the reference ignores it).
+SETTINGS_FILE = "cache_prepare_settings.json"
+_MAX_LISTED = 10
+
+
+class RawFileError(RuntimeError):
+    """A raw file is missing or cannot be read; ``path`` names it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"raw file {path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+@dataclass
+class PrepareReport:
+    """What a :func:`prepare_dataset` run did."""
+
+    dataset: str
+    out: Path
+    num_samples: int = 0
+    num_written: int = 0
+    num_existing: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (area/sample, reason)
+    seconds: float = 0.0
+
+
+def _load(path: Path) -> Image.Image:
+    """Open and fully decode an image; any failure is a :class:`RawFileError`."""
+    if not path.is_file():
+        raise RawFileError(path, "missing")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for broken files
+        raise RawFileError(path, f"unreadable ({type(e).__name__}: {e})") from None
+
+
+def _depth_array(image: Image.Image, path: Path) -> np.ndarray:
+    if image.mode not in ("I;16", "I;16B", "I"):
+        raise RawFileError(path, f"expected a 16-bit depth image, got mode {image.mode}")
+    array = np.asarray(image)
+    if array.min() < 0 or array.max() > 65535:
+        raise RawFileError(path, "depth values outside 0..65535")
+    return array.astype(np.uint16)
+
+
+def _save(path: Path, image: Image.Image, fmt: str) -> None:
+    with atomic_path(path) as tmp:
+        if fmt == "WEBP":
+            image.save(tmp, format="WEBP", lossless=True)
+        else:
+            image.save(tmp, format=fmt)
+
+
+def _outputs(layout: RawLayout, sample_dir: Path) -> list[Path]:
+    names = [RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, layout.label_file]
+    if layout.has_normals:
+        names.append(NORMALS_FILE)
+    return [sample_dir / n for n in names]
+
+
+def process_sample(
+    layout: RawLayout, files: RawSampleFiles, sample_dir: Path, scale: float, depth_resize: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read, resize and write one sample; returns its processed (depth, valid) arrays."""
+    rgb = _load(files.rgb).convert("RGB")
+    depth_image = _load(files.depth)
+    depth = _depth_array(depth_image, files.depth)
+    labels = _load(files.labels)
+    try:
+        labels = layout.convert_labels(labels, files.labels)
+    except ValueError as e:
+        raise RawFileError(files.labels, str(e)) from None
+    normals = _load(files.normals).convert("RGB") if layout.has_normals and files.normals else None
+    sizes = {"rgb": rgb.size, "depth": depth_image.size, "labels": labels.size}
+    if normals is not None:
+        sizes["normals"] = normals.size
+    if len(set(sizes.values())) != 1:
+        raise RawFileError(files.rgb, f"the sample's files differ in size (width, height): {sizes}")
+    valid = layout.depth.valid(depth)
+    width, height = rgb.size
+    if scale < 1.0:
+        size = (int(width * scale), int(height * scale))
+        if min(size) < 1:
+            raise ValueError(f"--scale {scale} makes {width}x{height} panoramas empty")
+        rgb = rgb.resize(size, resample=Image.Resampling.LANCZOS)
+        depth = resize_depth(depth, size, layout.depth, depth_resize)  # type: ignore[arg-type]
+        valid = resize_mask(valid, size)
+        labels = labels.resize(size, resample=Image.Resampling.NEAREST)
+        if normals is not None:
+            normals = normals.resize(size, resample=Image.Resampling.NEAREST)
+    sample_dir.mkdir(parents=True, exist_ok=True)
+    _save(sample_dir / RGB_FILE, rgb, "WEBP")
+    _save(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
+    mask_rgb = np.repeat((valid.astype(np.uint8) * 255)[..., None], 3, axis=-1)
+    _save(sample_dir / DEPTH_MASK_FILE, Image.fromarray(mask_rgb), "WEBP")
+    if normals is not None:
+        _save(sample_dir / NORMALS_FILE, normals, "WEBP")
+    label_fmt = "WEBP" if layout.label_file.endswith(".webp") else "PNG"
+    _save(sample_dir / layout.label_file, labels, label_fmt)
+    return depth, valid
+
+
+def _read_processed_depth(sample_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    depth = read_array(sample_dir / DEPTH_FILE)
+    mask = read_array(sample_dir / DEPTH_MASK_FILE)
+    return depth, (mask[..., -1] if mask.ndim == 3 else mask).astype(bool)
+
+
+def _copy_assets(raw: Path, out: Path) -> None:
+    src = raw / ASSETS_DIR
+    if not src.is_dir():
+        return
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            target = out / ASSETS_DIR / path.relative_to(src)
+            if not target.is_file() or target.read_bytes() != path.read_bytes():
+                atomic_write_bytes(target, path.read_bytes())
+
+
+def _check_settings(out: Path, settings: dict, overwrite: bool) -> None:
+    path = out / SETTINGS_FILE
+    if overwrite or not path.is_file():
+        return
+    previous = read_json(path)
+    if previous != settings:
+        raise ValueError(
+            f"{out} was prepared with {previous}, now asked for {settings}; "
+            "use the same options to resume, or --overwrite to redo every sample"
+        )
+
+
+def prepare_dataset(
+    dataset: str,
+    raw: str | Path,
+    out: str | Path,
+    scale: float | None = None,
+    *,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+    depth_resize: str = "reference",
+    progress: bool = True,
+) -> PrepareReport:
+    """Prepare ``raw`` (a download in the dataset's raw layout) into ``out``; see the module doc."""
+    started = time.perf_counter()
+    if dataset not in RAW_LAYOUTS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {tuple(RAW_LAYOUTS)}")
+    layout = RAW_LAYOUTS[dataset]()
+    raw, out = Path(raw), Path(out)
+    if not raw.is_dir():
+        raise FileNotFoundError(f"raw {dataset} folder {raw} does not exist")
+    if out.resolve() == raw.resolve():
+        raise ValueError("--out must differ from --raw")
+    scale = layout.default_scale if scale is None else float(scale)
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    if depth_resize not in DEPTH_RESIZE_MODES:
+        raise ValueError(f"depth_resize must be one of {DEPTH_RESIZE_MODES}, got {depth_resize!r}")
+
+    # Everything that can be checked is checked before any file is written.
+    layout.check(raw)
+    areas = layout.find_areas(raw)
+    samples = {area: layout.find_samples(raw, area) for area in areas}
+    if not any(samples.values()):
+        raise FileNotFoundError(f"no {dataset} samples found in {raw} (areas: {areas[:8]})")
+    report = PrepareReport(dataset=dataset, out=out)
+    bad: dict[tuple[str, str], str] = {}
+    for area, names in samples.items():
+        for name in names:
+            missing = [str(p) for p in layout.sample_files(raw, area, name).paths().values() if not p.is_file()]
+            if missing:
+                bad[(area, name)] = f"missing raw file {missing[0]}"
+    if bad and not skip_bad:
+        listed = "\n  ".join(bad[k] for k in list(bad)[:_MAX_LISTED])
+        more = f"\n  ... {len(bad)} samples in all" if len(bad) > _MAX_LISTED else ""
+        raise FileNotFoundError(f"{len(bad)} sample(s) have missing raw files:\n  {listed}{more}\n(--skip-bad skips them)")
+    settings = {"dataset": dataset, "scale": scale, "depth_resize": depth_resize}
+    out.mkdir(parents=True, exist_ok=True)
+    _check_settings(out, settings, overwrite)
+    _copy_assets(raw, out)
+
+    hist = {area: [np.zeros(layout.depth.hist_bins, np.int64), None] for area in areas}
+    done: dict[str, list[str]] = {area: [] for area in areas}
+    total = sum(len(v) for v in samples.values())
+    wrote_any = False
+    with tqdm(total=total, desc=f"prepare {dataset}", unit="pano", disable=not progress, file=sys.stderr) as bar:
+        for area in areas:
+            for name in samples[area]:
+                bar.set_postfix_str(area, refresh=False)
+                bar.update(1)
+                if (area, name) in bad:
+                    continue
+                sample_dir = out / area / name
+                arrays = None
+                if not overwrite and all(p.is_file() for p in _outputs(layout, sample_dir)):
+                    try:
+                        arrays = _read_processed_depth(sample_dir)
+                        report.num_existing += 1
+                    except OSError:
+                        arrays = None
+                if arrays is None:
+                    try:
+                        arrays = process_sample(layout, layout.sample_files(raw, area, name), sample_dir, scale, depth_resize)
+                    except RawFileError as e:
+                        if not skip_bad:
+                            raise RawFileError(e.path, f"{e.reason}; fix or re-download it, or pass --skip-bad") from None
+                        bad[(area, name)] = str(e)
+                        continue
+                    report.num_written += 1
+                    wrote_any = True
+                counts, edges = layout.depth.histogram(*arrays)
+                hist[area][0] += counts
+                hist[area][1] = edges
+                done[area].append(name)
+
+    for area in areas:
+        if hist[area][1] is None:
+            hist[area][1] = layout.depth.empty_histogram()[1]
+    atomic_write_text(out / SAMPLES_CACHE, json.dumps({a: sorted(done[a]) for a in areas}))
+    stats = {a: [hist[a][0].tolist(), np.asarray(hist[a][1]).tolist()] for a in areas}
+    atomic_write_text(out / AREA_DEPTH_CACHE, json.dumps(stats))
+    atomic_write_text(out / SETTINGS_FILE, json.dumps(settings))
+    if wrote_any:  # derived caches of an older state would be stale (the reference trusts them)
+        for stale in (SPLIT_DEPTH_CACHE, CLASS_WEIGHTS_CACHE):
+            (out / stale).unlink(missing_ok=True)
+    report.num_samples = sum(len(v) for v in done.values())
+    report.skipped = [(f"{a}/{n}", reason) for (a, n), reason in bad.items()]
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# --------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=tuple(RAW_LAYOUTS), help="which dataset the raw folder holds")
+    parser.add_argument("--raw", required=True, type=Path, help="the raw download (dataset's own layout)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (processed layout)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="resize factor in (0, 1]; default: the reference's (stanford2d3ds 1.0, matterport3d 0.25, "
+        "structured3d 1.0). Use 0.25 for 2048x4096 Stanford panoramas (-> 512x1024, the model's size)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo samples that are already prepared")
+    parser.add_argument("--skip-bad", action="store_true", help="skip samples with missing/unreadable raw files")
+    parser.add_argument(
+        "--depth-resize",
+        choices=DEPTH_RESIZE_MODES,
+        default="reference",
+        help="reference: Lanczos including the holes (what the published checkpoints saw); "
+        "hole-aware: no depth is invented next to holes (for new training)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = prepare_dataset(
+        args.dataset,
+        args.raw,
+        args.out,
+        args.scale,
+        overwrite=args.overwrite,
+        skip_bad=args.skip_bad,
+        depth_resize=args.depth_resize,
+        progress=not args.no_progress,
+    )
+    print(
+        f"prepared {report.num_samples} {report.dataset} panoramas in {report.out} "
+        f"({report.num_written} written, {report.num_existing} already done) in {report.seconds:.1f} s"
+    )
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} bad sample(s):")
+        for name, reason in report.skipped[:_MAX_LISTED]:
+            print(f"  {name}: {reason}")
+        if len(report.skipped) > _MAX_LISTED:
+            print(f"  ... and {len(report.skipped) - _MAX_LISTED} more")
+    return 0

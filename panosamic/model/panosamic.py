@@ -54,6 +54,7 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         class_names: Sequence[str] | None = None,
         palette: Sequence[Sequence[int]] | None = None,
         dataset: str | None = None,
+        fold: int | None = None,
         depth_threshold: float | None = None,
     ) -> None:
         super().__init__()
@@ -73,6 +74,7 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         self.class_names = None if class_names is None else tuple(str(c) for c in class_names)
         self.palette = None if palette is None else tuple(tuple(int(v) for v in c) for c in palette)
         self.dataset = dataset
+        self.fold = fold
         self.depth_threshold = None if depth_threshold is None else float(depth_threshold)
 
         canvas = cfg.canvas_size

@@ -1,0 +1,105 @@
+"""Reading and writing the files of a Hub folder (weights, config.json, model card).
+
+Only trainable tensors (``feature_fuser.*``, ``semantic_decoder.*``) are ever written; weights
+are read from safetensors (or, for local files only, from ``.pth`` with ``weights_only=True``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, HubModelInfo
+from panosamic.io import atomic_path, atomic_write_text
+
+#: Prefixes of the frozen SAM parts; never part of a Hub folder.
+FROZEN_PREFIXES: tuple[str, ...] = ("image_encoder.", "prompt_encoder.", "_cached_prompt_encoder.", "mask_decoder.")
+#: Prefixes of the trainable parts; exactly what a Hub folder holds.
+TRAINABLE_PREFIXES: tuple[str, ...] = ("feature_fuser.", "semantic_decoder.")
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def split_trainable(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """(trainable tensors, frozen keys, other keys) of a state dict."""
+    trainable = {k: v for k, v in state_dict.items() if k.startswith(TRAINABLE_PREFIXES)}
+    frozen = [k for k in state_dict if k.startswith(FROZEN_PREFIXES)]
+    other = [k for k in state_dict if k not in trainable and k not in frozen]
+    return trainable, frozen, other
+
+
+def check_no_frozen(keys: Any, where: str) -> None:
+    """Refuse a set of keys that would put frozen SAM tensors into a Hub folder."""
+    frozen = sorted(k for k in keys if k.startswith(FROZEN_PREFIXES))
+    if frozen:
+        raise ValueError(
+            f"{where} would contain {len(frozen)} frozen SAM tensor(s) (e.g. {frozen[:3]}); Hub folders hold "
+            "only feature_fuser.* and semantic_decoder.*"
+        )
+
+
+def write_hub_folder(
+    out_dir: str | os.PathLike,
+    tensors: Mapping[str, torch.Tensor],
+    info: HubModelInfo,
+    *,
+    card: Any = None,
+    dtype: str | torch.dtype | None = None,
+) -> Path:
+    """Write ``model.safetensors``, ``config.json`` and (if given) ``README.md`` atomically."""
+    from safetensors.torch import save_file
+
+    check_no_frozen(tensors, f"the folder {out_dir}")
+    unknown = sorted(k for k in tensors if not k.startswith(TRAINABLE_PREFIXES))
+    if unknown:
+        raise ValueError(f"not a PanoSAMic trainable tensor: {unknown[:5]}")
+    if not tensors:
+        raise ValueError("no trainable tensors to write")
+    target = parse_dtype(dtype)
+    out = {}
+    for k, v in tensors.items():
+        v = v.detach().to("cpu")
+        if target is not None and v.is_floating_point():
+            v = v.to(target)
+        out[k] = v.contiguous().clone()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / WEIGHTS_NAME) as tmp:
+        save_file(out, str(tmp), metadata={"format": "pt", "library": "panosamic"})
+    info.to_json(out_dir / CONFIG_NAME)
+    if card is not None:
+        atomic_write_text(out_dir / CARD_NAME, str(card))
+    return out_dir
+
+
+def read_weights(path: str | os.PathLike, *, local: bool = True) -> dict[str, torch.Tensor]:
+    """Read a weights file on CPU: safetensors, or (local files only) a ``weights_only`` ``.pth``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from e
+    if not local:
+        raise ValueError(f"refusing {path}: weights from the Hub are read only as .safetensors")
+    if path.suffix not in (".pth", ".pt", ".bin"):
+        raise ValueError(f"unsupported weights file {path}: expected .safetensors (or a local .pth/.pt)")
+    from panosamic.weights.sam import load_sam_state_dict
+
+    return load_sam_state_dict(path)  # weights_only=True, clear errors for pickled code / truncation

@@ -1,0 +1,120 @@
+"""Upload a PanoSAMic Hub folder into a repository subfolder, in one commit.
+
+    panosamic push CHECKPOINT_DIR REPO_ID [--subfolder NAME] [--private] [--revision BRANCH]
+
+``CHECKPOINT_DIR`` is a folder written by ``panosamic export`` or ``model.save_pretrained``. It
+is checked before anything is sent: it must hold ``model.safetensors`` without frozen SAM
+tensors, a readable ``config.json`` and a model card whose front matter parses. The token
+comes from ``HF_TOKEN`` or ``hf auth login`` (or ``--token-file``); it is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from panosamic.hub.files import check_no_frozen
+from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, HubModelInfo
+
+#: Files a Hub folder may hold (anything else is not uploaded).
+HUB_FILES: tuple[str, ...] = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
+
+
+def check_hub_folder(folder: str | os.PathLike) -> HubModelInfo:
+    """Validate a folder before upload; returns its config.json."""
+    from huggingface_hub import ModelCard
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_NAME} in {folder}; make one with `panosamic export`")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            keys = list(f.keys())
+    except (SafetensorError, OSError) as e:
+        raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
+    check_no_frozen(keys, str(weights))
+    if not (folder / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}; make the folder with `panosamic export`")
+    info = HubModelInfo.from_json(folder / CONFIG_NAME)
+    card = folder / CARD_NAME
+    if card.is_file():
+        try:
+            data = ModelCard.load(card).data
+        except Exception as e:  # the Hub rejects cards whose YAML does not parse
+            raise ValueError(f"{card}: the model card's front matter does not parse: {e}") from e
+        if data.library_name != "panosamic":
+            raise ValueError(f"{card}: library_name is {data.library_name!r}, expected 'panosamic'")
+    return info
+
+
+def push_folder(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    subfolder: str | None = None,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | bool | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> str:
+    """Upload ``folder``'s Hub files into ``subfolder`` of ``repo_id`` (created if needed); the commit URL."""
+    from huggingface_hub import HfApi
+
+    info = check_hub_folder(folder)
+    if subfolder is not None:
+        subfolder = subfolder.strip("/")
+        if not subfolder or ".." in subfolder.split("/"):
+            raise ValueError(f"invalid subfolder {subfolder!r}")
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if revision is not None and revision != "main" and not create_pr:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    where = f"{repo_id}/{subfolder}" if subfolder else repo_id
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=str(folder),
+        path_in_repo=subfolder or None,
+        commit_message=commit_message or f"Upload PanoSAMic {info.variant_name} to {where}",
+        revision=revision,
+        create_pr=create_pr,
+        allow_patterns=list(HUB_FILES),
+    )
+    return str(getattr(commit, "pr_url", None) or commit)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint_dir", type=Path, help="folder from `panosamic export` / save_pretrained")
+    parser.add_argument("repo_id", help="Hub repository, namespace/name (created if missing)")
+    parser.add_argument("--subfolder", default=None, help="subfolder in the repo, e.g. stanford2d3ds-vith-rgbd-fold1")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of pushing")
+    parser.add_argument("--commit-message", default=None)
+    parser.add_argument(
+        "--token-file", type=Path, default=None,
+        help="read the Hub token from this file (default: HF_TOKEN or `hf auth login`)",
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    token = None
+    if args.token_file is not None:
+        token = args.token_file.read_text().strip() or None
+    url = push_folder(
+        args.checkpoint_dir,
+        args.repo_id,
+        subfolder=args.subfolder,
+        commit_message=args.commit_message,
+        private=True if args.private else None,
+        token=token,
+        revision=args.revision,
+        create_pr=args.create_pr,
+    )
+    print(url)
+    return 0

@@ -1,0 +1,321 @@
+"""Meta's SAM checkpoints: registry, lookup, verified download and safe loading.
+
+The frozen SAM image encoder (and, for the instance branch, the prompt encoder and mask
+decoder) come from one of Meta's three published ``.pth`` files. This module finds such a file
+(given directly, or in a folder), or downloads it into a cache with a progress bar, to a
+``.part`` file that is renamed only after its MD5 checksum matches. Files are read with
+``torch.load(weights_only=True)``: a checkpoint that needs pickled code is refused.
+
+Command line: ``panosamic download-sam {vit_b,vit_l,vit_h}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import os
+import pickle
+import re
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+#: Where Meta publishes the SAM checkpoints.
+SAM_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything"
+#: Environment variable naming the root of panosamic's cache (SAM files go to ``<root>/sam``).
+CACHE_ENV = "PANOSAMIC_CACHE"
+_CHUNK = 1 << 20
+_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class SamCheckpoint:
+    """One of Meta's SAM checkpoints: file name, URL and MD5 checksum."""
+
+    vit_model: str
+    filename: str
+    md5: str
+    url: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            object.__setattr__(self, "url", f"{SAM_BASE_URL}/{self.filename}")
+        if not re.fullmatch(r"[0-9a-f]{32}", self.md5):
+            raise ValueError(f"{self.filename}: MD5 must be 32 lowercase hex digits, got {self.md5!r}")
+
+
+#: The registry: ViT size -> checkpoint. (The tiny test encoder has no Meta checkpoint.)
+SAM_CHECKPOINTS: dict[str, SamCheckpoint] = {
+    "vit_h": SamCheckpoint("vit_h", "sam_vit_h_4b8939.pth", "4b8939a88964f0f4ff5f5b2642c598a6"),
+    "vit_l": SamCheckpoint("vit_l", "sam_vit_l_0b3195.pth", "0b3195507c641ddb6910d2bb5adee89c"),
+    "vit_b": SamCheckpoint("vit_b", "sam_vit_b_01ec64.pth", "01ec64d29a2fca3f0661936605ae66f8"),
+}
+
+
+class SamWeightsUnavailableError(FileNotFoundError):
+    """The SAM checkpoint is not on disk and cannot be downloaded (offline, no network)."""
+
+
+# ---------------------------------------------------------------------------- registry
+def get_sam_checkpoint(vit_model: str) -> SamCheckpoint:
+    """The registry entry of a ViT size (ValueError for a size Meta did not publish)."""
+    if vit_model not in SAM_CHECKPOINTS:
+        raise ValueError(
+            f"no Meta SAM checkpoint for vit_model={vit_model!r}; Meta published {sorted(SAM_CHECKPOINTS)}. "
+            "For other encoders pass the weights file (or a state dict) yourself."
+        )
+    return SAM_CHECKPOINTS[vit_model]
+
+
+def sam_cache_dir() -> Path:
+    """``$PANOSAMIC_CACHE/sam``, default ``~/.cache/panosamic/sam`` (``$XDG_CACHE_HOME`` honoured)."""
+    root = os.environ.get(CACHE_ENV)
+    if root:
+        return Path(root).expanduser() / "sam"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "panosamic" / "sam"
+
+
+def _offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("PANOSAMIC_OFFLINE") or ""
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def md5sum(path: str | os.PathLike) -> str:
+    """MD5 hex digest of a file, read in chunks."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_sam_checkpoint(path: str | os.PathLike, vit_model: str) -> None:
+    """Raise ValueError unless ``path`` has the registry's MD5 for ``vit_model``."""
+    entry = get_sam_checkpoint(vit_model)
+    got = md5sum(path)
+    if got != entry.md5:
+        raise ValueError(f"checksum mismatch for {path}: MD5 {got}, expected {entry.md5} ({entry.filename})")
+
+
+# ---------------------------------------------------------------------------- download
+def _place_hint(entry: SamCheckpoint, folder: Path) -> str:
+    return (
+        f"download {entry.url} (MD5 {entry.md5}) on a machine with network access and place it at "
+        f"{folder / entry.filename}, or pass sam_weights_path=<that file or its folder>"
+    )
+
+
+def download_sam_checkpoint(
+    vit_model: str,
+    folder: str | os.PathLike | None = None,
+    *,
+    progress: bool = True,
+    force: bool = False,
+) -> Path:
+    """Download (or reuse) Meta's checkpoint for ``vit_model`` into ``folder`` (default: the cache).
+
+    The file is streamed to ``<name>.part`` and renamed only after its MD5 matches the
+    registry; a mismatch deletes it and raises ValueError. Offline (``HF_HUB_OFFLINE=1``) or
+    without network: :class:`SamWeightsUnavailableError` saying which file to place where.
+    """
+    entry = get_sam_checkpoint(vit_model)
+    folder = Path(folder) if folder is not None else sam_cache_dir()
+    dest = folder / entry.filename
+    if dest.is_file() and not force:
+        return dest
+    if _offline():
+        raise SamWeightsUnavailableError(
+            f"SAM weights for {vit_model} are not available offline (HF_HUB_OFFLINE is set): "
+            + _place_hint(entry, folder)
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        try:
+            response = urllib.request.urlopen(entry.url, timeout=_TIMEOUT_S)  # noqa: S310 (fixed https URL)
+        except (urllib.error.URLError, OSError) as e:
+            raise SamWeightsUnavailableError(
+                f"could not download the SAM weights for {vit_model} from {entry.url} ({e}): "
+                + _place_hint(entry, folder)
+            ) from e
+        with response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            h = hashlib.md5(usedforsecurity=False)
+            received = 0
+            from tqdm.auto import tqdm
+
+            with open(part, "wb") as f, tqdm(
+                total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=entry.filename, disable=not progress,
+            ) as bar:  # fmt: skip
+                try:
+                    while chunk := response.read(_CHUNK):
+                        f.write(chunk)
+                        h.update(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                except (http.client.HTTPException, OSError) as e:
+                    raise SamWeightsUnavailableError(
+                        f"the download of {entry.url} was interrupted ({e!r}); nothing was kept: "
+                        + _place_hint(entry, folder)
+                    ) from e
+                f.flush()
+                os.fsync(f.fileno())
+        got = h.hexdigest()
+        if total is not None and received != total:
+            raise SamWeightsUnavailableError(
+                f"the download of {entry.url} stopped after {received} of {total} bytes: " + _place_hint(entry, folder)
+            )
+        if got != entry.md5:
+            raise ValueError(
+                f"checksum mismatch for {entry.url}: MD5 {got}, expected {entry.md5}; "
+                "the download was deleted, try again"
+            )
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
+def resolve_sam_weights(
+    sam_weights_path: str | os.PathLike | None,
+    vit_model: str,
+    *,
+    download: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Find the SAM ``.pth`` for ``vit_model``.
+
+    * a file: used as it is;
+    * a folder: the registry's file name if present, else the first ``*{vit_model}*.pth``
+      (sorted); if none, the checkpoint is downloaded into that folder;
+    * ``None``: the cache (``$PANOSAMIC_CACHE/sam``), downloading if needed.
+    A path that does not exist is created as a folder unless it names a file (has a suffix).
+    """
+    if sam_weights_path is None:
+        folder = sam_cache_dir()
+    else:
+        p = Path(sam_weights_path).expanduser()
+        if p.is_file():
+            return p
+        if not p.exists() and p.suffix:
+            raise FileNotFoundError(f"SAM weights file not found: {p}")
+        folder = p
+        if p.is_dir():
+            exact = SAM_CHECKPOINTS.get(vit_model)
+            if exact is not None and (p / exact.filename).is_file():
+                return p / exact.filename
+            matches = sorted(q for q in p.glob(f"*{vit_model}*.pth") if q.is_file())
+            if matches:
+                return matches[0]
+    if vit_model not in SAM_CHECKPOINTS:
+        raise FileNotFoundError(
+            f"no SAM weights for {vit_model} in {folder} and Meta published none to download "
+            f"(only {sorted(SAM_CHECKPOINTS)}): pass the weights file as sam_weights_path"
+        )
+    entry = SAM_CHECKPOINTS[vit_model]
+    if (folder / entry.filename).is_file():
+        return folder / entry.filename
+    if not download:
+        raise SamWeightsUnavailableError(f"SAM weights for {vit_model} not found: " + _place_hint(entry, folder))
+    return download_sam_checkpoint(vit_model, folder, progress=progress)
+
+
+# ---------------------------------------------------------------------------- loading
+def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a SAM checkpoint (``.pth`` with ``weights_only=True``, or ``.safetensors``) on CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SAM weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return dict(load_file(str(path), device="cpu"))
+        except (SafetensorError, OSError) as e:
+            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from e
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint (it would run pickled code, "
+            f"which weights_only=True forbids): {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
+    return _as_state_dict(obj, path)
+
+
+def _as_state_dict(obj: Any, where: Any) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
+        obj = obj["model"]
+    if not isinstance(obj, Mapping) or not obj:
+        raise ValueError(f"{where}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if bad:
+        raise ValueError(f"{where}: not a state dict, {len(bad)} entries are not name -> tensor, e.g. {bad[:3]}")
+    return dict(obj)
+
+
+def infer_vit_size(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """The ViT size (``vit_b``/``vit_l``/``vit_h``/``vit_tiny``) of an encoder state dict.
+
+    Read from the embedding width and the number of blocks of ``image_encoder.*`` (a bare
+    encoder state dict without the prefix is accepted too).
+    """
+    from panosamic.model.encoder import VIT_SPECS
+
+    prefix = "image_encoder." if any(k.startswith("image_encoder.") for k in state_dict) else ""
+    proj = state_dict.get(f"{prefix}patch_embed.proj.weight")
+    if proj is None:
+        raise ValueError(
+            "not a SAM encoder state dict: no 'image_encoder.patch_embed.proj.weight' "
+            f"({len(state_dict)} keys, e.g. {sorted(state_dict)[:3]})"
+        )
+    embed_dim = int(proj.shape[0])
+    pattern = re.compile(re.escape(prefix) + r"blocks\.(\d+)\.")
+    blocks = {int(m.group(1)) for k in state_dict if (m := pattern.match(k))}
+    depth = max(blocks) + 1 if blocks else 0
+    for name, spec in VIT_SPECS.items():
+        if spec.embed_dim == embed_dim and spec.depth == depth:
+            return name
+    known = ", ".join(f"{n} ({s.embed_dim}, {s.depth})" for n, s in VIT_SPECS.items())
+    raise ValueError(
+        f"unknown SAM encoder: embed dim {embed_dim}, {depth} blocks; known (embed dim, blocks): {known}"
+    )
+
+
+# ---------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vit_model", nargs="+", choices=sorted(SAM_CHECKPOINTS), help="ViT size(s) to download")
+    parser.add_argument(
+        "--dir", type=Path, default=None,
+        help=f"folder to download into (default: ${CACHE_ENV}/sam, else ~/.cache/panosamic/sam)",
+    )  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="download again even if the file exists")
+    parser.add_argument("--verify", action="store_true", help="also check the MD5 of files already present")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    for vit in args.vit_model:
+        path = download_sam_checkpoint(vit, args.dir, progress=not args.no_progress, force=args.force)
+        if args.verify:
+            verify_sam_checkpoint(path, vit)
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from panosamic.cli import main
+
+    sys.exit(main(["download-sam", *sys.argv[1:]]))

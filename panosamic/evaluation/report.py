@@ -1,0 +1,192 @@
+"""Logging and reporting: the JSONL run log (+ TensorBoard), per-class tables, PIL plots, versions."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from panosamic.evaluation.metrics import SegmentationMetrics
+from panosamic.io import atomic_path, atomic_write_text
+
+__all__ = ["RunLogger", "confusion_png", "format_class_table", "iou_bar_png", "versions"]
+
+LOG_NAME = "train_log.jsonl"
+
+
+def versions() -> dict[str, str]:
+    """Versions of python and the packages that change the numbers."""
+    out = {"python": platform.python_version()}
+    for pkg in ("panosamic", "torch", "segment-anything", "pytorch-optimizer", "numpy", "huggingface-hub"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    import torch
+
+    out["torch"] = str(torch.__version__)  # with the build tag (+cpu, +cu...)
+    return out
+
+
+class RunLogger:
+    """Appends one JSON object per logged event to ``run_dir/train_log.jsonl`` (always) and writes
+    the scalars to TensorBoard when ``tensorboard`` is installed. Only rank 0 should create one."""
+
+    def __init__(self, run_dir: str | os.PathLike, truncate_after_step: int | None = None, tensorboard: bool = True):
+        self.path = Path(run_dir) / LOG_NAME
+        if truncate_after_step is not None and self.path.is_file():
+            self._truncate(truncate_after_step)
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(run_dir))
+            except ImportError:  # tensorboard is optional
+                self._tb = None
+
+    def _truncate(self, step: int) -> None:
+        """Drop records written after ``step`` (a resumed run logs them again)."""
+        keep = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a line cut by a crash
+                continue
+            if int(rec.get("step", 0)) <= step:
+                keep.append(line)
+        atomic_write_text(self.path, "".join(x + "\n" for x in keep))
+
+    def log(self, step: int, epoch: int, values: Mapping[str, Any]) -> None:
+        rec = {"step": int(step), "epoch": int(epoch), **{k: _plain(v) for k, v in values.items()}}
+        self._file.write(json.dumps(rec) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                    self._tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_log(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    path = Path(run_dir) / LOG_NAME
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (np.floating, np.integer)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _pct(x: float) -> str:
+    return "    -" if not np.isfinite(x) else f"{100 * x:5.1f}"
+
+
+def format_class_table(metrics: SegmentationMetrics, title: str = "") -> str:
+    """Per-class IoU / accuracy / share of pixels, then the means (percent)."""
+    names = metrics.class_names or tuple(str(i) for i in range(metrics.num_classes))
+    width = max(8, *(len(n) for n in names))
+    total = max(metrics.num_pixels, 1)
+    share = metrics.confusion.sum(1) / total
+    lines = [title] if title else []
+    lines.append(f"{'class':<{width}}   IoU %   Acc %  pixels %")
+    for i, n in enumerate(names):
+        lines.append(f"{n:<{width}}   {_pct(metrics.iou[i])}   {_pct(metrics.acc[i])}   {_pct(share[i])}")
+    lines.append(f"{'mean':<{width}}   {_pct(metrics.miou)}   {_pct(metrics.macc)}   (pixel acc {_pct(metrics.pixel_acc).strip()} %)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- plots (PIL only)
+def _font() -> ImageFont.ImageFont:
+    return ImageFont.load_default()
+
+
+def iou_bar_png(path: str | os.PathLike, metrics: SegmentationMetrics, palette: np.ndarray | None = None,
+                title: str = "") -> Path:
+    """Horizontal bar chart of per-class IoU, written atomically."""
+    names = metrics.class_names or tuple(str(i) for i in range(metrics.num_classes))
+    row, label_w, bar_w, top = 18, 9 * max(len(n) for n in names) + 10, 400, 24
+    img = Image.new("RGB", (label_w + bar_w + 60, top + row * len(names) + 28), "white")
+    draw = ImageDraw.Draw(img)
+    font = _font()
+    draw.text((4, 4), title or f"per-class IoU (mIoU {_pct(metrics.miou).strip()} %)", fill="black", font=font)
+    for i, n in enumerate(names):
+        y = top + i * row
+        draw.text((4, y + 3), n, fill="black", font=font)
+        v = metrics.iou[i]
+        color = tuple(int(c) for c in palette[i]) if palette is not None and i < len(palette) else (70, 110, 200)
+        if np.isfinite(v):
+            draw.rectangle([label_w, y + 2, label_w + int(bar_w * v), y + row - 3], fill=color, outline="black")
+        draw.text((label_w + bar_w + 6, y + 3), _pct(v).strip(), fill="black", font=font)
+    mx = label_w + int(bar_w * metrics.miou) if np.isfinite(metrics.miou) else None
+    if mx is not None:
+        draw.line([mx, top, mx, top + row * len(names)], fill="red", width=1)
+    with atomic_path(path) as tmp:
+        img.save(tmp)
+    return Path(path)
+
+
+def confusion_png(path: str | os.PathLike, metrics: SegmentationMetrics, cell: int = 28) -> Path:
+    """Row-normalised confusion matrix (rows: ground truth) as a heat map, written atomically."""
+    conf = metrics.confusion.astype(np.float64)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    names = metrics.class_names or tuple(str(i) for i in range(metrics.num_classes))
+    k = len(names)
+    label_w = 9 * max(len(n) for n in names) + 10
+    img = Image.new("RGB", (label_w + cell * k + 10, label_w + cell * k + 24), "white")
+    draw = ImageDraw.Draw(img)
+    font = _font()
+    draw.text((4, 4), "rows: ground truth, columns: prediction (row-normalised %)", fill="black", font=font)
+    for i, n in enumerate(names):
+        draw.text((4, label_w + 20 + i * cell + cell // 3), n, fill="black", font=font)
+        col = Image.new("RGB", (label_w, 14), "white")
+        ImageDraw.Draw(col).text((2, 1), n, fill="black", font=font)
+        img.paste(col.rotate(90, expand=True), (label_w + i * cell + cell // 4, 18))
+    for i in range(k):
+        for j in range(k):
+            v = norm[i, j]
+            shade = int(255 * (1 - v))
+            x0, y0 = label_w + j * cell, label_w + 20 + i * cell
+            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(shade, shade, 255), outline=(200, 200, 200))
+            if v >= 0.005:
+                draw.text((x0 + 3, y0 + cell // 3), f"{100 * v:.0f}", fill="black" if v < 0.6 else "white", font=font)
+    with atomic_path(path) as tmp:
+        img.save(tmp)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(_plain(data), indent=2) + "\n")
+
+
+def summarise_folds(per_fold: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean (and spread) of per-fold mIoU / mAcc: the papers' convention (mean of per-fold scores)."""
+    mious = [f["miou"] for f in per_fold if f.get("miou") is not None]
+    maccs = [f["macc"] for f in per_fold if f.get("macc") is not None]
+    return {
+        "folds": [f["fold"] for f in per_fold],
+        "mean_miou": float(np.mean(mious)) if mious else None,
+        "mean_macc": float(np.mean(maccs)) if maccs else None,
+        "std_miou": float(np.std(mious)) if mious else None,
+        "std_macc": float(np.std(maccs)) if maccs else None,
+        "convention": "mean of per-fold mIoU / mAcc (each fold's scores from its own dataset-level confusion matrix)",
+    }

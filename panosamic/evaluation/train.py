@@ -1,0 +1,174 @@
+"""``panosamic train``: train the fusion and decoder of PanoSAMic on a prepared dataset.
+
+The reference's flags (``--dataset_path --config_path --experiments_path --sam_weights_path
+--num_gpus --workers_per_gpu --dataset --fold --batch_size --epochs --vit_model --modalities
+--resume {last,best}``) plus ``--max-steps``, ``--limit-batches``, ``--precision``, ``--seed``,
+``--device``, ``--eval-every``, ``--log-every``. Multi-GPU: start with ``torchrun
+--nproc_per_node N -m panosamic.cli train ...`` or pass ``--num_gpus N`` (processes spawned here).
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__" and not __package__:  # `python panosamic/evaluation/train.py`: not the module dir
+    sys.path[:] = [p for p in sys.path if not p.endswith(("panosamic/evaluation", "panosamic\\evaluation"))]
+
+import argparse
+import dataclasses
+import os
+
+from panosamic.constants import MODALITIES
+
+DATASET_CHOICES = ("stanford2d3ds", "matterport3d", "structured3d")
+VIT_CHOICES = ("vit_h", "vit_l", "vit_b", "vit_tiny")
+
+
+def add_shared_arguments(parser: argparse.ArgumentParser, *, config_required: bool = True) -> None:
+    """The flags training and evaluation share (the reference's single parser)."""
+    parser.add_argument("--dataset_path", "--dataset-path", required=True, help="processed dataset folder")
+    parser.add_argument("--config_path", "--config-path", required=config_required,
+                        help="config JSON (reference layout, e.g. config_stanford2d3ds_dv.json)")
+    parser.add_argument("--experiments_path", "--experiments-path", default="experiments",
+                        help="root of the run directories (default: ./experiments)")
+    parser.add_argument("--sam_weights_path", "--sam-weights-path", default=None,
+                        help="Meta's SAM .pth, or a folder holding it (default: cache, downloaded if missing)")
+    parser.add_argument("--num_gpus", "--num-gpus", type=int, default=1,
+                        help="processes (one per GPU); under torchrun its WORLD_SIZE is used")
+    parser.add_argument("--workers_per_gpu", "--workers-per-gpu", type=int, default=2, help="DataLoader workers")
+    parser.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=1, help="panoramas per process and step")
+    parser.add_argument("--vit_model", "--vit-model", default="vit_h", choices=VIT_CHOICES)
+    parser.add_argument("--modalities", default=",".join(MODALITIES),
+                        help="comma-separated subset of image,depth,normals (always reordered; image required)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_shared_arguments(parser)
+    parser.add_argument("--fold", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--resume", choices=("last", "best"), default=None,
+                        help="continue the newest run of this experiment id from model_{last,best}.pth")
+    parser.add_argument("--compute_efficiency", "--compute-efficiency", action="store_true",
+                        help="print the parameter counts and exit")
+    parser.add_argument("--max-steps", "--max_steps", dest="max_steps", type=int, default=None,
+                        help="stop after this many optimiser steps (the schedule still spans all epochs)")
+    parser.add_argument("--limit-batches", "--limit_batches", dest="limit_batches", type=int, default=None,
+                        help="at most this many training steps per epoch (quick runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-every", "--eval_every", dest="eval_every", type=int, default=1,
+                        help="validate every N epochs (and after the last)")
+    parser.add_argument("--log-every", "--log_every", dest="log_every", type=int, default=5,
+                        help="log the training loss every N steps")
+    parser.add_argument("--no-augment", dest="augment", action="store_false",
+                        help="no flip/roll/permute augmentation")
+    parser.add_argument("--keep-last", dest="keep_last", action="store_true",
+                        help="keep model_last.pth after a finished run (the reference deletes it)")
+
+
+def settings_from_args(args: argparse.Namespace):
+    from panosamic.evaluation.trainer import TrainSettings
+
+    return TrainSettings(
+        dataset_path=args.dataset_path, config_path=args.config_path, experiments_path=args.experiments_path,
+        dataset=args.dataset, fold=args.fold, batch_size=args.batch_size, epochs=args.epochs,
+        vit_model=args.vit_model, modalities=args.modalities, sam_weights_path=args.sam_weights_path,
+        resume=args.resume, max_steps=args.max_steps, limit_batches=args.limit_batches, precision=args.precision,
+        seed=args.seed, device=None if args.device == "auto" else args.device, eval_every=args.eval_every,
+        log_every=args.log_every, workers=args.workers_per_gpu, augment=args.augment, keep_last=args.keep_last,
+        progress=args.progress,
+    )
+
+
+def precheck(settings) -> None:
+    """The cheap checks of :class:`Trainer`, before processes are spawned."""
+    from panosamic.config import PanoSAMicConfig
+    from panosamic.data import build_dataset
+    from panosamic.evaluation import checkpoint as ckpt_mod
+
+    PanoSAMicConfig.from_json(settings.config_path)
+    for split in ("train", "test"):
+        ds = build_dataset(settings.dataset, settings.dataset_path, fold=settings.fold, split=split,
+                           modalities=settings.modalities, augment=False)
+        if len(ds) == 0:
+            raise ValueError(f"{settings.dataset} fold {settings.fold} has no {split} samples under "
+                             f"{settings.dataset_path}")
+    if settings.resume is not None:
+        exp_id = ckpt_mod.experiment_id(settings.config_path, settings.fold, settings.vit_model, settings.modalities)
+        ckpt_mod.find_run_dir(settings.experiments_path, settings.dataset, exp_id, settings.resume)
+
+
+def train_worker(settings_dict: dict) -> int:
+    """One training process (rank from the environment)."""
+    from panosamic.evaluation.distributed import cleanup_distributed, init_distributed
+    from panosamic.evaluation.trainer import Trainer, settings_from_dict
+
+    settings = settings_from_dict(settings_dict)
+    ctx = init_distributed(settings.device)
+    try:
+        result = Trainer(settings, ctx).fit()
+        if ctx.is_main:
+            best = "none" if result.best_epoch is None else f"{100 * result.best_miou:.2f} % (epoch {result.best_epoch})"
+            print(f"best mIoU {best}; checkpoints in {result.run_dir}")
+    finally:
+        cleanup_distributed()
+    return 0
+
+
+def _compute_efficiency(settings) -> int:
+    from panosamic.config import PanoSAMicConfig
+    from panosamic.data import get_dataset_info
+    from panosamic.model import PanoSAMic
+
+    model = PanoSAMic.from_config(PanoSAMicConfig.from_json(settings.config_path), vit_model=settings.vit_model,
+                                  modalities=settings.modalities,
+                                  num_classes=get_dataset_info(settings.dataset).num_classes)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(f"parameters: {total:,} total, {trainable:,} trainable, {total - trainable:,} frozen (FLOPs: not computed)")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if args.compute_efficiency:
+        return _compute_efficiency(settings)
+    if args.num_gpus < 1:
+        raise ValueError(f"--num_gpus must be >= 1, got {args.num_gpus}")
+    under_torchrun = "WORLD_SIZE" in os.environ
+    if under_torchrun or args.num_gpus == 1:
+        if under_torchrun and args.num_gpus not in (1, int(os.environ["WORLD_SIZE"])):
+            print(f"note: --num_gpus {args.num_gpus} ignored, torchrun started {os.environ['WORLD_SIZE']} processes",
+                  file=sys.stderr)
+        return train_worker(dataclasses.asdict(settings))
+    import torch
+
+    if settings.device not in (None, "cpu") or (settings.device is None and torch.cuda.is_available()):
+        if torch.cuda.device_count() < args.num_gpus:
+            raise ValueError(f"--num_gpus {args.num_gpus} but {torch.cuda.device_count()} CUDA device(s) visible")
+    precheck(settings)
+    from panosamic.evaluation.distributed import spawn
+
+    spawn(train_worker, args.num_gpus, (dataclasses.asdict(settings),))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        if args.debug:
+            raise
+        print(f"train: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

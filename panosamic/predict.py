@@ -45,6 +45,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from panosamic import viz
+from panosamic.data.depth import metres_to_disparity
 from panosamic.io import atomic_path, atomic_write_text
 
 __all__ = [
@@ -292,19 +293,12 @@ def _check_range(t: torch.Tensor, what: str, source: Any) -> None:
 
 
 def depth_to_disparity(depth_m: np.ndarray, threshold: float, valid: np.ndarray | None = None) -> np.ndarray:
-    """Metric depth (metres) -> pseudo-disparity ``(1 - clip(d, 0, T)/T) * valid * 255`` (float32).
-
-    Computed in float64 and cast to float32, as in training. ``valid`` defaults to finite, > 0.
-    """
-    if not threshold or not np.isfinite(threshold) or threshold <= 0:
-        raise ValueError(f"depth threshold must be a positive number of metres, got {threshold!r}")
+    """Metric depth (metres) -> pseudo-disparity, as in training; ``valid`` defaults to finite, > 0."""
     d = np.asarray(depth_m, dtype=np.float64)
     ok = np.isfinite(d) & (d > 0)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
-    d = np.where(ok, d, 0.0)
-    disp = (1.0 - np.clip(d, 0.0, threshold) / threshold) * ok * 255.0
-    return disp.astype(np.float32)
+    return metres_to_disparity(d, ok, threshold)
 
 
 def load_depth(

@@ -89,14 +89,23 @@ def thresholds_from_histogram(counts: Sequence[int], edges: Sequence[float]) -> 
     return [threshold_from_histogram(counts, edges, r) for r in INLIER_RATIOS]
 
 
+def metres_to_disparity(depth_m: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:
+    """HxW float32 pseudo-disparity ``(1 - clip(d, 0, T) / T) * valid * 255``, computed in float64.
+
+    Near is bright, far and invalid are dark; this is the depth image the model was trained on.
+    """
+    if not threshold > 0 or not np.isfinite(threshold):
+        raise ValueError(f"depth threshold must be a positive number of metres, got {threshold!r}")
+    ok = np.asarray(valid, dtype=bool)
+    d = np.where(ok, np.asarray(depth_m, dtype=np.float64), 0.0)
+    disparity = (1.0 - np.clip(d, 0.0, threshold) / threshold) * ok * 255.0
+    return disparity.astype(np.float32)
+
+
 def pseudo_disparity(raw: np.ndarray, valid: np.ndarray, threshold: float, encoding: DepthEncoding) -> np.ndarray:
-    """3xHxW float32 image ``(1 - clip(d, 0, T) / T) * valid * 255`` computed in float64."""
-    if not threshold > 0:
-        raise ValueError(f"depth threshold must be positive, got {threshold}")
-    depth_m = np.clip(encoding.to_metres(raw), 0.0, threshold)
-    disparity = (1.0 - depth_m / threshold) * np.asarray(valid, dtype=bool)
-    disparity = disparity * 255.0
-    return np.ascontiguousarray(np.broadcast_to(disparity, (3, *disparity.shape)), dtype=np.float32)
+    """3xHxW float32 pseudo-disparity image of raw stored depth (see :func:`metres_to_disparity`)."""
+    disparity = metres_to_disparity(encoding.to_metres(raw), valid, threshold)
+    return np.ascontiguousarray(np.broadcast_to(disparity, (3, *disparity.shape)))
 
 
 def resize_mask(valid: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -455,7 +455,8 @@ def _run(
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        # bf16: the model's own mixed-precision mode (encoder blocks in bf16, the rest fp32)
+        with torch.no_grad(), model.inference_options_applied(precision=precision):
             outs = model([{k: v.to(dev) for k, v in p.inputs.items()} for p in prepared])
     finally:
         model.train(was_training)

@@ -85,6 +85,8 @@ def run_validation(
     desc: str = "validate",
 ) -> ValidationResult:
     """Score ``model`` on every sample of ``dataset`` (the model is put in eval mode and restored)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     ctx = ctx or DistContext()
     net = unwrap(model)
     was_training = net.training
@@ -101,10 +103,7 @@ def run_validation(
     per_sample: dict[int, float] = {}
     refine_fn = None
     if refine:
-        try:
-            from panosamic.model.instance_semantic_fusion import refine_semantic_with_instances as refine_fn
-        except ImportError as e:  # pragma: no cover - depends on the predict issue
-            raise RuntimeError("--refine needs panosamic.model.instance_semantic_fusion, which is not available") from e
+        from panosamic.model.instance_semantic_fusion import refine_semantic_with_instances as refine_fn
     bar = None
     if progress and ctx.is_main:
         from tqdm.auto import tqdm
@@ -115,7 +114,8 @@ def run_validation(
         for inputs, labels in loader:
             inputs = move_inputs(inputs, ctx.device)
             labels = labels.to(ctx.device)
-            with autocast_context(ctx.device, precision):
+            # bf16: the model's own mixed-precision mode (encoder blocks in bf16, the rest fp32)
+            with torch.no_grad(), net.inference_options_applied(precision=precision):
                 outs = net(inputs)
             logits = torch.stack([o["sem_preds"] for o in outs]).float()
             if loss_fn is not None:

@@ -62,26 +62,53 @@ def vit_from_embed_dim(embed_dim: int) -> str | None:
     return next((name for name, s in VIT_SPECS.items() if s.embed_dim == embed_dim), None)
 
 
-def _sdpa_attention(attn: Attention, x: torch.Tensor) -> torch.Tensor:
-    """SAM's attention with the decomposed relative-position bias passed as SDPA's mask."""
+#: Largest SDPA bias mask (elements) built at once; global attention on a 64x64 token grid needs
+#: images x heads x 4096^2 of them, so larger batches are split along the queries.
+DEFAULT_MAX_MASK_ELEMENTS = 2**28
+
+
+def _rel_pos_bias_terms(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM's decomposed relative-position terms for queries ``q`` (B, heads, H*W, c).
+
+    Returns ``rel_h`` (B, heads, H*W, H) and ``rel_w`` (B, heads, H*W, W): the bias of query i
+    on key (kh, kw) is ``rel_h[..., i, kh] + rel_w[..., i, kw]``.
+    """
+    H, W = hw
+    B, n = q.shape[0], q.shape[1]
+    rh = get_rel_pos(H, H, attn.rel_pos_h).to(q.dtype)
+    rw = get_rel_pos(W, W, attn.rel_pos_w).to(q.dtype)
+    r_q = q.reshape(B, n, H, W, -1)
+    rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh).reshape(B, n, H * W, H)
+    rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw).reshape(B, n, H * W, W)
+    return rel_h, rel_w
+
+
+def _sdpa_attention(attn: Attention, x: torch.Tensor, max_mask_elements: int = DEFAULT_MAX_MASK_ELEMENTS) -> torch.Tensor:
+    """SAM's attention with the decomposed relative-position bias passed as SDPA's mask.
+
+    The (B, heads, N, N) mask is built for at most ``max_mask_elements`` entries at a time: the
+    queries are processed in chunks (each query row is independent, so this is exact).
+    """
     B, H, W, _ = x.shape
-    n = attn.num_heads
-    qkv = attn.qkv(x).reshape(B, H * W, 3, n, -1).permute(2, 0, 3, 1, 4)
+    n, N = attn.num_heads, H * W
+    qkv = attn.qkv(x).reshape(B, N, 3, n, -1).permute(2, 0, 3, 1, 4)
     q, k, v = qkv.unbind(0)  # (B, heads, N, head_dim)
-    mask = None
-    if attn.use_rel_pos:
-        rh = get_rel_pos(H, H, attn.rel_pos_h)
-        rw = get_rel_pos(W, W, attn.rel_pos_w)
-        r_q = q.reshape(B, n, H, W, -1)
-        rel_h = torch.einsum("bnhwc,hkc->bnhwk", r_q, rh)
-        rel_w = torch.einsum("bnhwc,wkc->bnhwk", r_q, rw)
-        mask = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(B, n, H * W, H * W)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
+    if not attn.use_rel_pos:
+        out = F.scaled_dot_product_attention(q, k, v, scale=attn.scale)
+    else:
+        rel_h, rel_w = _rel_pos_bias_terms(attn, q, (H, W))
+        chunk = max(1, min(N, max_mask_elements // (B * n * N)))
+        outs = []
+        for s in range(0, N, chunk):
+            e = min(N, s + chunk)
+            mask = (rel_h[:, :, s:e, :, None] + rel_w[:, :, s:e, None, :]).reshape(B, n, e - s, N)
+            outs.append(F.scaled_dot_product_attention(q[:, :, s:e], k, v, attn_mask=mask, scale=attn.scale))
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     out = out.transpose(1, 2).reshape(B, H, W, -1)
     return attn.proj(out)
 
 
-def _block_forward(block: Block, x: torch.Tensor, impl: AttentionImpl) -> torch.Tensor:
+def _block_forward(block: Block, x: torch.Tensor, impl: AttentionImpl, max_mask_elements: int) -> torch.Tensor:
     if impl == "exact":
         return block(x)
     shortcut = x
@@ -89,10 +116,10 @@ def _block_forward(block: Block, x: torch.Tensor, impl: AttentionImpl) -> torch.
     if block.window_size > 0:
         H, W = x.shape[1], x.shape[2]
         x, pad_hw = window_partition(x, block.window_size)
-        x = _sdpa_attention(block.attn, x)
+        x = _sdpa_attention(block.attn, x, max_mask_elements)
         x = window_unpartition(x, block.window_size, pad_hw, (H, W))
     else:
-        x = _sdpa_attention(block.attn, x)
+        x = _sdpa_attention(block.attn, x, max_mask_elements)
     x = shortcut + x
     return x + block.mlp(block.norm2(x))
 
@@ -128,16 +155,20 @@ class MultiStageImageEncoder(ImageEncoderViT):
         self.global_attn_indexes = tuple(spec.global_attn_indexes)
         #: "exact" runs SAM's own attention code; "sdpa" the fused kernel (same function).
         self.attention_impl: AttentionImpl = "sdpa"
+        #: Bound on the SDPA bias mask built at once (elements); see :func:`_sdpa_attention`.
+        self.max_mask_elements: int = DEFAULT_MAX_MASK_ELEMENTS
 
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, with_neck: bool = False
     ) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        x = self.patch_embed(x)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            # in the weights' dtype also under autocast: a bf16 rounding here persists in every stage
+            x = self.patch_embed(x.to(self.patch_embed.proj.weight.dtype))
         if self.pos_embed is not None:
             x = x + self.pos_embed
         stages: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
-            x = _block_forward(block, x, self.attention_impl)
+            x = _block_forward(block, x, self.attention_impl, self.max_mask_elements)
             if i in self.global_attn_indexes:
                 stages.append(x.permute(0, 3, 1, 2))
         neck = self.neck(x.permute(0, 3, 1, 2)) if with_neck else None

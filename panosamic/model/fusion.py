@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from panosamic.config import AttentionConfig
 from panosamic.constants import FUSION_HIDDEN_DIM, FUSION_OUT_DIM, NUM_STAGES
@@ -83,11 +84,18 @@ class FeatureFusion(nn.Module):
             FusionBlock(embed_dim, num_modalities, grid, channel_attention, spatial_attention)
             for _ in range(num_stages)
         )
+        #: Activation checkpointing of each fusion block while training (saves memory, costs
+        #: one more forward of the fusion blocks in backward).
+        self.gradient_checkpointing = False
 
     def forward(self, stages: list[torch.Tensor]) -> torch.Tensor:
         if len(stages) != len(self.fusion_blocks):
             raise ValueError(f"expected {len(self.fusion_blocks)} stage outputs, got {len(stages)}")
-        return torch.cat([block(s) for block, s in zip(self.fusion_blocks, stages)], dim=1)
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            outs = [checkpoint(block, s, use_reentrant=False) for block, s in zip(self.fusion_blocks, stages)]
+        else:
+            outs = [block(s) for block, s in zip(self.fusion_blocks, stages)]
+        return torch.cat(outs, dim=1)
 
 
 class BasicFusion(nn.Module):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any, Mapping, Sequence
+from dataclasses import fields, replace
+from typing import Any, Callable, ContextManager, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,12 +27,12 @@ from panosamic.hub.mixin import PanoSAMicHubMixin
 from panosamic.model.decoder import BaselineDecoder, ConvDecoder
 from panosamic.model.encoder import MultiStageImageEncoder, get_vit_spec
 from panosamic.model.fusion import BasicFusion, FeatureFusion
+from panosamic.model.inference import InferenceOptions, InferencePath
 from panosamic.model.positional import HorizontalPositionalEncoding
 from panosamic.model.state_dict import FROZEN_PREFIXES, load_state_dict_checked
 
 #: Input modalities resized with nearest neighbour (colour-coded normals must not be blended).
 _NEAREST_MODALITIES = frozenset({"normals"})
-
 
 class PanoSAMic(nn.Module, PanoSAMicHubMixin):
     """Semantic segmentation of equirectangular panoramas from RGB, depth and normals.
@@ -116,6 +118,12 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         for prefix, module in self.named_children():
             if prefix + "." in FROZEN_PREFIXES:
                 module.requires_grad_(False)
+        self._inference = InferenceOptions.fast()
+        # Not a submodule: the compiled wrapper must not appear in the state dict.
+        self._compiled: dict[str, Callable[..., Any]] = {}
+        #: Optional ``name -> context manager`` wrapped around each stage of :meth:`forward`
+        #: (preprocess, encoder, fusion, decoder, postprocess, instance); used by the benchmarks.
+        self.stage_hook: Callable[[str], ContextManager[Any]] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -188,6 +196,80 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
             self, {k: v for k, v in sd.items() if k.startswith(wanted)}, only_prefixes=wanted
         )
 
+    # ------------------------------------------------------------------ speed and memory
+    @property
+    def inference_options(self) -> InferenceOptions:
+        """The current options (``attention`` as the encoder has it, even if set there directly)."""
+        if self._inference.attention != self.image_encoder.attention_impl:
+            self._inference = replace(self._inference, attention=self.image_encoder.attention_impl)
+        return self._inference
+
+    def configure_inference(self, options: InferenceOptions | str | None = None, **changes: Any) -> InferenceOptions:
+        """Set how the forward runs: an :class:`InferenceOptions`, a path name ("exact" or
+        "fast"), or None (keep the current options), with field ``changes`` applied on top."""
+        if options is None:
+            opts = self.inference_options
+        elif isinstance(options, InferenceOptions):
+            opts = options
+        elif isinstance(options, str):
+            opts = InferenceOptions.for_path(options)
+        else:
+            raise TypeError(f"options must be InferenceOptions, 'exact', 'fast' or None, got {type(options).__name__}")
+        unknown = sorted(set(changes) - {f.name for f in fields(InferenceOptions)})
+        if unknown:
+            raise TypeError(f"unknown inference option(s) {unknown}; expected {[f.name for f in fields(InferenceOptions)]}")
+        opts = replace(opts, **changes)
+        self._inference = opts
+        self.image_encoder.attention_impl = opts.attention
+        if not opts.compile:
+            self._compiled.clear()
+        return opts
+
+    @contextlib.contextmanager
+    def inference_options_applied(self, **changes: Any) -> Iterator[InferenceOptions]:
+        """Temporarily change inference options, e.g. ``with model.inference_options_applied(precision="bf16"):``."""
+        previous = self.inference_options
+        try:
+            yield self.configure_inference(None, **changes)
+        finally:
+            self.configure_inference(previous)
+
+    def set_inference_path(self, path: InferencePath, **changes: Any) -> InferenceOptions:
+        """``"exact"``: the reference's computation; ``"fast"``: SDPA, batched encoder (default)."""
+        return self.configure_inference(InferenceOptions.for_path(path, **changes))
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute the fusion blocks' activations in backward instead of storing them."""
+        if isinstance(self.feature_fuser, FeatureFusion):
+            self.feature_fuser.gradient_checkpointing = bool(enabled)
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        return bool(getattr(self.feature_fuser, "gradient_checkpointing", False))
+
+    def _stage(self, name: str) -> ContextManager[Any]:
+        return self.stage_hook(name) if self.stage_hook is not None else contextlib.nullcontext()
+
+    def _autocast(self) -> ContextManager[Any]:
+        if self._inference.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _encoder_fn(self) -> Callable[..., Any]:
+        if not self._inference.compile:
+            return self.image_encoder
+        if "encoder" not in self._compiled:
+            self._compiled["encoder"] = torch.compile(self.image_encoder)
+        return self._compiled["encoder"]
+
+    def _encoder_chunk(self, num_images: int) -> int:
+        eb = self._inference.encoder_batch
+        if eb == "all":
+            return max(1, num_images)
+        if eb == "per_view":
+            return len(self.modalities)
+        return int(eb)
+
     # ------------------------------------------------------------------ pipeline
     def _check_sample(self, index: int, sample: Mapping[str, torch.Tensor]) -> tuple[int, int]:
         if not isinstance(sample, Mapping):
@@ -252,17 +334,31 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         return torch.stack(images)
 
     def encode(self, images: torch.Tensor, with_neck: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        """Frozen encoder, always without gradients."""
+        """Frozen encoder, always without gradients, in calls of at most the configured
+        ``encoder_batch`` images (one call per (sample, view) on the exact path)."""
+        encoder = self._encoder_fn()
+        chunk = self._encoder_chunk(images.shape[0])
         with torch.no_grad():
-            return self.image_encoder(images, with_neck=with_neck)
+            if images.shape[0] <= chunk:
+                return encoder(images, with_neck=with_neck)
+            necks, stages = [], []
+            for start in range(0, images.shape[0], chunk):
+                neck, st = encoder(images[start : start + chunk], with_neck=with_neck)
+                necks.append(neck)
+                stages.append(st)
+            neck = torch.cat(necks) if with_neck else None
+            return neck, [torch.cat(s) for s in zip(*stages)]
 
     def fuse(self, stages: list[torch.Tensor], neck: torch.Tensor | None = None) -> torch.Tensor:
         """(B*V*M, E, g, g) x 4 -> (B*V, 1024, G, G), with the longitude encoding for dual view."""
         if isinstance(self.feature_fuser, BasicFusion):
             assert neck is not None
             return self.feature_fuser(neck)
+        if self._inference.channels_last:
+            stages = [s.contiguous(memory_format=torch.channels_last) for s in stages]
         fused = self.feature_fuser(stages)
-        return self.positional_encoding(fused) if self.dual_view else fused
+        fused = self.positional_encoding(fused) if self.dual_view else fused
+        return fused.contiguous(memory_format=torch.channels_last) if self._inference.channels_last else fused
 
     def decode(self, fused: torch.Tensor) -> torch.Tensor:
         """(B*V, C, G, G) -> (B, K, G, G) logits."""
@@ -272,9 +368,10 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         """Upsample to the canvas, crop the panorama, resize to each input's size: list of (K, H, W)."""
         h, w = self.native_size
         canvas = self.canvas_size
+        logits = logits.float().contiguous()
         # Rows below the panorama are cropped away: upsample only the rows that reach it.
-        rows = min(logits.shape[-2], (h * logits.shape[-2]) // canvas + 1)
         scale = canvas // logits.shape[-1]
+        rows = min(logits.shape[-2], -(-h // scale) + 1)  # ceil(h / scale) + 1 source rows suffice
         up = F.interpolate(logits[..., :rows, :], scale_factor=scale, mode="bilinear", align_corners=False)
         up = up[..., :h, :w]
         outs = []
@@ -296,22 +393,35 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         if len(batched_input) == 0:
             raise ValueError("batched_input is empty")
         sizes = [self._check_sample(i, s) for i, s in enumerate(batched_input)]
-        images = self.preprocess(batched_input)
+        use_inference_mode = self._inference.inference_mode and not self.training and not torch.is_grad_enabled()
+        mode = torch.inference_mode() if use_inference_mode else contextlib.nullcontext()
         need_neck = not self.semantic_only or isinstance(self.feature_fuser, BasicFusion)
-        neck, stages = self.encode(images, with_neck=need_neck)
-        logits = self.decode(self.fuse(stages, neck))
-        sem = self.postprocess(logits, sizes)
+        with mode:
+            with self._stage("preprocess"):
+                images = self.preprocess(batched_input)
+            with self._stage("encoder"):
+                with self._autocast():  # bf16 for the encoder only: see InferenceOptions
+                    neck, stages = self.encode(images, with_neck=need_neck)
+                neck = None if neck is None else neck.float()
+                stages = [s.float() for s in stages]  # no-op: the residual stream stays fp32
+            with self._stage("fusion"):
+                fused = self.fuse(stages, neck)
+            with self._stage("decoder"):
+                logits = self.decode(fused)
+            del stages, fused
+        # Outside inference mode: the returned logits are ordinary tensors.
+        with self._stage("postprocess"):
+            sem = self.postprocess(logits, sizes)
         instances: list[list[dict[str, Any]]] = [[] for _ in sizes]
         if not self.semantic_only:
             assert neck is not None
-            instances = self._instance_masks(neck, sizes)
+            with self._stage("instance"):
+                instances = self._instance_masks(neck, sizes)
         return [{"sem_preds": s, "instance_masks": inst} for s, inst in zip(sem, instances)]
 
     def _instance_masks(self, neck: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[list[dict[str, Any]]]:
-        try:
-            from panosamic.model.instance import InstanceSettings, instance_masks_for_sample
-        except ImportError as e:  # pragma: no cover - present once the instance branch is installed
-            raise NotImplementedError("the SAM instance branch is not available in this build") from e
+        from panosamic.model.instance import InstanceSettings, instance_masks_for_sample
+
         per_sample = self.num_views * len(self.modalities)
         settings = getattr(self, "instance_settings", None) or InstanceSettings()
         out = []

@@ -60,5 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run_script(command: str, argv: list[str] | None = None) -> int:
+    """Entry point of a subcommand run as a script (``python panosamic/evaluation/train.py ...``)."""
+    return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -328,16 +328,10 @@ def _prediction_saver(save_dir: str, fold: int, names: list[str], palette):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        if args.debug:
-            raise
-        print(f"evaluate: error: {e}", file=sys.stderr)
-        return 1
+    """``python panosamic/evaluation/evaluate.py`` with the reference's flags."""
+    from panosamic.cli import run_script
+
+    return run_script("evaluate", argv)
 
 
 if __name__ == "__main__":

@@ -158,16 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
-        if args.debug:
-            raise
-        print(f"train: error: {e}", file=sys.stderr)
-        return 1
+    """``python panosamic/evaluation/train.py`` with the reference's flags."""
+    from panosamic.cli import run_script
+
+    return run_script("train", argv)
 
 
 if __name__ == "__main__":

@@ -237,3 +237,14 @@ def test_bad_construction_arguments():
         PanoSAMic.from_config(tiny_config(), vit_model="vit_tiny", modalities=("depth",), num_classes=13)
     with pytest.raises(ValueError, match="unknown modality"):
         PanoSAMic.from_config(tiny_config(), vit_model="vit_tiny", modalities=("image", "lidar"), num_classes=13)
+
+
+def test_reused_mask_buffers_change_nothing():
+    """Without gradients the SDPA masks share one buffer; the result is bit-identical."""
+    model = make_tiny_model(modalities=("image", "depth"))
+    images = model.preprocess([random_panorama(("image", "depth"))])
+    model.image_encoder.max_mask_elements = 2**12  # several query chunks per block
+    with torch.no_grad():
+        _, shared = model.image_encoder(images)
+    _, fresh = model.image_encoder(images)  # gradients on: a new mask per chunk
+    assert all(torch.equal(a, b) for a, b in zip(shared, fresh))

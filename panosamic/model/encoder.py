@@ -83,11 +83,35 @@ def _rel_pos_bias_terms(attn: Attention, q: torch.Tensor, hw: tuple[int, int]) -
     return rel_h, rel_w
 
 
-def _sdpa_attention(attn: Attention, x: torch.Tensor, max_mask_elements: int = DEFAULT_MAX_MASK_ELEMENTS) -> torch.Tensor:
+#: Reusable mask buffers of one forward pass, keyed by (elements, dtype, device).
+MaskWorkspace = dict[tuple[int, torch.dtype, torch.device], torch.Tensor]
+
+
+def _mask_buffer(workspace: MaskWorkspace | None, like: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """A contiguous ``shape`` view of a buffer reused across blocks (None: allocate per use)."""
+    if workspace is None:
+        return None
+    numel = 1
+    for d in shape:
+        numel *= d
+    key = (numel, like.dtype, like.device)
+    if key not in workspace:
+        workspace[key] = like.new_empty(numel)
+    return workspace[key].view(shape)
+
+
+def _sdpa_attention(
+    attn: Attention,
+    x: torch.Tensor,
+    max_mask_elements: int = DEFAULT_MAX_MASK_ELEMENTS,
+    workspace: MaskWorkspace | None = None,
+) -> torch.Tensor:
     """SAM's attention with the decomposed relative-position bias passed as SDPA's mask.
 
     The (B, heads, N, N) mask is built for at most ``max_mask_elements`` entries at a time: the
-    queries are processed in chunks (each query row is independent, so this is exact).
+    queries are processed in chunks (each query row is independent, so this is exact). With a
+    ``workspace`` (gradients off), the mask memory is reused across chunks and blocks instead of
+    being allocated (and page-faulted) again for each.
     """
     B, H, W, _ = x.shape
     n, N = attn.num_heads, H * W
@@ -98,17 +122,25 @@ def _sdpa_attention(attn: Attention, x: torch.Tensor, max_mask_elements: int = D
     else:
         rel_h, rel_w = _rel_pos_bias_terms(attn, q, (H, W))
         chunk = max(1, min(N, max_mask_elements // (B * n * N)))
+        buffer = _mask_buffer(workspace, rel_h, (B * n * chunk * N,))
         outs = []
         for s in range(0, N, chunk):
             e = min(N, s + chunk)
-            mask = (rel_h[:, :, s:e, :, None] + rel_w[:, :, s:e, None, :]).reshape(B, n, e - s, N)
+            if buffer is None:
+                mask = rel_h[:, :, s:e, :, None] + rel_w[:, :, s:e, None, :]
+            else:
+                mask = buffer[: B * n * (e - s) * N].view(B, n, e - s, H, W)
+                torch.add(rel_h[:, :, s:e, :, None], rel_w[:, :, s:e, None, :], out=mask)
+            mask = mask.reshape(B, n, e - s, N)
             outs.append(F.scaled_dot_product_attention(q[:, :, s:e], k, v, attn_mask=mask, scale=attn.scale))
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
     out = out.transpose(1, 2).reshape(B, H, W, -1)
     return attn.proj(out)
 
 
-def _block_forward(block: Block, x: torch.Tensor, impl: AttentionImpl, max_mask_elements: int) -> torch.Tensor:
+def _block_forward(
+    block: Block, x: torch.Tensor, impl: AttentionImpl, max_mask_elements: int, workspace: MaskWorkspace | None
+) -> torch.Tensor:
     if impl == "exact":
         return block(x)
     shortcut = x
@@ -116,10 +148,10 @@ def _block_forward(block: Block, x: torch.Tensor, impl: AttentionImpl, max_mask_
     if block.window_size > 0:
         H, W = x.shape[1], x.shape[2]
         x, pad_hw = window_partition(x, block.window_size)
-        x = _sdpa_attention(block.attn, x, max_mask_elements)
+        x = _sdpa_attention(block.attn, x, max_mask_elements, workspace)
         x = window_unpartition(x, block.window_size, pad_hw, (H, W))
     else:
-        x = _sdpa_attention(block.attn, x, max_mask_elements)
+        x = _sdpa_attention(block.attn, x, max_mask_elements, workspace)
     x = shortcut + x
     return x + block.mlp(block.norm2(x))
 
@@ -167,8 +199,10 @@ class MultiStageImageEncoder(ImageEncoderViT):
         if self.pos_embed is not None:
             x = x + self.pos_embed
         stages: list[torch.Tensor] = []
+        # Without gradients the attention masks of all blocks can share memory (freed on return).
+        workspace: MaskWorkspace | None = None if torch.is_grad_enabled() else {}
         for i, block in enumerate(self.blocks):
-            x = _block_forward(block, x, self.attention_impl, self.max_mask_elements)
+            x = _block_forward(block, x, self.attention_impl, self.max_mask_elements, workspace)
             if i in self.global_attn_indexes:
                 stages.append(x.permute(0, 3, 1, 2))
         neck = self.neck(x.permute(0, 3, 1, 2)) if with_neck else None

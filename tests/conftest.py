@@ -50,3 +50,24 @@ def tiny_model():
 def random_panorama(modalities=("image",), height=128, width=256, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {m: torch.randint(0, 256, (3, height, width), generator=g).float() for m in modalities}
+
+
+def build_parity_case(name: str = "vit_b_rgb_dv_s1"):
+    """The reference parity case: (model with make_weights loaded, input image, expected arrays)."""
+    import json
+
+    import numpy as np
+    from make_weights import make_inputs, make_weights
+
+    from panosamic.model import PanoSAMic, load_state_dict_checked
+
+    case_dir = PARITY / name
+    case = json.loads((case_dir / "case.json").read_text())
+    weights = make_weights(str(COMPAT / f"state_dict_{case['vit']}_rgb.tsv"), seed=case["seed"], semantic_only=True)
+    model = PanoSAMic.from_config(
+        f"config/{case['config']}", vit_model=case["vit"], modalities=case["modalities"],
+        num_classes=case["num_classes"],
+    )
+    load_state_dict_checked(model, {k: torch.from_numpy(v) for k, v in weights.items()})
+    x = torch.from_numpy(make_inputs(case["modalities"], case["height"], case["width"], seed=case["seed"])["image"])
+    return model.eval(), x, np.load(case_dir / "expected.npz")

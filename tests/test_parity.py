@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from make_weights import make_inputs, make_weights
 
-from conftest import COMPAT, PARITY
-from panosamic.model import PanoSAMic, load_state_dict_checked
-
-CASE = PARITY / "vit_b_rgb_dv_s1"
+from conftest import build_parity_case
 
 
 @pytest.fixture(scope="module")
 def parity_model():
-    case = json.loads((CASE / "case.json").read_text())
-    weights = make_weights(str(COMPAT / f"state_dict_{case['vit']}_rgb.tsv"), seed=case["seed"], semantic_only=True)
-    model = PanoSAMic.from_config(
-        f"config/{case['config']}", vit_model=case["vit"], modalities=case["modalities"],
-        num_classes=case["num_classes"],
-    )
-    load_state_dict_checked(model, {k: torch.from_numpy(v) for k, v in weights.items()})
-    x = torch.from_numpy(make_inputs(case["modalities"], case["height"], case["width"], seed=case["seed"])["image"])
-    return model.eval(), x, np.load(CASE / "expected.npz")
+    return build_parity_case()
 
 
 @pytest.mark.parity

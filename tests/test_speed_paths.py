@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from make_weights import make_inputs, make_weights
 
 import panosamic.model.fusion as fusion_mod
-from conftest import COMPAT, PARITY, make_tiny_model, random_panorama
-from panosamic.model import PanoSAMic, load_state_dict_checked
+from conftest import build_parity_case, make_tiny_model, random_panorama
 from panosamic.model.encoder import _sdpa_attention
 from panosamic.model import InferenceOptions
 
@@ -225,24 +223,15 @@ def test_gradient_checkpointing_gives_identical_gradients(monkeypatch):
 
 
 # ---------------------------------------------------------------- parity case (ViT-B, 512x1024)
-CASE = PARITY / "vit_b_rgb_dv_s1"
-
 
 @pytest.fixture(scope="module")
 def parity_fp32():
     """The parity model on the fast fp32 path and its logits (computed once per module)."""
-    case = json.loads((CASE / "case.json").read_text())
-    weights = make_weights(str(COMPAT / f"state_dict_{case['vit']}_rgb.tsv"), seed=case["seed"], semantic_only=True)
-    model = PanoSAMic.from_config(
-        f"config/{case['config']}", vit_model=case["vit"], modalities=case["modalities"],
-        num_classes=case["num_classes"],
-    )
-    load_state_dict_checked(model, {k: torch.from_numpy(v) for k, v in weights.items()})
+    model, x, expected = build_parity_case()
     model.eval().set_inference_path("fast")
-    x = torch.from_numpy(make_inputs(case["modalities"], case["height"], case["width"], seed=case["seed"])["image"])
     with torch.no_grad():
         logits = model([{"image": x}])[0]["sem_preds"]
-    return model, x, logits, np.load(CASE / "expected.npz")
+    return model, x, logits, expected
 
 
 @pytest.mark.parity

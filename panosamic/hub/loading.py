@@ -211,37 +211,13 @@ def settle_architecture(
 
 def check_trainable(model: torch.nn.Module, tensors: dict[str, torch.Tensor], *, strict: bool, source: str) -> dict[str, torch.Tensor]:
     """The trainable tensors of ``tensors`` that fit ``model``; ValueError naming what does not."""
-    from panosamic.model.state_dict import diagnose
+    from panosamic.model.state_dict import check_state_dict
 
     frozen = sorted(k for k in tensors if k.startswith(FROZEN_PREFIXES))
     if frozen:
         logger.warning("%s holds %d frozen SAM tensor(s); they are ignored (SAM comes from Meta's file)", source, len(frozen))
     trainable = {k: v for k, v in tensors.items() if not k.startswith(FROZEN_PREFIXES)}
-    expected = {k: v for k, v in model.state_dict().items() if k.startswith(TRAINABLE_PREFIXES)}
-    missing = sorted(set(expected) - set(trainable))
-    unexpected = sorted(set(trainable) - set(expected))
-    mis_shaped = sorted(
-        f"{k}: checkpoint {tuple(trainable[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in trainable and trainable[k].shape != expected[k].shape
-    )
-    non_float = sorted(k for k, v in trainable.items() if k in expected and not v.is_floating_point())
-    problems = []
-    if mis_shaped:
-        problems.append(f"{len(mis_shaped)} tensor(s) of the wrong shape: {', '.join(mis_shaped[:3])}")
-    if strict and missing:
-        problems.append(f"{len(missing)} missing key(s): {', '.join(missing[:5])}")
-    if strict and unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s): {', '.join(unexpected[:5])}")
-    if non_float:
-        problems.append(f"non-float tensor(s): {', '.join(non_float[:3])}")
-    if problems:
-        msg = f"{source} does not fit the model: " + "; ".join(problems)
-        reasons = diagnose(model, trainable)
-        if reasons:
-            msg += ". Diagnosis: " + "; ".join(reasons)
-        raise ValueError(msg)
-    return {k: v for k, v in trainable.items() if k in expected}
+    return check_state_dict(model, trainable, strict=strict, only_prefixes=TRAINABLE_PREFIXES, source=source)
 
 
 def load_panosamic(

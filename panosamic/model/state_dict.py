@@ -73,19 +73,20 @@ def diagnose(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> list[str]:
     return reasons
 
 
-def load_state_dict_checked(
+def check_state_dict(
     model: nn.Module,
     state_dict: Mapping[str, torch.Tensor],
     strict: bool = True,
     only_prefixes: Sequence[str] | None = None,
-) -> list[str]:
-    """Load ``state_dict`` into ``model``, casting to each parameter's dtype.
+    source: str = "state dict",
+) -> dict[str, torch.Tensor]:
+    """The tensors of ``state_dict`` that fit ``model``; a ``ValueError`` if anything does not.
 
-    ``only_prefixes``: compare and load just the keys under these prefixes (e.g. the trainable
+    ``only_prefixes``: compare just the keys under these prefixes (e.g. the trainable
     ``feature_fuser.`` and ``semantic_decoder.`` of a Hub checkpoint); other model keys are not
-    reported missing. Strict: any missing, unexpected or mis-shaped key raises a ``ValueError``
-    that names them and says which architecture the checkpoint is for; nothing is loaded then.
-    Returns the list of missing keys (empty when strict).
+    reported missing. Any mis-shaped or non-float tensor, and with ``strict`` any missing or
+    unexpected key, is named in the error, with a diagnosis of the checkpoint's architecture
+    (ViT size, modalities, classes, views).
     """
     expected = model.state_dict()
     if only_prefixes is not None:
@@ -98,20 +99,39 @@ def load_state_dict_checked(
         for k in expected
         if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
     ]
+    non_float = [
+        k for k in expected if k in state_dict and expected[k].is_floating_point() and not state_dict[k].is_floating_point()
+    ]
     problems = []
     if mis_shaped:
         problems.append(f"{len(mis_shaped)} tensor(s) of the wrong shape: {_list(mis_shaped, 3)}")
+    if non_float:
+        problems.append(f"{len(non_float)} non-float tensor(s): {_list(non_float, 3)}")
     if strict and missing:
         problems.append(f"{len(missing)} missing key(s): {_list(missing)}")
     if strict and unexpected:
         problems.append(f"{len(unexpected)} unexpected key(s): {_list(unexpected)}")
     if problems:
         reasons = diagnose(model, state_dict)
-        msg = "state dict does not fit the model: " + "; ".join(problems)
+        msg = f"{source} does not fit the model: " + "; ".join(problems)
         if reasons:
             msg += ". Diagnosis: " + "; ".join(reasons)
         raise ValueError(msg)
-    tensors = {k: v for k, v in state_dict.items() if k in expected}
+    return {k: v for k, v in state_dict.items() if k in expected}
+
+
+def load_state_dict_checked(
+    model: nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    strict: bool = True,
+    only_prefixes: Sequence[str] | None = None,
+) -> list[str]:
+    """Load ``state_dict`` into ``model`` after :func:`check_state_dict`, casting to each
+    parameter's dtype; nothing is loaded when the check fails. Returns the missing keys
+    (empty when strict)."""
+    tensors = check_state_dict(model, state_dict, strict=strict, only_prefixes=only_prefixes)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict and (only_prefixes is None or k.startswith(tuple(only_prefixes)))]
     meta = any(p.is_meta for p in model.parameters())
     if meta:  # built under torch.device("meta"): adopt the given tensors (cast to the model's dtype)
         tensors = {k: v.to(dtype=expected[k].dtype) for k, v in tensors.items()}

@@ -268,10 +268,6 @@ def load_panosamic(
     model = cls(semantic_only=semantic_only, **info.model_kwargs())
     trainable = check_trainable(model, tensors, strict=strict, source=str(resolved.weights))
     model.load_sam_weights(sam_path)
-    from panosamic.model.state_dict import load_state_dict_checked
-
-    load_state_dict_checked(model, trainable, strict=strict, only_prefixes=TRAINABLE_PREFIXES)
-    if info.fold is not None:
-        model.fold = info.fold
+    model.load_state_dict(trainable, strict=False)  # checked above; cast to the model's dtype
     logger.info("loaded %d trainable tensors from %s", len(trainable), resolved.source)
     return model.to(map_location).eval()

@@ -123,6 +123,7 @@ class HubModelInfo:
             class_names=self.class_names,
             palette=self.palette,
             dataset=self.dataset,
+            fold=self.fold,
             depth_threshold=self.depth_threshold,
         )
 

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import prepared_synthetic
+
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
 from panosamic.evaluation.checkpoint import save_checkpoint
@@ -28,13 +30,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from panosamic.data.prepare import prepare_dataset
-    from panosamic.data.synthetic import make_synthetic_stanford
-
-    root = tmp_path_factory.mktemp("synthetic_eval")
-    make_synthetic_stanford(root / "raw", rooms_per_area=1, size=(64, 128), seed=1)
-    prepare_dataset(DATASET, root / "raw", root / "processed", scale=1.0, progress=False)
-    return root / "processed"
+    return prepared_synthetic(tmp_path_factory.mktemp("synthetic_eval"), rooms_per_area=1, size=(64, 128), seed=1)
 
 
 def _checkpoint(path: Path, fold: int, num_classes: int = 13) -> Path:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import prepared_synthetic
+
 from panosamic.cli import main
 from panosamic.evaluation.checkpoint import load_checkpoint
 from panosamic.evaluation.report import read_log
@@ -31,13 +33,7 @@ def _one_thread(monkeypatch):
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> Path:
-    from panosamic.data.prepare import prepare_dataset
-    from panosamic.data.synthetic import make_synthetic_stanford
-
-    root = tmp_path_factory.mktemp("synthetic")
-    make_synthetic_stanford(root / "raw", rooms_per_area=2, size=(128, 256), seed=0)
-    prepare_dataset(DATASET, root / "raw", root / "processed", scale=1.0, progress=False)
-    return root / "processed"
+    return prepared_synthetic(tmp_path_factory.mktemp("synthetic"), rooms_per_area=2, size=(128, 256), seed=0)
 
 
 def write_config(path: Path, loss: dict | None = None, **lr) -> Path:

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from conftest import prepared_synthetic
-
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
 from panosamic.evaluation.checkpoint import save_checkpoint

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from conftest import prepared_synthetic
-
 from panosamic.cli import main
 from panosamic.evaluation.checkpoint import load_checkpoint
 from panosamic.evaluation.report import read_log

@@ -45,3 +45,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: str | object = "cpu") -> object:
+    """``torch.load(weights_only=True)`` with errors that name the file and say what is wrong.
+
+    A file that would need pickled code to load is refused (never executed); a truncated or
+    otherwise unreadable file gives a ``ValueError`` too.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint (it would run pickled code, "
+            f"which weights_only=True forbids): {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from panosamic.io import atomic_path
+from panosamic.io import atomic_path, safe_torch_load
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
@@ -142,10 +142,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         path = path / BEST_NAME
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle / zip errors: say which file
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from e
+    ckpt = safe_torch_load(path, map_location)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path} is not a PanoSAMic training checkpoint (a dict with a 'model' state dict)")
     return ckpt

@@ -13,7 +13,6 @@ written; frozen SAM tensors are dropped and the result is refused if any would r
 from __future__ import annotations
 
 import argparse
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +21,7 @@ import torch
 
 from panosamic.hub.files import split_trainable, write_hub_folder
 from panosamic.hub.metadata import EvaluationResult, HubModelInfo
+from panosamic.io import safe_torch_load
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,7 @@ def _load(path: Path) -> dict[str, Any]:
         path = path / "model_best.pth"
     if not path.is_file():
         raise FileNotFoundError(f"training checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"refusing to load {path}: it needs pickled code, which weights_only=True forbids: "
-            f"{str(e).splitlines()[0]}"
-        ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
+    obj = safe_torch_load(path)
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a checkpoint dict, got {type(obj).__name__}")
     if "model" in obj:

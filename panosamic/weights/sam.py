@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import http.client
 import os
-import pickle
 import re
 import sys
 import urllib.error
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
+
+from panosamic.io import safe_torch_load
 
 #: Where Meta publishes the SAM checkpoints.
 SAM_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything"
@@ -243,16 +244,7 @@ def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return dict(load_file(str(path), device="cpu"))
         except (SafetensorError, OSError) as e:
             raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from e
-    try:
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(
-            f"refusing to load {path}: it is not a plain tensor checkpoint (it would run pickled code, "
-            f"which weights_only=True forbids): {str(e).splitlines()[0]}"
-        ) from e
-    except (RuntimeError, EOFError, OSError) as e:
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
-    return _as_state_dict(obj, path)
+    return _as_state_dict(safe_torch_load(path), path)
 
 
 def _as_state_dict(obj: Any, where: Any) -> dict[str, torch.Tensor]:

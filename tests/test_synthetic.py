@@ -313,3 +313,69 @@ def test_prepare_and_loader_run_on_synthetic_data(dataset, tmp_path):
     inputs, labels = ds[0]
     assert inputs["image"].shape == (3, *SIZE) and labels.shape == SIZE
     assert int(labels.min()) >= -1 and int(labels.max()) <= 12 and (labels >= 0).any()
+
+
+# ---------------------------------------------------------------------------- domains
+def test_default_domain_is_the_original_look():
+    from panosamic.data.synthetic_domains import DEFAULT_DOMAIN, SyntheticDomain
+
+    base = S.render_room(5, (32, 64))
+    for domain in ("default", DEFAULT_DOMAIN, SyntheticDomain()):
+        other = S.render_room(5, (32, 64), domain=domain)
+        assert np.array_equal(base.rgb, other.rgb) and np.array_equal(base.class_map, other.class_map)
+
+
+def test_domains_differ_in_look_and_camera():
+    from panosamic.data.synthetic_domains import DOMAINS
+
+    rooms = {name: [S.render_room(s, (48, 96), domain=name) for s in range(6)] for name in DOMAINS}
+    for name, domain in DOMAINS.items():
+        for room in rooms[name]:
+            assert domain.camera_height_m[0] <= room.camera_position[2] <= domain.camera_height_m[1]
+            assert domain.cap_top_deg[0] <= room.cap_latitudes_deg[0] <= domain.cap_top_deg[1]
+    mean = {n: np.mean([r.rgb[r.class_map >= 0].reshape(-1, 3).mean(0) for r in rs], 0) for n, rs in rooms.items()}
+    warm, cold = mean["residential_warm"], mean["industrial_cold"]
+    assert warm[0] / warm[2] > 1.3 * mean["default"][0] / mean["default"][2]  # tungsten light is red-heavy
+    assert cold[2] / cold[0] > mean["default"][2] / mean["default"][0]  # cold light is blue-heavy
+
+
+def test_domain_blur_and_noise():
+    from panosamic.data.synthetic_domains import SyntheticDomain
+
+    def roughness(domain):
+        rgb = S.render_room(2, (64, 128), domain=domain).rgb.astype(float)[20:44]
+        return np.abs(np.diff(rgb, axis=1)).mean()
+
+    sharp = roughness(SyntheticDomain(noise_std=0.0))
+    assert roughness(SyntheticDomain(noise_std=0.0, blur_sigma_deg=2.0)) < 0.8 * sharp
+    assert roughness(SyntheticDomain(noise_std=12.0)) > 1.5 * sharp
+
+
+@pytest.mark.parametrize("domain, error", [("nowhere", "unknown synthetic domain"), (3, "unknown synthetic domain")])
+def test_bad_domain(domain, error):
+    with pytest.raises(ValueError, match=error):
+        S.render_room(0, (16, 32), domain=domain)
+
+
+def test_bad_domain_settings():
+    from panosamic.data.synthetic_domains import SyntheticDomain
+
+    with pytest.raises(ValueError, match="materials"):
+        SyntheticDomain(materials="marble")
+    with pytest.raises(ValueError, match="camera_height_m"):
+        SyntheticDomain(camera_height_m=(1.5, 1.0))
+    with pytest.raises(ValueError, match="colour temperature"):
+        SyntheticDomain(colour_temperature_k=300.0)
+
+
+def test_cli_domain(tmp_path, capsys):
+    out = tmp_path / "raw"
+    argv = ["synth", "--out", str(out), "--areas", "area_1", "--rooms-per-area", "1", "--size", "32x64",
+            "--seed", "3", "--quiet", "--domain", "residential_warm"]  # fmt: skip
+    assert main(argv) == 0
+    assert "domain residential_warm" in capsys.readouterr().out
+    rgb = read_png(next(out.glob("area_1/pano/rgb/*.png")))
+    room = S.render_room(S.room_seed(3, "area_1", 0), (32, 64), domain="residential_warm")
+    assert np.array_equal(rgb, room.rgb)
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", str(tmp_path / "x"), "--domain", "nowhere"])

@@ -43,6 +43,18 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from panosamic.data.synthetic_domains import (
+    BOOKS as _BOOKS,
+    DEFAULT_DOMAIN,
+    DOMAINS,
+    FABRIC as _FABRIC,
+    PLAIN as _PLAIN,
+    PLANKS as _PLANKS,
+    TILES as _TILES,
+    WINDOW as _WINDOW,
+    SyntheticDomain,
+    get_domain,
+)
 from panosamic.io import atomic_path, atomic_write_text
 
 #: The 13 Stanford2D3DS classes, in training-index order (0..12).
@@ -144,6 +156,7 @@ class SyntheticManifest:
     labels_path: Path
     semantic_labels: tuple[str, ...]
     samples: tuple[SyntheticSample, ...] = field(default_factory=tuple)
+    domain: str = DEFAULT_DOMAIN.name
 
     def samples_in(self, area: str) -> tuple[SyntheticSample, ...]:
         return tuple(s for s in self.samples if s.area == area)
@@ -153,30 +166,6 @@ class SyntheticManifest:
 # Scene description
 # --------------------------------------------------------------------------------------------------
 
-# Texture kinds.
-_PLAIN, _PLANKS, _TILES, _BOOKS, _WINDOW, _FABRIC = range(6)
-
-# Class -> candidate base colours (0..1 RGB) and texture kinds. Palettes overlap on purpose (walls,
-# columns, beams and ceilings look alike; floors, doors and tables share woods) so colour alone does
-# not give the class away.
-_WHITES = ((0.86, 0.85, 0.82), (0.80, 0.80, 0.78), (0.84, 0.80, 0.72), (0.75, 0.78, 0.80), (0.82, 0.76, 0.70))
-_WOODS = ((0.55, 0.38, 0.22), (0.65, 0.50, 0.33), (0.42, 0.30, 0.20), (0.72, 0.60, 0.45))
-_GREYS = ((0.45, 0.45, 0.47), (0.30, 0.30, 0.32), (0.60, 0.60, 0.58))
-_FABRICS = ((0.20, 0.22, 0.35), (0.45, 0.15, 0.15), (0.15, 0.15, 0.15), (0.35, 0.40, 0.30), (0.50, 0.45, 0.40))
-_STYLE: dict[str, tuple[tuple[tuple[float, float, float], ...], tuple[int, ...]]] = {
-    "wall": (_WHITES, (_PLAIN,)),
-    "ceiling": (_WHITES, (_TILES, _PLAIN)),
-    "column": (_WHITES + _GREYS[2:], (_PLAIN,)),
-    "beam": (_WHITES, (_PLAIN,)),
-    "floor": (_WOODS + _GREYS + ((0.70, 0.68, 0.62),), (_PLANKS, _TILES, _FABRIC)),
-    "door": (_WOODS + _WHITES[:2] + _GREYS, (_PLANKS, _PLAIN)),
-    "window": (((0.80, 0.88, 0.95), (0.92, 0.94, 0.96), (0.70, 0.80, 0.88)), (_WINDOW,)),
-    "board": (((0.93, 0.93, 0.92), (0.15, 0.25, 0.18), (0.62, 0.45, 0.30)), (_PLAIN,)),
-    "bookcase": (_WOODS + _GREYS, (_BOOKS,)),
-    "table": (_WOODS + _WHITES[:2] + _GREYS, (_PLANKS, _PLAIN)),
-    "chair": (_FABRICS + _GREYS, (_FABRIC, _PLAIN)),
-    "sofa": (_FABRICS + _WOODS[:1], (_FABRIC,)),
-}
 _CLASS_TO_INDEX = {name: i for i, name in enumerate(CLASS_NAMES)}
 
 
@@ -194,9 +183,10 @@ class _Object:
 class _Layout:
     """Random room layout: shell, camera and objects (no pixels yet)."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, domain: SyntheticDomain = DEFAULT_DOMAIN):
         r = rng
         self.rng = rng
+        self.domain = domain
         names = [n for n, _ in _ROOM_TYPES]
         p = np.array([w for _, w in _ROOM_TYPES])
         self.room_type = names[int(r.choice(len(names), p=p / p.sum()))]
@@ -212,11 +202,11 @@ class _Layout:
         self.size = np.array([lx, ly, lz])
         margin = 0.9
         self.camera = np.array(
-            [r.uniform(margin, lx - margin), r.uniform(margin, ly - margin), r.uniform(1.0, 1.7)]
+            [r.uniform(margin, lx - margin), r.uniform(margin, ly - margin), r.uniform(*domain.camera_height_m)]
         )
-        self.caps_deg = (float(r.uniform(2.5, 9.0)), float(r.uniform(5.0, 15.0)))
+        self.caps_deg = (float(r.uniform(*domain.cap_top_deg)), float(r.uniform(*domain.cap_bottom_deg)))
         self.light = np.array([r.uniform(0.25, 0.75) * lx, r.uniform(0.25, 0.75) * ly, lz - r.uniform(0.5, 0.9)])
-        self.ambient = float(r.uniform(0.35, 0.5))
+        self.ambient = float(r.uniform(*domain.ambient))
         self.objects: list[_Object] = []
         self.wall_used: list[list[tuple[float, float]]] = [[], [], [], []]  # per wall: occupied intervals
         self.floor_used: list[tuple[float, float, float, float]] = []  # x0, y0, x1, y1
@@ -240,15 +230,16 @@ class _Layout:
     # ---- helpers -------------------------------------------------------------------------------
     def _add(self, cls: str, boxes: list[tuple[np.ndarray, np.ndarray]]) -> _Object:
         r = self.rng
-        if cls in _STYLE:
-            palette, textures = _STYLE[cls]
+        style = self.domain.style
+        if cls in style:
+            palette, textures = style[cls]
             base = np.array(palette[int(r.integers(len(palette)))])
             texture = int(textures[int(r.integers(len(textures)))])
         else:  # clutter and unknown things: anything goes
             base = r.uniform(0.1, 0.9, 3)
             texture = int(r.choice([_PLAIN, _FABRIC, _PLANKS]))
         color = np.clip(base * r.uniform(0.85, 1.15) + r.normal(0, 0.03, 3), 0.03, 1.0)
-        obj = _Object(cls, boxes, color, texture, float(r.uniform(0.08, 0.3)))
+        obj = _Object(cls, boxes, color, texture, float(r.uniform(0.08, 0.3)) * self.domain.texture_scale)
         self.objects.append(obj)
         return obj
 
@@ -629,17 +620,16 @@ def _albedo(obj: np.ndarray, u: np.ndarray, v: np.ndarray, layout: _Layout, salt
     return out
 
 
-def _shade_band(
+def _radiance_band(
     layout: _Layout,
     d: np.ndarray,
     dist: np.ndarray,
     obj: np.ndarray,
     axis: np.ndarray,
     normals: np.ndarray,
-    noise: np.ndarray,
     salt0: int,
 ) -> np.ndarray:
-    """uint8 RGB of a band of rows: textured albedo, Lambert shading from the light, pixel noise."""
+    """float32 RGB (0..255 scale) of a band of rows: textured albedo, Lambert shading from the light."""
     p = layout.camera.astype(np.float32) + d * dist[..., None]
     # In-plane coordinates of the hit point: horizontal (x, y); x-facing (y, z); y-facing (x, z).
     u = np.where(axis == 0, p[..., 1], p[..., 0])
@@ -648,11 +638,60 @@ def _shade_band(
     to_light = layout.light.astype(np.float32) - p
     ldist = np.linalg.norm(to_light, axis=-1) + np.float32(1e-6)
     lambert = np.clip((normals * to_light).sum(-1) / ldist, 0, None)
-    shade = layout.ambient + 1.6 * (1.1 - layout.ambient) * lambert / (1 + (ldist / 4.0) ** 2)
+    shade = layout.ambient + layout.domain.light_gain * (1.1 - layout.ambient) * lambert / (1 + (ldist / 4.0) ** 2)
     kinds = np.array([o.texture for o in layout.objects])
-    shade = np.where(kinds[obj] == _WINDOW, np.maximum(shade, 1.0), shade)  # daylight through windows
-    rgb = albedo * shade[..., None] * 255 + 4.0 * noise
+    window = kinds[obj] == _WINDOW
+    shade = np.where(window, np.maximum(shade, 1.0), shade)  # daylight through windows
+    dom = layout.domain
+    lamp = dom.light_rgb * np.float32(dom.exposure)  # ones in the default domain: exact no-op
+    gain = np.where(window[..., None], np.float32(dom.exposure), lamp)
+    return albedo * shade[..., None] * 255 * gain
+
+
+def _sensor(radiance: np.ndarray, noise: np.ndarray, domain: SyntheticDomain) -> np.ndarray:
+    """uint8 RGB from radiance: tone curve, additive sensor noise, 8-bit quantisation (2..255)."""
+    if domain.gamma != 1.0:
+        radiance = np.float32(255) * np.clip(radiance / np.float32(255), 0, None) ** np.float32(1 / domain.gamma)
+    rgb = radiance + domain.noise_std * noise
     return np.clip(np.rint(rgb), 2, 255).astype(np.uint8)  # 0 stays reserved for the unscanned caps
+
+
+def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Separable Gaussian blur of an H x W x C float image (wraps around horizontally, reflects vertically)."""
+    radius = max(int(np.ceil(3 * sigma_px)), 1)
+    x = np.arange(-radius, radius + 1, dtype=np.float32)
+    k = np.exp(-0.5 * (x / np.float32(sigma_px)) ** 2)
+    k /= k.sum()
+    h = image.shape[0]
+    rows = np.clip(np.arange(-radius, h + radius), 0, h - 1)  # edge padding
+    padded = image[rows]
+    out = sum(k[i] * padded[i : i + h] for i in range(len(k)))
+    out = sum(k[i] * np.roll(out, radius - i, axis=1) for i in range(len(k)))
+    return out.astype(np.float32)
+
+
+def _colour(layout: _Layout, rng: np.random.Generator, d: np.ndarray, dist: np.ndarray, obj: np.ndarray,
+            axis: np.ndarray, normals: np.ndarray, salt0: int) -> np.ndarray:
+    """uint8 RGB of the panorama, in bands of rows to bound memory (pixel noise drawn band by band, in order).
+
+    With optical blur the radiance of the whole panorama is blurred before the sensor noise is added.
+    """
+    h, w = dist.shape
+    dom = layout.domain
+    bands = [slice(r0, min(r0 + _BAND_ROWS, h)) for r0 in range(0, h, _BAND_ROWS)]
+    rgb = np.zeros((h, w, 3), np.uint8)
+    if dom.blur_sigma_deg > 0:
+        radiance = np.concatenate(
+            [_radiance_band(layout, d[b], dist[b], obj[b], axis[b], normals[b], salt0) for b in bands]
+        )
+        radiance = _blur(radiance, dom.blur_sigma_deg * h / 180.0)
+        for b in bands:
+            rgb[b] = _sensor(radiance[b], rng.standard_normal((b.stop - b.start, w, 3), dtype=np.float32), dom)
+        return rgb
+    for b in bands:
+        noise = rng.standard_normal((b.stop - b.start, w, 3), dtype=np.float32)
+        rgb[b] = _sensor(_radiance_band(layout, d[b], dist[b], obj[b], axis[b], normals[b], salt0), noise, dom)
+    return rgb
 
 
 def render_room(
@@ -660,11 +699,13 @@ def render_room(
     size: Sequence[int] = DEFAULT_SIZE,
     *,
     room_number: int = 1,
+    domain: str | SyntheticDomain | None = None,
 ) -> RenderedRoom:
     """Render one random room as an equirectangular panorama of ``size = (H, W)`` (W = 2H).
 
     The layout (room, camera, objects, camera id) is drawn first, so the same seed gives the same room
     at any size; then pixel noise. ``room_number`` only names the room (``<roomType>_<room_number>``).
+    ``domain``: the look (a :data:`DOMAINS` name or a :class:`SyntheticDomain`; default: the original one).
     """
     if isinstance(rng_or_seed, np.random.Generator):
         rng = rng_or_seed
@@ -679,7 +720,7 @@ def render_room(
         raise ValueError(f"room_number must be an int >= 0, got {room_number!r}")
 
     camera_id = "".join(f"{int(b):02x}" for b in rng.integers(0, 256, 16))
-    layout = _Layout(rng)
+    layout = _Layout(rng, get_domain(domain))
     salt0 = int(rng.integers(0, 1 << 30))
 
     d, lat, _ = _directions(h, w)
@@ -696,12 +737,7 @@ def render_room(
     normals = np.zeros((h, w, 3), np.float32)
     np.put_along_axis(normals, axis[..., None].astype(np.intp), sign[..., None], -1)
 
-    # Colour, in bands of rows to bound memory (pixel noise is drawn band by band, in order).
-    rgb = np.zeros((h, w, 3), np.uint8)
-    for r0 in range(0, h, _BAND_ROWS):
-        rows = slice(r0, min(r0 + _BAND_ROWS, h))
-        noise = rng.standard_normal((rows.stop - r0, w, 3), dtype=np.float32)
-        rgb[rows] = _shade_band(layout, d[rows], dist[rows], obj[rows], axis[rows], normals[rows], noise, salt0)
+    rgb = _colour(layout, rng, d, dist, obj, axis, normals, salt0)
     rgb[cap_rows] = 0
 
     local_of_obj = np.zeros(len(layout.objects), np.int32)
@@ -817,6 +853,7 @@ def make_synthetic_stanford(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = False,
+    domain: str | SyntheticDomain | None = None,
 ) -> SyntheticManifest:
     """Render ``rooms_per_area`` rooms per area and write them in the raw Stanford2D3DS layout.
 
@@ -824,8 +861,10 @@ def make_synthetic_stanford(
     room can be re-rendered alone. The same arguments give byte-identical files. A non-empty ``out_dir``
     is refused unless ``overwrite``, which first deletes earlier synthetic panoramas there (files named
     like raw panoramas under ``area_*/pano/*/``) and ``assets/semantic_labels.json``; nothing else.
+    ``domain`` sets the look of every room (see :mod:`panosamic.data.synthetic_domains`).
     """
     out = Path(out_dir)
+    look = get_domain(domain)
     if isinstance(areas, str):
         areas = [areas]
     areas = tuple(areas)
@@ -862,7 +901,7 @@ def make_synthetic_stanford(
 
         bar = tqdm(total=len(jobs), desc="synth", unit="pano", file=sys.stderr)
     for area, i in jobs:
-        room = render_room(room_seed(seed, area, i), (h, w), room_number=i + 1)
+        room = render_room(room_seed(seed, area, i), (h, w), room_number=i + 1, domain=look)
         label_indices = [0]
         for cls in room.instance_classes[1:]:
             n = counters[area][cls] = counters[area].get(cls, 0) + 1
@@ -909,6 +948,7 @@ def make_synthetic_stanford(
         labels_path=labels_path,
         semantic_labels=tuple(labels),
         samples=tuple(samples),
+        domain=look.name,
     )
 
 
@@ -948,6 +988,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--overwrite", action="store_true",
         help="write into a non-empty folder, replacing an earlier synthetic dataset there",
     )  # fmt: skip
+    parser.add_argument(
+        "--domain", choices=sorted(DOMAINS), default=DEFAULT_DOMAIN.name,
+        help="look of the building and camera: materials, lighting, sensor, tripod height, caps (default %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -961,12 +1005,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        domain=getattr(args, "domain", None),
     )
     h, w = manifest.size
     n, a = len(manifest.samples), len(manifest.areas)
     print(
         f"wrote {n} panorama{'s' * (n != 1)} ({h}x{w}) in {a} area{'s' * (a != 1)}, "
-        f"{len(manifest.semantic_labels) - 1} instances, to {manifest.out_dir} "
+        f"{len(manifest.semantic_labels) - 1} instances, domain {manifest.domain}, to {manifest.out_dir} "
         f"in {time.perf_counter() - start:.1f} s"
     )
     return 0

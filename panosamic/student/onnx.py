@@ -1,0 +1,175 @@
+"""ONNX export of a :class:`PanoStudent` and an onnxruntime wrapper with the same predict interface.
+
+The exported graph takes ``pixels`` (B, 3M, H, W) float32 on the 0-255 scale (modalities stacked
+as channels in canonical order; normalisation is inside) and returns ``logits`` (B, K, H, W). The
+batch is always dynamic; H and W are fixed to the config's native size or dynamic (multiples of
+32, W = 2H). The student's config travels in the file's ``metadata_props`` as JSON, so an
+``.onnx`` is self-describing: ``OnnxStudent("student.onnx")`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from panosamic.student.config import StudentConfig
+from panosamic.student.model import PanoStudent, resize_outputs, stack_inputs
+
+__all__ = ["CONFIG_KEY", "OnnxStudent", "export_onnx", "read_onnx_config"]
+
+CONFIG_KEY = "panosamic_student_config"
+DYNAMIC_KEY = "panosamic_dynamic_size"
+INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
+
+
+class _TensorPath(torch.nn.Module):
+    def __init__(self, student: PanoStudent) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.student.forward_tensor(pixels)
+
+
+def export_onnx(model: PanoStudent, path: str | os.PathLike, *, dynamic_size: bool = False,
+                opset: int = 17) -> Path:
+    """Write ``model`` as ONNX to ``path`` (atomically), checked with ``onnx.checker``; returns the path."""
+    import onnx
+
+    from panosamic.io import atomic_write_bytes
+
+    if not isinstance(model, PanoStudent):
+        raise TypeError(f"export_onnx exports a PanoStudent, got {type(model).__name__}")
+    h, w = model.native_size
+    dummy = torch.zeros(1, model.config.in_channels, h, w, device=model.device)
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
+    buffer = io.BytesIO()
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # circular padding slices with negative steps, which the exporter cannot pre-compute: harmless
+            warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+            # the torch.export-based exporter needs onnxscript (not a dependency): the TorchScript one
+            warnings.filterwarnings("ignore", message="You are using the legacy TorchScript", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+            torch.onnx.export(_TensorPath(model), (dummy,), buffer, input_names=[INPUT_NAME],
+                              output_names=[OUTPUT_NAME], opset_version=opset, dynamo=False,
+                              dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, do_constant_folding=True)
+    finally:
+        model.train(was_training)
+    proto = onnx.load_from_string(buffer.getvalue())
+    meta = {CONFIG_KEY: json.dumps(model.config.to_dict()), DYNAMIC_KEY: json.dumps(bool(dynamic_size))}
+    for key, value in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"panosamic student {model.config.variant_name}: pixels (B, 3M, H, W) 0-255 -> logits"
+    onnx.checker.check_model(proto)
+    return atomic_write_bytes(path, proto.SerializeToString())
+
+
+def read_onnx_config(path: str | os.PathLike) -> tuple[StudentConfig, bool]:
+    """(config, dynamic_size) from an exported student's metadata (ValueError if it has none)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX file not found: {path}")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise ValueError(f"{path} is not a readable ONNX file: {e}") from e
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if CONFIG_KEY not in meta:
+        raise ValueError(f"{path} carries no {CONFIG_KEY!r} metadata: not exported by panosamic.student.export_onnx")
+    return StudentConfig.from_dict(json.loads(meta[CONFIG_KEY]), where=f"{path} metadata"), json.loads(
+        meta.get(DYNAMIC_KEY, "false"))
+
+
+class OnnxStudent:
+    """An exported student run by onnxruntime, with :class:`PanoStudent`'s ``forward`` / predict interface.
+
+    Duck-types what :func:`panosamic.predict.predict` uses of a torch model (``eval``, ``train``,
+    ``parameters`` on the CPU, ``inference_options_applied``); runs on the CPU provider unless
+    ``providers`` says otherwise.
+    """
+
+    semantic_only = True
+    training = False
+
+    def __init__(self, path: str | os.PathLike, *, providers: Sequence[str] | None = None,
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.config, self.dynamic_size = read_onnx_config(self.path)
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                            providers=list(providers or ["CPUExecutionProvider"]))
+
+    modalities = property(lambda self: self.config.modalities)
+    num_classes = property(lambda self: self.config.num_classes)
+    class_names = property(lambda self: self.config.class_names)
+    palette = property(lambda self: self.config.palette)
+    depth_threshold = property(lambda self: self.config.depth_threshold)
+    native_size = property(lambda self: self.config.native_size)
+    dataset = property(lambda self: self.config.dataset)
+    device = torch.device("cpu")
+
+    def forward_tensor(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """(B, 3M, h, w) 0-255 -> (B, K, h, w) logits (h x w: the native size unless exported dynamic)."""
+        arr = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        c = self.config.in_channels
+        if arr.ndim != 4 or arr.shape[1] != c:
+            raise ValueError(f"expected pixels of shape (B, {c}, H, W), got {arr.shape}")
+        h, w = arr.shape[2:]
+        if not self.dynamic_size and (h, w) != self.native_size:
+            raise ValueError(f"{self.path.name} was exported for {self.native_size} (HxW), got {(h, w)}")
+        if h % 32 or w != 2 * h:
+            raise ValueError(f"pixels must be H x 2H with H a multiple of 32, got {h}x{w}")
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: arr})[0])
+
+    def forward(self, batched_input: Sequence[Mapping[str, torch.Tensor]]) -> list[dict[str, Any]]:
+        x, sizes = stack_inputs(batched_input, self.modalities, self.native_size)
+        return resize_outputs(self.forward_tensor(x), sizes)
+
+    __call__ = forward
+
+    # ------------------------------------------------------------------ what predict() uses
+    def eval(self) -> OnnxStudent:
+        return self
+
+    def train(self, mode: bool = True) -> OnnxStudent:
+        if mode:
+            raise ValueError("an ONNX student cannot be trained; train the PyTorch student")
+        return self
+
+    def parameters(self) -> Iterator[torch.Tensor]:
+        return iter([torch.empty(0)])
+
+    def to(self, device: Any) -> OnnxStudent:
+        if torch.device(device).type != "cpu":
+            raise ValueError("OnnxStudent runs through onnxruntime providers; pass providers=..., not a device")
+        return self
+
+    @contextlib.contextmanager
+    def inference_options_applied(self, precision: str | None = None, **changes: Any) -> Iterator[None]:
+        if precision not in (None, "fp32"):
+            raise ValueError(f"the ONNX student runs in fp32, got precision={precision!r}")
+        yield
+
+    def predict(self, image: Any, depth: Any = None, normals: Any = None, **kwargs: Any):
+        from panosamic.inference.predict import predict
+
+        return predict(self, image, depth, normals, **kwargs)

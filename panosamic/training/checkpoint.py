@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from panosamic.io import atomic_path, safe_torch_load
+from panosamic.io import atomic_torch_save, safe_torch_load
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
@@ -130,8 +130,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
     """``torch.save`` to a temp file beside ``path``, then rename (never a half-written file)."""
-    with atomic_path(path) as tmp:
-        torch.save(dict(checkpoint), tmp)
+    atomic_torch_save(dict(checkpoint), path)  # a full disk is reported as ENOSPC, not "unexpected pos"
     return Path(path)
 
 

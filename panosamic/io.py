@@ -114,11 +114,13 @@ def _writer_gone(pid: int, mtime: float) -> bool:
     """Whether process ``pid`` of this host can no longer be writing a file last modified at ``mtime``."""
     if pid == os.getpid():
         return False
+    if os.name != "posix" or not 0 < pid < 1 << 31:  # Windows' os.kill(pid, 0) would terminate the process
+        return time.time() - mtime > STALE_AGE_S
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OSError):
+    except OSError:
         pass  # alive (another user's process), or unknown: check whether the pid was reused
     start = _process_start_time(pid)
     return start is not None and mtime < start - 2.0  # the live process started after the file's last write

@@ -173,6 +173,8 @@ def test_remove_stale_temp_files_only_ours_and_only_dead(tmp_path):
         )
         other_host_old = _make(tmp_path, ".a.panosamic-tmp-ffffff-1-0123abcd", old)
         other_host_new = _make(tmp_path, ".b.panosamic-tmp-ffffff-1-0123abcd")
+        huge_pid_new = _make(tmp_path, f".h.panosamic-tmp-{HOST}-99999999999999999999-0123abcd")
+        huge_pid_old = _make(tmp_path, f".i.panosamic-tmp-{HOST}-99999999999999999999-0123abcd", old)
         legacy_old = _make(tmp_path, ".m.pth.abc_def1.tmp.pth", old)
         legacy_new = _make(tmp_path, ".m.pth.abc_def2.tmp.pth")
         foreign = [_make(tmp_path, n, old) for n in (".m.pth.bak", "notes.tmp", "m.panosamic-tmp-x", ".cfg")]
@@ -180,11 +182,11 @@ def test_remove_stale_temp_files_only_ours_and_only_dead(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
-    expected = {dead, other_host_old, legacy_old}
+    expected = {dead, other_host_old, legacy_old, huge_pid_old}
     if pio._process_start_time(os.getpid()) is not None:  # pid-reuse detection needs /proc
         expected.add(reused)
     assert removed == expected
-    for kept in (mine, live, other_host_new, legacy_new, *foreign):
+    for kept in (mine, live, other_host_new, huge_pid_new, legacy_new, *foreign):
         assert kept.exists(), kept.name
 
 

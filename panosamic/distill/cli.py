@@ -1,0 +1,97 @@
+"""``panosamic distill``: a teacher labels panoramas once (cached), a compact student learns from it.
+
+Examples::
+
+    panosamic distill --teacher dfki-av/PanoSAMic --teacher-subfolder stanford2d3ds-vith-rgb-fold1 \\
+        --panoramas my_panoramas/ --epochs 30 --out experiments
+    panosamic distill --teacher experiments/stanford2d3ds/RUN/model_best.pth \\
+        --dataset stanford2d3ds --dataset-path data/stanford2d3ds --ce-weight 0.5 --epochs 30
+
+Multi-GPU: ``torchrun --nproc_per_node N -m panosamic.cli distill ...``. No torch import at module
+level: ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+HELP = "distil a teacher checkpoint into a compact student (cached teacher outputs, KL + optional labels)"
+DATASET_CHOICES = ("stanford2d3ds", "matterport3d", "structured3d")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 512x1024, got {text!r}") from None
+    return h, w
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--teacher", required=True, help="teacher checkpoint: Hub id, variant name, folder, .safetensors, .pth or run folder")
+    a("--teacher-subfolder", default=None, help="subfolder of a Hub repo")
+    a("--teacher-revision", default=None, help="Hub revision (also part of the cache key)")
+    a("--sam-weights", default=None, help="Meta's SAM .pth or a folder holding it (default: cache / download)")
+    a("--panoramas", nargs="*", default=[], help="unlabelled panorama files or folders (RGB teachers)")
+    a("--dataset", choices=DATASET_CHOICES, default=None, help="a prepared dataset to distil on (its training split)")
+    a("--dataset-path", default=None, help="the prepared dataset's folder")
+    a("--fold", type=int, default=1)
+    a("--no-labels", dest="use_labels", action="store_false", help="ignore the dataset's labels (pure distillation)")
+    a("--no-validate", dest="validate", action="store_false", help="no validation on the dataset's test split")
+    a("--backbone", default="mobilenetv3_large_100", help="timm backbone of the student")
+    a("--pretrained-backbone", action="store_true", help="start from the backbone's ImageNet weights (Hub download)")
+    a("--decoder-channels", type=int, default=64)
+    a("--native-size", type=_size, default=None, help="HEIGHTxWIDTH the student runs at (default: the teacher's)")
+    a("--cache-dir", default=None, help="teacher-output cache (default: OUT/teacher_cache)")
+    a("--cache-stride", type=int, default=4, help="store teacher logits at 1/N resolution (default 4)")
+    a("--out", "--output", dest="output", default="experiments", help="root of the run directories")
+    a("--epochs", type=int, default=10)
+    a("--batch-size", type=int, default=4)
+    a("--max-lr", type=float, default=2e-3)
+    a("--optimizer", choices=("RAdam", "Ranger21"), default="RAdam")
+    a("--temperature", type=float, default=2.0)
+    a("--kd-weight", type=float, default=1.0, help="weight of the KL term (x T^2)")
+    a("--ce-weight", type=float, default=0.0, help="weight of the cross entropy on ground truth, where it exists")
+    a("--boundary-weight", type=float, default=0.0, help="weight of the KL on the teacher's SAM mask boundaries")
+    a("--resume", choices=("last", "best"), default=None)
+    a("--max-steps", type=int, default=None, help="stop after this many optimiser steps (resume with --resume last)")
+    a("--limit-batches", type=int, default=None, help="at most this many steps per epoch")
+    a("--seed", type=int, default=0)
+    a("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    a("--workers", type=int, default=0, help="DataLoader workers")
+    a("--no-augment", dest="augment", action="store_false", help="no flip/roll/RGB-permutation augmentation")
+    a("--eval-every", type=int, default=1)
+    a("--log-every", type=int, default=10)
+    a("--keep-last", action="store_true", help="keep model_last.pth after a finished run")
+    a("--no-progress", dest="progress", action="store_false")
+    a("--debug", action="store_true", help="show tracebacks")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``distill`` on an ``add_subparsers()`` object."""
+    parser = subparsers.add_parser("distill", help=HELP, description=HELP)
+    add_arguments(parser)
+    parser.set_defaults(_run=run)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace):
+    from panosamic.distill.trainer import DistillSettings
+
+    names = {f.name for f in dataclasses.fields(DistillSettings)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values["device"] = None if args.device == "auto" else args.device
+    return DistillSettings(**values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from panosamic.distill.api import distill_worker
+
+    result = distill_worker(settings_from_args(args))
+    if result is not None and result.student_dir is not None:
+        best = "not validated" if result.best_epoch is None or result.best_miou < 0 else f"{100 * result.best_miou:.2f} %"
+        print(f"student (mIoU {best}) in {result.student_dir}")
+    return 0

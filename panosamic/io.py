@@ -242,7 +242,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     block may write the temp path in any way (reopening it with ``"wb"`` keeps its mode).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:  # the folder to write into is a file
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), e.filename) from e
     _clean_once(path.parent)
     tmp = _create_temp(path, path.suffix if suffix is None else suffix)
     mode = stat.S_IMODE(os.stat(tmp).st_mode)  # 0o666 & ~umask

@@ -146,6 +146,15 @@ def test_oserror_names_target_not_temp(tmp_path):
     assert _listing(tmp_path) == []
 
 
+def test_folder_that_is_a_file(tmp_path):
+    (tmp_path / "out").write_text("x")
+    for target in (tmp_path / "out" / "a.json", tmp_path / "out" / "sub" / "a.json"):
+        with pytest.raises(NotADirectoryError) as info:
+            atomic_write_text(target, "{}")
+        assert describe_error(info.value).startswith(f"{tmp_path / 'out'} is a file, expected a folder")
+    assert _listing(tmp_path) == ["out"]
+
+
 def _make(folder, name, mtime=None):
     p = folder / name
     p.write_bytes(b"partial")

@@ -1,39 +1,28 @@
 """Pictures of label maps: colour images, overlays on the panorama, and a legend.
 
 Everything works on numpy arrays (``H x W`` integer labels, ``H x W x 3`` uint8 images) and
-returns numpy arrays or PIL images; nothing here needs torch.
+returns numpy arrays or PIL images; nothing here needs torch or matplotlib. Palettes only
+colour pictures; labels never depend on them.
 """
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from panosamic.palettes import default_palette
+
+__all__ = [
+    "IGNORE_COLOR", "check_palette", "class_fractions", "colorize", "default_class_names", "default_palette",
+    "label_image", "legend", "legend_entries", "overlay", "overlay_with_legend",
+]  # fmt: skip
+
 #: Colour of pixels whose label is outside the palette (e.g. IGNORE_INDEX).
 IGNORE_COLOR: tuple[int, int, int] = (0, 0, 0)
-#: Golden-ratio hue step of :func:`default_palette` (consecutive classes get distant hues).
-_GOLDEN_RATIO_CONJUGATE = 0.618033988749895
-
-
-def default_palette(num_classes: int) -> np.ndarray:
-    """A deterministic ``num_classes x 3`` uint8 palette of distinct, bright colours.
-
-    Hues follow the golden-ratio sequence; saturation and value cycle over three levels so
-    that large palettes (40 classes) stay distinguishable.
-    """
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    levels = ((0.65, 0.95), (0.90, 0.75), (0.45, 0.85))
-    colors = []
-    for i in range(int(num_classes)):
-        hue = (i * _GOLDEN_RATIO_CONJUGATE) % 1.0
-        sat, val = levels[i % len(levels)]
-        r, g, b = colorsys.hsv_to_rgb(hue, sat, val)
-        colors.append((round(r * 255), round(g * 255), round(b * 255)))
-    return np.asarray(colors, dtype=np.uint8)
+#: Font size (px) of :func:`legend`; swatches are a bit taller than the text.
+LEGEND_FONT_SIZE = 22
 
 
 def default_class_names(num_classes: int) -> tuple[str, ...]:
@@ -112,58 +101,113 @@ def overlay(image, labels, palette, alpha: float = 0.5) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def class_fractions(labels, num_classes: int) -> np.ndarray:
+    """Fraction of all pixels carrying each label ``0..num_classes-1`` (ignored pixels count in the total)."""
+    lab = _as_labels(labels)
+    valid = lab[(lab >= 0) & (lab < num_classes)]
+    counts = np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+    return counts / max(int(lab.size), 1)
+
+
+def legend_entries(
+    class_names: Sequence[str],
+    fractions: Sequence[float] | None = None,
+    *,
+    only_present: bool = False,
+    sort_by_fraction: bool = False,
+) -> list[tuple[int, str]]:
+    """The ``(class index, text)`` rows a legend shows, in order (text has the % when given)."""
+    names = [str(n) for n in class_names]
+    if fractions is not None and len(fractions) != len(names):
+        raise ValueError(f"got {len(fractions)} fractions for {len(names)} classes")
+    rows = []
+    for i, name in enumerate(names):
+        if fractions is None:
+            rows.append((i, name))
+        elif not (only_present and fractions[i] <= 0):
+            rows.append((i, f"{name} {100.0 * float(fractions[i]):.1f}%"))
+    if fractions is not None and sort_by_fraction:
+        rows.sort(key=lambda r: -float(fractions[r[0]]))
+    return rows
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)  # scalable font (Pillow >= 10.1 with FreeType)
+    except TypeError:  # older Pillow: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _draw_legend(
+    rows: list[tuple[int, str]], pal: np.ndarray, *, font_size: int, swatch_size: int | None,
+    padding: int | None, columns: int | None, width: int | None = None,
+) -> Image.Image:
+    """Lay ``rows`` out in columns (as many as fit ``width`` when it is given) on white."""
+    font = _font(font_size)
+    swatch = swatch_size or round(1.3 * font_size)
+    pad = font_size // 2 if padding is None else padding
+    rows = rows or [(-1, "(no classes)")]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [probe.textbbox((0, 0), text, font=font) for _, text in rows]
+    text_w = max(b[2] for b in boxes)
+    row_h = max(swatch, max(b[3] for b in boxes)) + pad
+    cell_w = swatch + pad + text_w + 2 * pad
+    if columns is None:
+        columns = max(1, (width - pad) // cell_w) if width else -(-len(rows) // 20)
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    n_rows = -(-len(rows) // columns)
+    columns = -(-len(rows) // n_rows)
+    img = Image.new("RGB", (width or pad + columns * cell_w, pad + n_rows * row_h), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    for k, (cls, text) in enumerate(rows):
+        col, row = divmod(k, n_rows)
+        x, y = pad + col * cell_w, pad + row * row_h
+        if cls >= 0:
+            color = tuple(int(c) for c in pal[cls])
+            draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=color, outline=(0, 0, 0))
+        draw.text((x + swatch + pad, y + swatch / 2), text, fill=(0, 0, 0), font=font, anchor="lm")
+    return img
+
+
 def legend(
     class_names: Sequence[str],
     palette,
     *,
     fractions: Sequence[float] | None = None,
     only_present: bool = False,
-    swatch_size: int = 16,
-    padding: int = 6,
-    columns: int = 1,
+    sort_by_fraction: bool = False,
+    font_size: int = LEGEND_FONT_SIZE,
+    swatch_size: int | None = None,
+    padding: int | None = None,
+    columns: int | None = None,
 ) -> Image.Image:
-    """A legend image: one row per class with its colour swatch and name (PIL's default font).
+    """A legend image: a colour swatch and the name of each class, in a legible font.
 
     ``fractions`` (one per class, 0..1) are appended as percentages; with ``only_present``
-    classes whose fraction is 0 are left out.
+    classes whose fraction is 0 are left out. ``columns`` defaults to one per 20 classes.
     """
+    pal = check_palette(palette, len(class_names))
+    rows = legend_entries(class_names, fractions, only_present=only_present, sort_by_fraction=sort_by_fraction)
+    return _draw_legend(rows, pal, font_size=font_size, swatch_size=swatch_size, padding=padding, columns=columns)
+
+
+def overlay_with_legend(
+    image, labels, class_names: Sequence[str], palette, alpha: float = 0.5, *, font_size: int | None = None,
+) -> Image.Image:
+    """:func:`overlay` with a legend strip below it: the classes present, largest share first."""
     names = [str(n) for n in class_names]
     pal = check_palette(palette, len(names))
-    if fractions is not None and len(fractions) != len(names):
-        raise ValueError(f"got {len(fractions)} fractions for {len(names)} classes")
-    if columns < 1:
-        raise ValueError(f"columns must be >= 1, got {columns}")
-    rows = []
-    for i, name in enumerate(names):
-        if fractions is not None:
-            if only_present and fractions[i] <= 0:
-                continue
-            name = f"{name} ({100.0 * float(fractions[i]):.1f}%)"
-        rows.append((i, name))
-    if not rows:
-        rows = [(-1, "(no classes)")]
-
-    font = ImageFont.load_default()
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text_w = max(probe.textbbox((0, 0), text, font=font)[2] for _, text in rows)
-    text_h = max(probe.textbbox((0, 0), text, font=font)[3] for _, text in rows)
-    row_h = max(swatch_size, text_h) + padding
-    cell_w = swatch_size + padding + text_w + 2 * padding
-    n_rows = -(-len(rows) // columns)
-    width = padding + columns * cell_w
-    height = padding + n_rows * row_h
-    img = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(img)
-    for k, (cls, text) in enumerate(rows):
-        col, row = divmod(k, n_rows)
-        x = padding + col * cell_w
-        y = padding + row * row_h
-        if cls >= 0:
-            color = tuple(int(c) for c in pal[cls])
-            draw.rectangle([x, y, x + swatch_size - 1, y + swatch_size - 1], fill=color, outline=(0, 0, 0))
-        ty = y + (swatch_size - text_h) // 2
-        draw.text((x + swatch_size + padding, ty), text, fill=(0, 0, 0), font=font)
-    return img
+    blended = overlay(image, labels, pal, alpha)
+    width = blended.shape[1]
+    size = font_size or int(np.clip(width // 60, 12, 36))
+    rows = legend_entries(names, class_fractions(labels, len(names)).tolist(), only_present=True,
+                          sort_by_fraction=True)
+    strip = _draw_legend(rows, pal, font_size=size, swatch_size=None, padding=None, columns=None, width=width)
+    out = Image.new("RGB", (width, blended.shape[0] + strip.size[1]), (255, 255, 255))
+    out.paste(Image.fromarray(blended), (0, 0))
+    out.paste(strip, (0, blended.shape[0]))
+    return out
 
 
 def label_image(labels) -> Image.Image:

@@ -44,8 +44,11 @@ class DatasetInfo:
             raise ValueError(f"{self.name} has no class {name!r}; classes: {self.class_names}") from None
 
 
-#: Stanford2D3DS, 13 classes in alphabetical order (HoHoNet / PanoSAMic). The palette is
-#: HoHoNet's ``assets/colors.npy`` rows 1..13 (row 0 is the colour of ``<UNK>``).
+#: Stanford2D3DS, 13 classes in alphabetical order (HoHoNet / PanoSAMic). 2D-3D-S publishes no
+#: class colours; HoHoNet's ``assets/colors.npy`` is a hue wheel whose neighbours look alike
+#: (beam/board, chair/clutter, floor/sofa, wall/window). Display colours here: the mpcat40
+#: (Matterport) colours of wall, chair and table, a grey floor, the others chosen so that every
+#: pair differs by CIEDE2000 >= 20. Only pictures use them; labels never depend on colours.
 STANFORD2D3DS = DatasetInfo(
     name="stanford2d3ds",
     class_names=(
@@ -53,14 +56,15 @@ STANFORD2D3DS = DatasetInfo(
         "door", "floor", "sofa", "table", "wall", "window",
     ),  # fmt: skip
     palette_rows=(
-        (255, 0, 40), (255, 72, 0), (255, 185, 0), (205, 255, 0), (91, 255, 0), (0, 255, 21),
-        (0, 255, 139), (0, 255, 252), (0, 143, 255), (0, 23, 255), (90, 0, 255), (204, 0, 255),
-        (255, 0, 191),
+        (180, 0, 128), (186, 107, 254), (129, 28, 37), (54, 49, 222), (152, 223, 138), (41, 143, 158),
+        (194, 178, 131), (14, 132, 237), (100, 100, 100), (81, 147, 22), (255, 127, 14), (174, 199, 232),
+        (255, 255, 82),
     ),
 )
 
-#: 360FV-Matterport (360BEV), 20 classes. Colours follow the NYU40 colour of the closest NYU40
-#: class (furniture = otherfurniture, objects = otherprop, shelving = shelves, ...).
+#: 360FV-Matterport (360BEV), 20 classes, all of them mpcat40 categories. Colours: mpcat40's
+#: (``mpcat40.tsv``), except ceiling, stairs, toilet, mirror, shower and shelving, moved so that
+#: every pair differs by CIEDE2000 >= 16 (mpcat40's mirror/shower and window/toilet look alike).
 MATTERPORT3D = DatasetInfo(
     name="matterport3d",
     class_names=(
@@ -69,14 +73,16 @@ MATTERPORT3D = DatasetInfo(
         "counter", "shelving",
     ),  # fmt: skip
     palette_rows=(
-        (174, 199, 232), (152, 223, 138), (188, 189, 34), (214, 39, 40), (255, 152, 150),
-        (196, 156, 148), (82, 84, 163), (100, 85, 144), (197, 176, 213), (140, 86, 75),
-        (255, 187, 120), (112, 128, 144), (255, 127, 14), (78, 71, 183), (44, 160, 44),
-        (51, 176, 203), (158, 218, 229), (227, 119, 194), (23, 190, 207), (66, 188, 102),
+        (174, 199, 232), (112, 128, 144), (152, 223, 138), (197, 176, 213), (255, 127, 14),
+        (214, 39, 40), (140, 109, 49), (23, 190, 207), (255, 152, 150), (44, 160, 44),
+        (227, 119, 194), (132, 60, 57), (168, 220, 206), (178, 131, 249), (172, 123, 135),
+        (255, 200, 115), (239, 244, 124), (57, 59, 121), (165, 81, 148), (193, 169, 148),
     ),
 )
 
-#: Structured3D, the 40 NYU40 classes (raw label k -> training label k - 1), NYU40 colours.
+#: Structured3D, the 40 NYU40 classes (raw label k -> training label k - 1). Colours: NYU40's
+#: (ScanNet), 23 of them nudged so that every pair differs by CIEDE2000 >= 12 (NYU40 has pairs
+#: as close as 2.7, e.g. bookshelf/nightstand); the structural classes keep theirs.
 STRUCTURED3D = DatasetInfo(
     name="structured3d",
     class_names=(
@@ -89,13 +95,13 @@ STRUCTURED3D = DatasetInfo(
     ),  # fmt: skip
     palette_rows=(
         (174, 199, 232), (152, 223, 138), (31, 119, 180), (255, 187, 120), (188, 189, 34),
-        (140, 86, 75), (255, 152, 150), (214, 39, 40), (197, 176, 213), (148, 103, 189),
-        (196, 156, 148), (23, 190, 207), (178, 76, 76), (247, 182, 210), (66, 188, 102),
-        (219, 219, 141), (140, 57, 197), (202, 185, 52), (51, 176, 203), (200, 54, 131),
-        (92, 193, 61), (78, 71, 183), (172, 114, 82), (255, 127, 14), (91, 163, 138),
-        (153, 98, 156), (140, 153, 101), (158, 218, 229), (100, 125, 154), (178, 127, 135),
-        (120, 185, 128), (146, 111, 194), (44, 160, 44), (112, 128, 144), (96, 207, 209),
-        (227, 119, 194), (213, 92, 176), (94, 106, 211), (82, 84, 163), (100, 85, 144),
+        (140, 86, 75), (255, 152, 150), (214, 39, 40), (197, 176, 213), (157, 128, 209),
+        (187, 166, 153), (36, 185, 208), (193, 43, 79), (247, 182, 210), (31, 212, 154),
+        (219, 219, 141), (157, 53, 199), (237, 188, 30), (38, 151, 194), (200, 54, 131),
+        (100, 193, 42), (78, 71, 183), (172, 114, 82), (255, 127, 14), (61, 162, 143),
+        (145, 97, 134), (138, 135, 132), (158, 218, 229), (111, 139, 188), (178, 127, 135),
+        (118, 175, 119), (118, 113, 139), (36, 148, 57), (90, 129, 123), (99, 208, 197),
+        (245, 132, 198), (221, 80, 206), (118, 104, 241), (61, 104, 116), (98, 83, 134),
     ),
 )
 

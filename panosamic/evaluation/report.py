@@ -1,4 +1,7 @@
-"""Logging and reporting: the JSONL run log (+ TensorBoard), per-class tables, PIL plots, versions."""
+"""Logging and reporting: the JSONL run log (+ TensorBoard), per-class tables, versions.
+
+The figures live in :mod:`panosamic.evaluation.plots` (matplotlib, imported only when a plot is drawn).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +14,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from panosamic.evaluation.metrics import SegmentationMetrics
-from panosamic.io import atomic_path, atomic_write_text
+from panosamic.io import atomic_write_text
 
-__all__ = ["RunLogger", "confusion_png", "format_class_table", "iou_bar_png", "versions"]
+__all__ = [
+    "RunLogger", "confusion_png", "format_class_table", "iou_bar_png", "log_path", "read_log", "versions",
+]  # fmt: skip
 
 LOG_NAME = "train_log.jsonl"
 
@@ -80,9 +84,27 @@ class RunLogger:
             self._tb.close()
 
 
-def read_log(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    path = Path(run_dir) / LOG_NAME
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+def log_path(run_dir_or_jsonl: str | os.PathLike) -> Path:
+    """``run_dir/train_log.jsonl``, or the given ``.jsonl`` file (FileNotFoundError when missing)."""
+    path = Path(run_dir_or_jsonl)
+    if path.is_dir():
+        path = path / LOG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no training log at {path}: expected a run folder holding {LOG_NAME} or a .jsonl file")
+    return path
+
+
+def read_log(run_dir_or_jsonl: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a run's log (a run folder or the ``.jsonl`` file); a line cut by a crash is skipped."""
+    records = []
+    for line in log_path(run_dir_or_jsonl).read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records
 
 
 def _plain(v: Any) -> Any:
@@ -115,63 +137,20 @@ def format_class_table(metrics: SegmentationMetrics, title: str = "") -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------- plots (PIL only)
-def _font() -> ImageFont.ImageFont:
-    return ImageFont.load_default()
-
-
+# ---------------------------------------------------------------------------- figures (matplotlib, lazily)
 def iou_bar_png(path: str | os.PathLike, metrics: SegmentationMetrics, palette: np.ndarray | None = None,
                 title: str = "") -> Path:
-    """Horizontal bar chart of per-class IoU, written atomically."""
-    names = metrics.class_names or tuple(str(i) for i in range(metrics.num_classes))
-    row, label_w, bar_w, top = 18, 9 * max(len(n) for n in names) + 10, 400, 24
-    img = Image.new("RGB", (label_w + bar_w + 60, top + row * len(names) + 28), "white")
-    draw = ImageDraw.Draw(img)
-    font = _font()
-    draw.text((4, 4), title or f"per-class IoU (mIoU {_pct(metrics.miou).strip()} %)", fill="black", font=font)
-    for i, n in enumerate(names):
-        y = top + i * row
-        draw.text((4, y + 3), n, fill="black", font=font)
-        v = metrics.iou[i]
-        color = tuple(int(c) for c in palette[i]) if palette is not None and i < len(palette) else (70, 110, 200)
-        if np.isfinite(v):
-            draw.rectangle([label_w, y + 2, label_w + int(bar_w * v), y + row - 3], fill=color, outline="black")
-        draw.text((label_w + bar_w + 6, y + 3), _pct(v).strip(), fill="black", font=font)
-    mx = label_w + int(bar_w * metrics.miou) if np.isfinite(metrics.miou) else None
-    if mx is not None:
-        draw.line([mx, top, mx, top + row * len(names)], fill="red", width=1)
-    with atomic_path(path) as tmp:
-        img.save(tmp)
-    return Path(path)
+    """Per-class IoU bars with the mIoU line: :func:`panosamic.evaluation.plots.plot_class_iou`."""
+    from panosamic.evaluation.plots import plot_class_iou
+
+    return plot_class_iou(metrics, path, palette=palette, title=title or None)
 
 
-def confusion_png(path: str | os.PathLike, metrics: SegmentationMetrics, cell: int = 28) -> Path:
-    """Row-normalised confusion matrix (rows: ground truth) as a heat map, written atomically."""
-    conf = metrics.confusion.astype(np.float64)
-    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
-    names = metrics.class_names or tuple(str(i) for i in range(metrics.num_classes))
-    k = len(names)
-    label_w = 9 * max(len(n) for n in names) + 10
-    img = Image.new("RGB", (label_w + cell * k + 10, label_w + cell * k + 24), "white")
-    draw = ImageDraw.Draw(img)
-    font = _font()
-    draw.text((4, 4), "rows: ground truth, columns: prediction (row-normalised %)", fill="black", font=font)
-    for i, n in enumerate(names):
-        draw.text((4, label_w + 20 + i * cell + cell // 3), n, fill="black", font=font)
-        col = Image.new("RGB", (label_w, 14), "white")
-        ImageDraw.Draw(col).text((2, 1), n, fill="black", font=font)
-        img.paste(col.rotate(90, expand=True), (label_w + i * cell + cell // 4, 18))
-    for i in range(k):
-        for j in range(k):
-            v = norm[i, j]
-            shade = int(255 * (1 - v))
-            x0, y0 = label_w + j * cell, label_w + 20 + i * cell
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=(shade, shade, 255), outline=(200, 200, 200))
-            if v >= 0.005:
-                draw.text((x0 + 3, y0 + cell // 3), f"{100 * v:.0f}", fill="black" if v < 0.6 else "white", font=font)
-    with atomic_path(path) as tmp:
-        img.save(tmp)
-    return Path(path)
+def confusion_png(path: str | os.PathLike, metrics: SegmentationMetrics, title: str = "") -> Path:
+    """Row-normalised confusion matrix: :func:`panosamic.evaluation.plots.plot_confusion`."""
+    from panosamic.evaluation.plots import plot_confusion
+
+    return plot_confusion(metrics, path, title=title or None)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

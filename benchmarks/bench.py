@@ -34,15 +34,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from panosamic.specs import MODALITY_SETS, VIT_SPECS
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPAT = ROOT / "tests" / "fixtures" / "compat"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 CONFIG = ROOT / "config" / "config_stanford2d3ds_dv.json"
 
-#: Short modality names used on the command line and in the tables.
-MODALITY_SETS = {"rgb": ("image",), "rgbd": ("image", "depth"), "rgbdn": ("image", "depth", "normals")}
-VITS = ("vit_b", "vit_l", "vit_h", "vit_tiny")
+VITS = tuple(VIT_SPECS)
 STAGES = ("preprocess", "encoder", "fusion", "decoder", "postprocess", "instance")
 INPUT_HW = (512, 1024)
 GIB = 2**30
@@ -168,17 +168,16 @@ def build_model(spec: BenchSpec):
     from make_weights import make_weights
 
     from panosamic.config import PanoSAMicConfig
-    from panosamic.model import PanoSAMic, load_state_dict_checked
+    from panosamic.model import create_model
+    from panosamic.modeling import load_state_dict_checked
 
     mods = MODALITY_SETS[spec.modalities]
-    if spec.vit == "vit_tiny":  # smoke tests: no table, a 256 canvas
-        torch.manual_seed(0)
-        cfg = PanoSAMicConfig.from_json(CONFIG).replace(canvas_size=256)
-        model = PanoSAMic.from_config(cfg, vit_model="vit_tiny", modalities=mods, num_classes=13,
-                                      semantic_only=spec.semantic_only)
-    else:
-        model = PanoSAMic.from_config(CONFIG, vit_model=spec.vit, modalities=mods, num_classes=13,
-                                      semantic_only=spec.semantic_only)
+    canvas = 256 if spec.vit == "vit_tiny" else 1024  # smoke tests: no table, a 256 canvas
+    cfg = PanoSAMicConfig.from_json(CONFIG).replace(canvas_size=canvas).model_config(
+        vit=spec.vit, modalities=mods, num_classes=13).replace(semantic_only=spec.semantic_only)
+    torch.manual_seed(0)
+    model = create_model(cfg)
+    if spec.vit != "vit_tiny":
         weights = make_weights(str(COMPAT / f"state_dict_{spec.vit}_{spec.modalities}.tsv"), seed=0,
                                semantic_only=spec.semantic_only)
         load_state_dict_checked(model, {k: torch.from_numpy(v) for k, v in weights.items()})
@@ -237,7 +236,7 @@ def run_train_step(spec: BenchSpec) -> BenchResult:
     """forward + Jaccard loss + backward + AdamW step on the trainable parameters."""
     import torch
 
-    from panosamic.evaluation.losses import MultilabelJaccardLoss
+    from panosamic.training.losses import MultilabelJaccardLoss
 
     model = build_model(spec).train()
     model.configure_inference(precision="fp32")  # training precision is the outer autocast below

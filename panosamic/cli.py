@@ -16,10 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download-sam": ("panosamic.weights.sam", "download and verify one of Meta's SAM checkpoints"),
     "synth": ("panosamic.data.synthetic", "render a synthetic dataset in the raw Stanford2D3DS layout"),
     "prepare": ("panosamic.data.prepare", "turn a raw dataset download into the processed layout"),
-    "predict": ("panosamic.predict", "segment panoramas (files or folders) and write coloured results"),
+    "predict": ("panosamic.inference.cli", "segment panoramas (files or folders) and write coloured results"),
     "evaluate": ("panosamic.evaluation.evaluate", "evaluate checkpoints on one or several folds"),
-    "train": ("panosamic.evaluation.train", "train the fusion and decoder on a prepared dataset"),
-    "export": ("panosamic.hub.export", "turn a training checkpoint into a Hub folder (weights, config, card)"),
+    "train": ("panosamic.training.cli", "train the fusion and decoder on a prepared dataset"),
+    "export": ("panosamic.training.export", "turn a training checkpoint into a Hub folder (weights, config, card)"),
     "push": ("panosamic.hub.push", "upload a Hub folder to a repository subfolder"),
 }
 

@@ -44,21 +44,3 @@ def output_grid(canvas_size: int = CANVAS_SIZE) -> int:
 def native_size(canvas_size: int = CANVAS_SIZE) -> tuple[int, int]:
     """(height, width) of the 2:1 panorama the model sees natively (512x1024 for 1024)."""
     return canvas_size // 2, canvas_size
-
-
-def canonical_modalities(modalities) -> tuple[str, ...]:
-    """Validate modality names and return them in canonical order (image, depth, normals).
-
-    Accepts a sequence of names or a comma-separated string such as ``"image,depth"``.
-    """
-    if isinstance(modalities, str):
-        modalities = [m.strip() for m in modalities.split(",") if m.strip()]
-    names = list(modalities)
-    unknown = [m for m in names if m not in MODALITIES]
-    if unknown:
-        raise ValueError(f"unknown modality {unknown!r}; expected a subset of {MODALITIES}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate modality in {names!r}")
-    if "image" not in names:
-        raise ValueError(f"modalities {names!r} must include 'image' (RGB)")
-    return tuple(m for m in MODALITIES if m in names)

@@ -12,18 +12,16 @@ from typing import Any
 import torch
 
 from panosamic import __version__
-from panosamic.constants import MODALITIES
 
 
-def _count_parameters(vit: str, modalities: tuple[str, ...], num_classes: int) -> dict[str, int]:
-    from panosamic.config import PanoSAMicConfig
-    from panosamic.model import PanoSAMic
+def _count_parameters(name: str) -> dict[str, int]:
+    from panosamic.model import create_model
 
     with torch.device("meta"):  # sizes without allocating anything
-        model = PanoSAMic(PanoSAMicConfig(), vit_model=vit, modalities=modalities, num_classes=num_classes)
+        model = create_model(name)
     return {
         "encoder": sum(p.numel() for p in model.image_encoder.parameters()),
-        "trainable": sum(v.numel() for v in model.trainable_state_dict().values()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
 
 
@@ -46,13 +44,10 @@ def collect_info(sam_dir: str | None = None) -> dict[str, Any]:
     for vit, entry in SAM_CHECKPOINTS.items():
         found = next((str(f / entry.filename) for f in folders if (f / entry.filename).is_file()), None)
         sam[vit] = {"file": entry.filename, "md5": entry.md5, "found": found}
-    variants = {}
-    for vit in ("vit_b", "vit_l", "vit_h"):
-        for n in range(1, len(MODALITIES) + 1):
-            mods = MODALITIES[:n]
-            tag = "rgb" + "d" * (n > 1) + "n" * (n > 2)
-            variants[f"{vit}-{tag}"] = _count_parameters(vit, mods, 13)
-    return {"versions": versions, "devices": devices, "sam_weights": sam, "variants_13_classes": variants}
+    from panosamic.model import list_models
+
+    variants = {name: _count_parameters(name) for name in list_models(include_test=True)}
+    return {"versions": versions, "devices": devices, "sam_weights": sam, "models": variants}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     print("SAM checkpoints (panosamic download-sam VIT fetches one, MD5-verified):")
     for vit, s in info["sam_weights"].items():
         print(f"  {vit}: {s['file']}  " + (f"found at {s['found']}" if s["found"] else "not found"))
-    print("model variants (dual view, 13 classes): encoder / trainable parameters")
-    for name, counts in info["variants_13_classes"].items():
-        print(f"  {name:<12} {counts['encoder'] / 1e6:8.1f} M / {counts['trainable'] / 1e6:8.1f} M")
+    print("models (panosamic.list_models(); --checkpoint NAME loads one): encoder / trainable parameters")
+    for name, counts in info["models"].items():
+        print(f"  {name:<32} {counts['encoder'] / 1e6:8.1f} M / {counts['trainable'] / 1e6:8.1f} M")
     return 0

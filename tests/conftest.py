@@ -17,24 +17,24 @@ sys.path.insert(0, str(COMPAT))
 
 
 def tiny_config(**changes):
-    """A config whose model runs on a 256 canvas (native input 128x256)."""
+    """A reference-style config whose model runs on a 256 canvas (native input 128x256)."""
     from panosamic.config import PanoSAMicConfig
 
     return PanoSAMicConfig(canvas_size=256).replace(**changes)
 
 
+def tiny_model_config(modalities=("image",), num_classes=13, semantic_only=True, **config_changes):
+    """The ModelConfig of a tiny test architecture (vit_tiny on a 256 canvas)."""
+    return tiny_config(**config_changes).model_config(vit="vit_tiny", modalities=modalities,
+                                                      num_classes=num_classes).replace(semantic_only=semantic_only)
+
+
 def make_tiny_model(modalities=("image",), num_classes=13, semantic_only=True, seed=0, **config_changes):
     """A tiny, randomly initialised PanoSAMic (vit_tiny encoder with random, non-zero weights)."""
-    from panosamic.model import PanoSAMic
+    from panosamic.model import create_model
 
     torch.manual_seed(seed)
-    model = PanoSAMic.from_config(
-        tiny_config(**config_changes),
-        vit_model="vit_tiny",
-        modalities=modalities,
-        num_classes=num_classes,
-        semantic_only=semantic_only,
-    )
+    model = create_model(tiny_model_config(modalities, num_classes, semantic_only, **config_changes))
     with torch.no_grad():  # SAM zero-initialises the relative position tables; make them count
         for name, p in model.image_encoder.named_parameters():
             if "rel_pos" in name or name == "pos_embed":
@@ -59,15 +59,15 @@ def build_parity_case(name: str = "vit_b_rgb_dv_s1"):
     import numpy as np
     from make_weights import make_inputs, make_weights
 
-    from panosamic.model import PanoSAMic, load_state_dict_checked
+    from panosamic.config import PanoSAMicConfig
+    from panosamic.model import create_model
+    from panosamic.modeling import load_state_dict_checked
 
     case_dir = PARITY / name
     case = json.loads((case_dir / "case.json").read_text())
     weights = make_weights(str(COMPAT / f"state_dict_{case['vit']}_rgb.tsv"), seed=case["seed"], semantic_only=True)
-    model = PanoSAMic.from_config(
-        f"config/{case['config']}", vit_model=case["vit"], modalities=case["modalities"],
-        num_classes=case["num_classes"],
-    )
+    model = create_model(PanoSAMicConfig.from_json(f"config/{case['config']}").model_config(
+        vit=case["vit"], modalities=case["modalities"], num_classes=case["num_classes"]))
     load_state_dict_checked(model, {k: torch.from_numpy(v) for k, v in weights.items()})
     x = torch.from_numpy(make_inputs(case["modalities"], case["height"], case["width"], seed=case["seed"])["image"])
     return model.eval(), x, np.load(case_dir / "expected.npz")
@@ -81,3 +81,13 @@ def prepared_synthetic(root: Path, *, rooms_per_area: int, size: tuple[int, int]
     make_synthetic_stanford(root / "raw", rooms_per_area=rooms_per_area, size=size, seed=seed)
     prepare_dataset("stanford2d3ds", root / "raw", root / "processed", scale=1.0, progress=False)
     return root / "processed"
+
+
+def build_model(config, *, vit_model, modalities, num_classes, semantic_only=True, **use):
+    """A PanoSAMic from a reference config (path, dict or object) plus ViT, modalities and classes."""
+    from panosamic.config import PanoSAMicConfig
+    from panosamic.model import create_model
+
+    cfg = PanoSAMicConfig.coerce(config).model_config(vit=vit_model, modalities=modalities, num_classes=num_classes,
+                                                     **use)
+    return create_model(cfg.replace(semantic_only=semantic_only))

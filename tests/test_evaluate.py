@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import prepared_synthetic
+from conftest import build_model, prepared_synthetic
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
-from panosamic.evaluation.checkpoint import save_checkpoint
-from panosamic.evaluation.distributed import GlobalBatchSampler, ShardSampler
+from panosamic.training.checkpoint import save_checkpoint
+from panosamic.training.distributed import GlobalBatchSampler, ShardSampler
 
 DATASET = "stanford2d3ds"
 CONFIG = PanoSAMicConfig(canvas_size=256)
@@ -33,10 +33,8 @@ def synthetic(tmp_path_factory) -> Path:
 
 
 def _checkpoint(path: Path, fold: int, num_classes: int = 13) -> Path:
-    from panosamic.model import PanoSAMic
-
     torch.manual_seed(fold)
-    model = PanoSAMic.from_config(CONFIG, vit_model="vit_tiny", modalities=("image",), num_classes=num_classes)
+    model = build_model(CONFIG, vit_model="vit_tiny", modalities=("image",), num_classes=num_classes)
     save_checkpoint(path, {"epoch": 1, "model": model.state_dict(), "config": CONFIG.to_dict(),
                            "vit_model": "vit_tiny", "modalities": ["image"], "num_classes": num_classes,
                            "fold": fold, "miou": 0.1})
@@ -81,14 +79,12 @@ def test_three_folds_in_one_command(synthetic: Path, tmp_path: Path, capsys) -> 
 
 def test_single_fold_matches_direct_computation(synthetic: Path, tmp_path: Path) -> None:
     from panosamic.data import build_dataset
-    from panosamic.evaluation.checkpoint import load_checkpoint
-    from panosamic.model import PanoSAMic
-
+    from panosamic.training.checkpoint import load_checkpoint
     ck = _checkpoint(tmp_path / "ck.pth", 2)
     out = tmp_path / "r.json"
     assert main(_eval_args(synthetic, "--checkpoint", str(ck), "--folds", "2", "--output", str(out))) == 0
     got = np.array(json.loads(out.read_text())["folds"][0]["confusion_matrix"])
-    model = PanoSAMic.from_config(CONFIG, vit_model="vit_tiny", modalities=("image",), num_classes=13).eval()
+    model = build_model(CONFIG, vit_model="vit_tiny", modalities=("image",), num_classes=13).eval()
     model.load_state_dict(load_checkpoint(ck)["model"])
     ds = build_dataset(DATASET, synthetic, fold=2, split="test", modalities=("image",), augment=False)
     want = np.zeros((13, 13), np.int64)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import nn
 
-from panosamic.model.instance import (
+from panosamic.modeling.instance import (
     InstanceSettings,
     MaskSet,
     generate_masks,
@@ -19,7 +19,7 @@ from panosamic.model.instance import (
     point_grid,
     remove_small_regions,
 )
-from panosamic.model.instance_semantic_fusion import refine_labels, refine_semantic_with_instances
+from panosamic.modeling.instance_semantic_fusion import refine_labels, refine_semantic_with_instances
 
 H, W = 16, 32
 
@@ -268,7 +268,7 @@ def test_refine_ties_go_to_smallest_class_and_one_hot_output():
     "low, canvas, hw", [(64, 256, (128, 256)), (256, 1024, (511, 1022)), (48, 256, (128, 256))]
 )
 def test_upsample_crop_equals_full_canvas_upsample(low, canvas, hw):
-    from panosamic.model.instance import _upsample_crop
+    from panosamic.modeling.instance import _upsample_crop
 
     x = torch.randn(2, low, low)
     full = F.interpolate(x[:, None], size=(canvas, canvas), mode="bilinear", align_corners=False)[:, 0]

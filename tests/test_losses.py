@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from panosamic.config import LossConfig, ScheduledLossConfig
-from panosamic.evaluation.losses import (
+from panosamic.training.losses import (
     LossSchedule,
     MultilabelJaccardLoss,
     PanoSAMicLoss,

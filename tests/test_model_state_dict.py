@@ -6,9 +6,10 @@ import pytest
 import torch
 from make_weights import make_weights, read_table
 
-from conftest import COMPAT, make_tiny_model
+from conftest import COMPAT, build_model, make_tiny_model
 from panosamic.config import PanoSAMicConfig
-from panosamic.model import FROZEN_PREFIXES, PanoSAMic, load_state_dict_checked
+from panosamic.modeling import load_state_dict_checked
+from panosamic.specs import FROZEN_PREFIXES
 
 MODS = {"rgb": ("image",), "rgbd": ("image", "depth"), "rgbdn": ("image", "depth", "normals")}
 INSTANCE = ("prompt_encoder.", "_cached_prompt_encoder.", "mask_decoder.")
@@ -19,7 +20,7 @@ def build_meta(vit, mods, **kw):
     kw.setdefault("num_classes", 13)
     config = kw.pop("config", "config/config_stanford2d3ds_dv.json")
     with torch.device("meta"):
-        return PanoSAMic.from_config(config, vit_model=vit, modalities=MODS[mods], **kw)
+        return build_model(config, vit_model=vit, modalities=MODS[mods], **kw)
 
 
 def shapes(model):
@@ -129,7 +130,7 @@ def test_config_round_trip_and_reference_files(tmp_path):
 def test_config_refuses_unknown_fields(tmp_path):
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['chanel_attention'\]"):
         PanoSAMicConfig.from_dict({"chanel_attention": None})
-    with pytest.raises(ValueError, match="aggregation must be one of"):
+    with pytest.raises(ValueError, match=r"aggregation: expected one of"):
         PanoSAMicConfig.from_dict({"spatial_attention": {"aggregation": "median"}})
     p = tmp_path / "bad.json"
     p.write_text("{not json")

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_tiny_model, random_panorama, tiny_config
+from conftest import build_model, make_tiny_model, random_panorama, tiny_config
 from panosamic.config import AttentionConfig
-from panosamic.model.attention import MovingAttention, _coverage
-from panosamic.model.decoder import SphericalConv2d
-from panosamic.model.fusion import FusionBlock
-from panosamic.model.positional import HorizontalPositionalEncoding, horizontal_encoding
+from panosamic.modeling.attention import MovingAttention, _coverage
+from panosamic.modeling.decoder import SphericalConv2d
+from panosamic.modeling.fusion import FusionBlock
+from panosamic.modeling.positional import HorizontalPositionalEncoding, horizontal_encoding
 
 
 # ---------------------------------------------------------------- MCBAM, against a window loop
@@ -192,10 +192,8 @@ def test_single_view_and_baseline_forward():
 
 
 def test_build_on_meta_device_allocates_nothing():
-    from panosamic.model import PanoSAMic
-
     with torch.device("meta"):
-        model = PanoSAMic.from_config(tiny_config(), vit_model="vit_h", modalities="image,depth,normals",
+        model = build_model(tiny_config(), vit_model="vit_h", modalities="image,depth,normals",
                                       num_classes=20, semantic_only=False)
     assert all(p.is_meta for p in model.parameters())
     assert model.modalities == ("image", "depth", "normals")
@@ -229,14 +227,12 @@ def test_bad_input_is_refused_clearly(tiny_model, sample, error, match):
 
 
 def test_bad_construction_arguments():
-    from panosamic.model import PanoSAMic
-
-    with pytest.raises(ValueError, match="unknown vit_model 'vit_x'"):
-        PanoSAMic.from_config(tiny_config(), vit_model="vit_x", modalities=("image",), num_classes=13)
+    with pytest.raises(ValueError, match="unknown ViT 'vit_x'"):
+        build_model(tiny_config(), vit_model="vit_x", modalities=("image",), num_classes=13)
     with pytest.raises(ValueError, match="must include 'image'"):
-        PanoSAMic.from_config(tiny_config(), vit_model="vit_tiny", modalities=("depth",), num_classes=13)
+        build_model(tiny_config(), vit_model="vit_tiny", modalities=("depth",), num_classes=13)
     with pytest.raises(ValueError, match="unknown modality"):
-        PanoSAMic.from_config(tiny_config(), vit_model="vit_tiny", modalities=("image", "lidar"), num_classes=13)
+        build_model(tiny_config(), vit_model="vit_tiny", modalities=("image", "lidar"), num_classes=13)
 
 
 def test_reused_mask_buffers_change_nothing():

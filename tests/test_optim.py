@@ -9,7 +9,7 @@ import torch
 from pytorch_optimizer import Ranger21
 
 from panosamic.config import LRSchedulerConfig, PanoSAMicConfig
-from panosamic.evaluation.optim import build_optimizer, current_lr, lr_plan, scaled_max_lr
+from panosamic.training.optim import build_optimizer, current_lr, lr_plan, scaled_max_lr
 
 
 def _model() -> torch.nn.Module:

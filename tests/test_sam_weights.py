@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import build_model
+
+from panosamic.modeling import infer_vit_size
 from panosamic.weights import sam as sam_mod
 from panosamic.weights.sam import (
     SAM_CHECKPOINTS,
     SamCheckpoint,
     SamWeightsUnavailableError,
     download_sam_checkpoint,
-    infer_vit_size,
     load_sam_state_dict,
     resolve_sam_weights,
     sam_cache_dir,
@@ -97,9 +99,8 @@ def test_truncated_and_missing_files(tmp_path):
 
 def test_checkpoint_for_another_vit_size_is_refused():
     from panosamic.config import PanoSAMicConfig
-    from panosamic.model import PanoSAMic
 
-    model = PanoSAMic.from_config(PanoSAMicConfig(canvas_size=256), vit_model="vit_tiny", modalities=("image",), num_classes=13)
+    model = build_model(PanoSAMicConfig(canvas_size=256), vit_model="vit_tiny", modalities=("image",), num_classes=13)
     with pytest.raises(ValueError, match="for vit_b.*built for vit_tiny"):
         model.load_sam_weights(_fake_encoder(768, 12))
 

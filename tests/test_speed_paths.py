@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import panosamic.model.fusion as fusion_mod
+import panosamic.modeling.fusion as fusion_mod
 from conftest import build_parity_case, make_tiny_model, random_panorama
-from panosamic.model.encoder import _sdpa_attention
-from panosamic.model import InferenceOptions
+from panosamic.modeling.encoder import _sdpa_attention
+from panosamic.modeling import InferenceOptions
 
 MODS = ("image", "depth")
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import prepared_synthetic
+from conftest import build_model, prepared_synthetic
 from panosamic.cli import main
-from panosamic.evaluation.checkpoint import load_checkpoint
+from panosamic.training.checkpoint import load_checkpoint
 from panosamic.evaluation.report import read_log
 
 DATASET = "stanford2d3ds"
@@ -123,15 +123,13 @@ def test_ddp_two_processes_match_one(synthetic: Path, tmp_path: Path) -> None:
 def test_training_learns(synthetic: Path, tmp_path: Path) -> None:
     from panosamic.config import PanoSAMicConfig
     from panosamic.data import build_dataset, get_dataset_info
-    from panosamic.evaluation.trainer import seed_everything
+    from panosamic.training.trainer import seed_everything
     from panosamic.evaluation.validation import run_validation
-    from panosamic.model import PanoSAMic
-
     cfg = write_config(tmp_path / "cfg_learn.json")
     info = get_dataset_info(DATASET)
     test_ds = build_dataset(DATASET, synthetic, fold=1, split="test", modalities=("image",), augment=False)
     seed_everything(0, 1_000_000, 0)  # the trainer's initial weights
-    untrained = PanoSAMic.from_config(PanoSAMicConfig.from_json(cfg), vit_model="vit_tiny", modalities=("image",),
+    untrained = build_model(PanoSAMicConfig.from_json(cfg), vit_model="vit_tiny", modalities=("image",),
                                       num_classes=info.num_classes)
     before = run_validation(untrained, test_ds, num_classes=info.num_classes, batch_size=2).metrics
 

@@ -4,14 +4,14 @@
 are the command lines; the pieces below are importable for custom loops.
 """
 
-from panosamic.evaluation.losses import (
+from panosamic.training.losses import (
     LossSchedule,
     MultilabelJaccardLoss,
     PanoSAMicLoss,
     class_weights_from_counts,
 )
 from panosamic.evaluation.metrics import ConfusionMatrix, SegmentationMetrics, metrics_from_confusion
-from panosamic.evaluation.optim import build_optimizer, lr_plan, scaled_max_lr
+from panosamic.training.optim import build_optimizer, lr_plan, scaled_max_lr
 
 __all__ = [
     "ConfusionMatrix",

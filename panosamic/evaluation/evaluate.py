@@ -9,8 +9,9 @@ summary is the mean of the per-fold mIoU and mAcc (the papers' convention).
 
 Checkpoint sources, per fold:
 
-* ``--checkpoint run_dir/model_best.pth`` (or a run directory): a training checkpoint;
-* ``--checkpoint REPO_ID_OR_FOLDER [--subfolder NAME]``: Hub weights (``from_pretrained_panosamic``);
+* ``--checkpoint``: anything :func:`panosamic.load_model` accepts (a published variant name, a Hub
+  repo id with ``--subfolder``, a local Hub folder, a ``.safetensors``, a training ``.pth``, a run
+  folder or a glob of run folders such as ``"experiments/stanford2d3ds/*_F{fold}_*"``: the newest);
 * no ``--checkpoint``: the newest run of the experiment id under ``--experiments_path``.
 """
 
@@ -29,13 +30,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from panosamic.constants import MODALITIES
-from panosamic.evaluation.train import add_shared_arguments
+from panosamic.evaluation.args import add_shared_arguments
+from panosamic.specs import canonical_modalities
 
 FOLD_PLACEHOLDER = "{fold}"
-#: ViT used when neither the flags nor the checkpoint say (the reference's default).
-DEFAULT_VIT = "vit_h"
-_TRAINING_SUFFIXES = (".pth", ".pt")
 _COMMIT_IN_PATH = re.compile(r"snapshots[/\\]([0-9a-f]{40})[/\\]")
 
 
@@ -62,10 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class CheckpointSource:
-    """Where one fold's weights come from."""
+    """Where one fold's weights come from: anything :func:`panosamic.load_model` accepts."""
 
-    kind: str  # "training" or "hub"
-    location: str  # file path, folder or repo id
+    location: str
     subfolder: str | None = None
 
     def describe(self) -> str:
@@ -95,113 +92,63 @@ def _fill(template: str | None, fold: int) -> str | None:
     return None if template is None else template.replace(FOLD_PLACEHOLDER, str(fold))
 
 
-def resolve_source(args: argparse.Namespace, fold: int, modalities: tuple[str, ...]) -> CheckpointSource:
-    from panosamic.evaluation import checkpoint as ckpt_mod
+def resolve_source(args: argparse.Namespace, fold: int) -> CheckpointSource:
+    """``--checkpoint`` / ``--subfolder`` of a fold, or the newest run of the experiment id."""
+    from panosamic import runs
 
-    if args.checkpoint is None:
-        if args.config_path is None:
-            raise ValueError("give --checkpoint, or --config_path (with --experiments_path) to find the training run")
-        exp_id = ckpt_mod.experiment_id(args.config_path, fold, args.vit_model, modalities)
-        run = ckpt_mod.find_run_dir(args.experiments_path, args.dataset, exp_id, "best")
-        return CheckpointSource("training", str(run / ckpt_mod.BEST_NAME))
-    loc = _fill(args.checkpoint, fold)
-    assert loc is not None
-    p = Path(loc).expanduser()
-    if p.suffix in _TRAINING_SUFFIXES:
-        if not p.is_file():
-            raise FileNotFoundError(f"checkpoint not found: {p}")
-        return CheckpointSource("training", str(p))
-    if p.is_dir() and (p / ckpt_mod.BEST_NAME).is_file():
-        return CheckpointSource("training", str(p / ckpt_mod.BEST_NAME))
-    if not p.exists() and loc.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    return CheckpointSource("hub", loc, _fill(args.subfolder, fold))
+    if args.checkpoint is not None:
+        return CheckpointSource(str(_fill(args.checkpoint, fold)), _fill(args.subfolder, fold))
+    missing = [f for f, v in (("--config", args.config_path), ("--vit", args.vit_model),
+                              ("--modalities", args.modalities)) if v is None]
+    if missing:
+        raise ValueError("give --checkpoint, or " + ", ".join(missing) + " to find the training run by experiment id")
+    exp_id = runs.experiment_id(args.config_path, fold, args.vit_model, canonical_modalities(args.modalities))
+    run = runs.find_run_dir(args.experiments_path, args.dataset, exp_id, "best")
+    return CheckpointSource(str(run))
 
 
-def _stored(args: argparse.Namespace, fold: int, field: str) -> Any:
-    """``vit_model`` / ``modalities`` as stored with the first fold's checkpoint (None if unknown)."""
-    if args.checkpoint is None:
+def _given_config(args: argparse.Namespace, num_classes: int) -> Any:
+    """The architecture the flags describe (for folders without config.json), or None."""
+    if args.config_path is None or args.vit_model is None or args.modalities is None:
         return None
-    try:
-        src = resolve_source(args, fold, ("image",))
-        if src.kind == "training":
-            import torch
+    from panosamic.config import PanoSAMicConfig
 
-            return torch.load(src.location, map_location="cpu", weights_only=True, mmap=True).get(field)
-        from panosamic.hub.loading import resolve_checkpoint
-        from panosamic.hub.metadata import HubModelInfo
-
-        resolved = resolve_checkpoint(src.location, subfolder=src.subfolder, revision=args.revision)
-        if resolved.config is None:
-            return None
-        return getattr(HubModelInfo.from_json(resolved.config), field)
-    except Exception:  # the real loading reports problems with context
-        return None
+    return PanoSAMicConfig.from_json(args.config_path).model_config(
+        vit=args.vit_model, modalities=args.modalities, num_classes=num_classes
+    )
 
 
-def _peek_training(path: str, num_classes: int) -> None:
-    """Refuse a training checkpoint for another class count before any work (lazy mmap load)."""
-    import torch
-
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:
-        raise ValueError(f"cannot read checkpoint {path}: {e}") from e
-    if not isinstance(ck, dict) or "model" not in ck:
-        raise ValueError(f"{path} is not a PanoSAMic training checkpoint (a dict with a 'model' state dict)")
-    k = ck.get("num_classes")
-    if k is not None and k != num_classes:
-        raise ValueError(f"{path} was trained for {k} classes; the dataset has {num_classes}")
+def check_flags(args: argparse.Namespace, model: Any, num_classes: int, source: CheckpointSource) -> None:
+    """Refuse flags the loaded checkpoint contradicts (they would be silently ignored otherwise)."""
+    wrong = []
+    if args.vit_model is not None and args.vit_model != model.config.vit:
+        wrong.append(f"--vit {args.vit_model} (the checkpoint is {model.config.vit})")
+    if args.modalities is not None and canonical_modalities(args.modalities) != model.modalities:
+        wrong.append(f"--modalities {args.modalities} (the checkpoint uses {','.join(model.modalities)})")
+    if model.num_classes != num_classes:
+        wrong.append(f"the dataset has {num_classes} classes (the checkpoint {model.num_classes})")
+    if wrong:
+        raise ValueError(f"{source.describe()} does not match: " + "; ".join(wrong))
 
 
 # ---------------------------------------------------------------------------- loading
-def load_model(args: argparse.Namespace, source: CheckpointSource, num_classes: int, modalities: tuple[str, ...],
-               device) -> tuple[Any, dict[str, Any]]:
+def load_fold_model(args: argparse.Namespace, source: CheckpointSource, num_classes: int, device) -> tuple[Any, dict]:
     """The model of one fold (eval mode, on ``device``) and a description of its checkpoint."""
-    from panosamic.config import PanoSAMicConfig
-    from panosamic.model import PanoSAMic, load_state_dict_checked
+    from panosamic.model import find_variant, load_model
 
-    semantic_only = not args.refine
-    if source.kind == "hub":
-        model = PanoSAMic.from_pretrained_panosamic(
-            source.location, subfolder=source.subfolder, config_path=args.config_path, vit_model=args.vit_model,
-            modalities=modalities, num_classes=num_classes, sam_weights_path=args.sam_weights_path,
-            semantic_only=semantic_only, revision=args.revision,
-        )
-        info: dict[str, Any] = {"kind": "hub", "id": source.location, "subfolder": source.subfolder,
-                                "revision": args.revision, "commit": _hub_commit(args, source)}
-    else:
-        from panosamic.evaluation.checkpoint import load_checkpoint, strip_ddp_prefix
-
-        ck = load_checkpoint(source.location)
-        k = ck.get("num_classes", num_classes)
-        if k != num_classes:
-            raise ValueError(f"{source.location} was trained for {k} classes; the dataset has {num_classes}")
-        if ck.get("config") is not None:
-            config = PanoSAMicConfig.from_dict(ck["config"])
-        elif args.config_path is not None:
-            config = PanoSAMicConfig.from_json(args.config_path)
-        else:
-            raise ValueError(f"{source.location} stores no config: pass --config_path")
-        vit = ck.get("vit_model") or args.vit_model
-        mods = tuple(ck.get("modalities") or modalities)
-        if tuple(mods) != tuple(modalities):
-            raise ValueError(f"{source.location} was trained on modalities {mods}, --modalities gives {modalities}")
-        model = PanoSAMic.from_config(config, vit_model=vit, modalities=mods, num_classes=num_classes,
-                                      semantic_only=semantic_only)
-        state = strip_ddp_prefix(ck["model"])
-        if not semantic_only:  # refinement: the SAM instance branch comes from Meta's file
-            from panosamic.weights.sam import resolve_sam_weights
-
-            model.load_sam_weights(resolve_sam_weights(args.sam_weights_path, vit))
-            load_state_dict_checked(model, state, strict=True,
-                                    only_prefixes=("image_encoder.", "feature_fuser.", "semantic_decoder."))
-        else:
-            load_state_dict_checked(model, state, strict=True)
-        info = {"kind": "training", "path": str(Path(source.location).resolve()), "epoch": ck.get("epoch"),
-                "global_step": ck.get("global_step"), "trained_miou": ck.get("miou"), "date": ck.get("date"),
-                "vit_model": vit}
-    return model.to(device).eval(), info
+    model = load_model(
+        source.location, subfolder=source.subfolder, config=_given_config(args, num_classes),
+        sam_weights=args.sam_weights_path, semantic_only=not args.refine, revision=args.revision, device=device,
+    )  # fmt: skip
+    check_flags(args, model, num_classes, source)
+    info = dict(model.checkpoint_info or {})
+    if info.get("kind") == "hub":
+        info["commit"] = _hub_commit(args, source)
+    variant = find_variant(source.subfolder or source.location)
+    if variant is not None:
+        info["variant"] = variant.name
+        info["reported"] = dict(variant.reported) if variant.reported else None
+    return model, info
 
 
 def _hub_commit(args: argparse.Namespace, source: CheckpointSource) -> str | None:
@@ -210,7 +157,7 @@ def _hub_commit(args: argparse.Namespace, source: CheckpointSource) -> str | Non
 
         resolved = resolve_checkpoint(source.location, subfolder=source.subfolder, revision=args.revision,
                                       local_files_only=True)
-    except Exception:  # informative only
+    except (OSError, ValueError):  # informative only
         return None
     m = _COMMIT_IN_PATH.search(str(resolved.weights))
     return m.group(1) if m else None
@@ -220,43 +167,23 @@ def _hub_commit(args: argparse.Namespace, source: CheckpointSource) -> str | Non
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from panosamic.constants import canonical_modalities
     from panosamic.data import build_dataset, get_dataset_info
     from panosamic.evaluation import report
-    from panosamic.evaluation.checkpoint import timestamp
-    from panosamic.evaluation.distributed import cleanup_distributed, init_distributed
+    from panosamic.runs import timestamp
+    from panosamic.training.distributed import cleanup_distributed, init_distributed
     from panosamic.evaluation.validation import per_sample_scores, run_validation
 
     if args.batch_size < 1:
         raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
     info = get_dataset_info(args.dataset)
     folds = parse_folds(args, args.dataset)
-    if args.modalities is None:
-        args.modalities = _stored(args, folds[0], "modalities") or ",".join(MODALITIES)
-    if args.vit_model is None:
-        args.vit_model = _stored(args, folds[0], "vit_model") or DEFAULT_VIT
-    modalities = canonical_modalities(args.modalities)
     # every check before any work
     if not Path(args.dataset_path).is_dir():
         raise FileNotFoundError(f"dataset folder not found: {args.dataset_path}")
-    datasets, sources = {}, {}
-    for fold in folds:
-        ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split="test", modalities=modalities,
-                           augment=False)
-        if len(ds) == 0:
-            raise ValueError(f"{args.dataset} fold {fold} has no test samples under {args.dataset_path}")
-        datasets[fold] = ds
-        sources[fold] = resolve_source(args, fold, modalities)
-        if sources[fold].kind == "training":
-            _peek_training(sources[fold].location, info.num_classes)
+    sources = {fold: resolve_source(args, fold) for fold in folds}
     if len(folds) > 1 and len({s.describe() for s in sources.values()}) == 1:
         print(f"warning: every fold uses the same checkpoint {sources[folds[0]].describe()} "
               "(put {fold} in --checkpoint/--subfolder for per-fold weights)", file=sys.stderr)
-    if args.refine:
-        try:
-            import panosamic.model.instance_semantic_fusion  # noqa: F401
-        except ImportError as e:
-            raise RuntimeError("--refine needs panosamic.model.instance_semantic_fusion (not available)") from e
     if "WORLD_SIZE" not in os.environ and args.num_gpus > 1:
         print("note: --num_gpus > 1 evaluates under torchrun only (torchrun --nproc_per_node N -m panosamic.cli "
               "evaluate ...); evaluating in one process", file=sys.stderr)
@@ -267,8 +194,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         per_fold = []
         for fold in folds:
-            model, ck_info = load_model(args, sources[fold], info.num_classes, modalities, ctx.device)
-            ds = datasets[fold]
+            model, ck_info = load_fold_model(args, sources[fold], info.num_classes, ctx.device)
+            modalities = model.modalities
+            ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split="test", modalities=modalities,
+                               augment=False)
+            if len(ds) == 0:
+                raise ValueError(f"{args.dataset} fold {fold} has no test samples under {args.dataset_path}")
             saver = _prediction_saver(args.save_dir, fold, ds.sample_names, info.palette) if args.save_dir else None
             res = run_validation(model, ds, num_classes=info.num_classes, ctx=ctx, batch_size=args.batch_size,
                                  workers=args.workers_per_gpu, precision=args.precision,
@@ -279,9 +210,12 @@ def run(args: argparse.Namespace) -> int:
                      **m.to_dict(include_confusion=True), "frame_metrics": per_sample_scores(res, ds.sample_names)}
             per_fold.append(entry)
             if ctx.is_main:
+                reported = ck_info.get("reported") or {}
+                published = (f"  (reported for {ck_info['variant']}: mIoU {100 * reported['miou']:.2f} %)"
+                             if reported.get("miou") is not None else "")
                 print(report.format_class_table(
                     m, f"fold {fold}: {res.num_samples} panoramas, {sources[fold].describe()}\n"
-                       f"fold {fold}: mIoU {100 * m.miou:.2f} %  mAcc {100 * m.macc:.2f} %"))
+                       f"fold {fold}: mIoU {100 * m.miou:.2f} %  mAcc {100 * m.macc:.2f} %{published}"))
                 print()
                 if args.plots:
                     plots = Path(args.plots)
@@ -327,15 +261,9 @@ def _prediction_saver(save_dir: str, fold: int, names: list[str], palette):
     return save
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python panosamic/evaluation/evaluate.py`` with the reference's flags."""
+__all__ = ["CheckpointSource", "add_arguments", "load_fold_model", "parse_folds", "resolve_source", "run"]
+
+if __name__ == "__main__":  # `python panosamic/evaluation/evaluate.py` with the reference's flags
     from panosamic.cli import run_script
 
-    return run_script("evaluate", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-__all__ = ["CheckpointSource", "add_arguments", "load_model", "main", "parse_folds", "resolve_source", "run"]
+    sys.exit(run_script("evaluate"))

@@ -2,13 +2,12 @@
 
 Used by training (validation each epoch) and by ``panosamic evaluate``. Samples are visited in
 order, never shuffled or dropped; under DDP each rank takes every ``world_size``-th sample
-(:class:`~panosamic.evaluation.distributed.ShardSampler`, no padding) and the confusion
+(:class:`~panosamic.training.distributed.ShardSampler`, no padding) and the confusion
 matrices, losses and counts are summed over ranks, so every sample is scored exactly once.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -16,10 +15,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from panosamic.evaluation.distributed import DistContext, ShardSampler, all_reduce_sum
+from panosamic.training.distributed import DistContext, ShardSampler, all_reduce_sum
 from panosamic.evaluation.metrics import ConfusionMatrix, SegmentationMetrics
 
-__all__ = ["ValidationResult", "autocast_context", "move_inputs", "run_validation", "unwrap"]
+__all__ = ["ValidationResult", "move_inputs", "run_validation", "unwrap"]
 
 #: Called per sample on the rank that scored it: (dataset index, predicted labels HxW, labels HxW).
 SampleCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
@@ -36,14 +35,6 @@ class ValidationResult:
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside a DDP wrapper (or the model itself)."""
     return model.module if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    return contextlib.nullcontext()
 
 
 def move_inputs(inputs: Sequence[dict[str, torch.Tensor]], device: torch.device) -> list[dict[str, torch.Tensor]]:
@@ -103,7 +94,7 @@ def run_validation(
     per_sample: dict[int, float] = {}
     refine_fn = None
     if refine:
-        from panosamic.model.instance_semantic_fusion import refine_semantic_with_instances as refine_fn
+        from panosamic.modeling.instance_semantic_fusion import refine_semantic_with_instances as refine_fn
     bar = None
     if progress and ctx.is_main:
         from tqdm.auto import tqdm

@@ -1,17 +1,10 @@
-"""Hugging Face Hub integration: save / push / load PanoSAMic variants, export training checkpoints.
+"""Hugging Face Hub integration: the model's Hub mixin (save / push to subfolders, model cards),
+checkpoint file resolution, export of training checkpoints and upload of folders.
 
-The mixin is imported by the model module; import the rest from their submodules
-(``panosamic.hub.loading``, ``panosamic.hub.export``, ``panosamic.hub.push``, ``panosamic.hub.card``).
+Sits above :mod:`panosamic.modeling`; models are loaded through :func:`panosamic.load_model`.
 """
 
-from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, EvaluationResult, HubModelInfo
+from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, EvaluationResult
 from panosamic.hub.mixin import PanoSAMicHubMixin
 
-__all__ = [
-    "CARD_NAME",
-    "CONFIG_NAME",
-    "WEIGHTS_NAME",
-    "EvaluationResult",
-    "HubModelInfo",
-    "PanoSAMicHubMixin",
-]
+__all__ = ["CARD_NAME", "CONFIG_NAME", "WEIGHTS_NAME", "EvaluationResult", "PanoSAMicHubMixin"]

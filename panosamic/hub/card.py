@@ -12,7 +12,9 @@ from typing import Any, Sequence
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from panosamic.hub.metadata import EvaluationResult, HubModelInfo
+from panosamic.config import ModelConfig, TrainingConfig
+from panosamic.hub.metadata import EvaluationResult
+from panosamic.specs import SAM_FILES
 
 #: Front matter every PanoSAMic card carries (the mixin's class-level metadata uses these too).
 LIBRARY_NAME = "panosamic"
@@ -52,30 +54,28 @@ modality ({{ modalities_pretty }}), MCBAM fusion of its four global-attention st
 ## Usage
 
 ```python
-from panosamic.model import PanoSAMic
+import panosamic
+from panosamic.inference import predict
 
-model = PanoSAMic.from_pretrained_panosamic(
-    "{{ repo_id }}",{{ subfolder_line }}
-    sam_weights_path="./sam_weights",  # omit to download Meta's SAM checkpoint (MD5-verified)
-    semantic_only=True,                # logits only; False adds SAM instance masks
-)
-outputs = model([{ {{- inputs_example -}} }])  # float 3xHxW on the 0..255 scale, W = 2H
-logits = outputs[0]["sem_preds"]             # ({{ num_classes }}, H, W)
+model = panosamic.load_model("{{ repo_id }}",{{ subfolder_line }}
+                             sam_weights="./sam_weights")  # omit to download Meta's SAM checkpoint (MD5-verified)
+result = predict(model, "pano.jpg"{{ predict_extra }})  # result.labels: (H, W) class indices
+outputs = model([{ {{- inputs_example -}} }])   # or the raw forward: float 3xHxW on the 0..255 scale, W = 2H
+logits = outputs[0]["sem_preds"]              # ({{ num_classes }}, H, W)
 ```
 
-The architecture is stored in `config.json` beside the weights, so `config_path`, `vit_model`,
-`modalities` and `num_classes` need not be given (if given, they must agree with it).
+The architecture is stored in `config.json` beside the weights, so nothing else needs to be given;
+`PanoSAMic.from_pretrained_panosamic("{{ repo_id }}"{{ subfolder_arg }})` works too.
 From the command line: `panosamic predict --checkpoint {{ repo_id }}{{ subfolder_cli }} PANORAMA.png`.
 
 ## What is in this folder
 
 | file | content |
 |---|---|
-| `model.safetensors` | the trainable tensors only: `feature_fuser.*` and `semantic_decoder.*` ({{ num_tensors }} tensors, {{ num_params }} values, {{ dtype }}) |
-| `config.json` | ViT size, modalities, classes (names and palette), model config, native input size{{ depth_line }} |
+| `model.safetensors` | {{ tensors_text }} ({{ num_tensors }} tensors, {{ num_params }} values, {{ dtype }}) |
+| `config.json` | ViT size, modalities, classes (names and palette), fusion settings, native input size{{ depth_line }} |
 
-The frozen SAM parts (`image_encoder.*`, and `prompt_encoder.*` / `mask_decoder.*` for instance
-masks) are **not** in this folder: they come from Meta's `{{ sam_file }}` and are combined at load time.
+{{ sam_text }}
 
 ## Model
 
@@ -146,10 +146,35 @@ def _results_section(results: Sequence[EvaluationResult]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _training_rows(training: TrainingConfig | None) -> dict[str, str]:
+    if training is None:
+        return {"loss": "not recorded", "optimizer": "not recorded", "lr": "not recorded"}
+    loss = training.loss.to_dict()
+    loss_text = ", ".join(f"{k} × {v:g}" for k, v in loss.items() if isinstance(v, (int, float)) and v is not None)
+    if "ScheduledLoss" in loss:
+        s = loss["ScheduledLoss"]
+        loss_text += f", scheduled ({s['transition_start_ratio']:g} → {s['transition_finish_ratio']:g})"
+    lr = dataclasses.asdict(training.lr_scheduler)
+    return {"loss": loss_text or "–", "optimizer": training.optimizer,
+            "lr": ", ".join(f"{k} {v:g}" for k, v in lr.items() if v is not None)}
+
+
+def _sam_text(config: ModelConfig) -> tuple[str, str]:
+    """(what model.safetensors holds, where the frozen parts come from)."""
+    if config.vit not in SAM_FILES:
+        return ("the trainable tensors and the encoder (`image_encoder.*`, the test architecture has no Meta weights)",
+                "This folder is self-contained: the test architecture's encoder was trained with the rest.")
+    return ("the trainable tensors only: `feature_fuser.*` and `semantic_decoder.*`",
+            "The frozen SAM parts (`image_encoder.*`, and `prompt_encoder.*` / `mask_decoder.*` for instance\n"
+            f"masks) are **not** in this folder: they come from Meta's `{SAM_FILES[config.vit][0]}` "
+            "and are combined at load time.")
+
+
 def generate_model_card(
-    info: HubModelInfo,
+    config: ModelConfig,
     *,
     metrics: Any = None,
+    training: TrainingConfig | None = None,
     repo_id: str | None = None,
     subfolder: str | None = None,
     license: str | None = None,
@@ -158,66 +183,61 @@ def generate_model_card(
     num_tensors: int | None = None,
     num_params: int | None = None,
     dtype: str = "float32",
+    library_version: str = "",
 ) -> ModelCard:
     """The model card of one variant; ``card_data`` (e.g. the mixin's class metadata) is the base."""
-    results = EvaluationResult.coerce_all(metrics, info)
+    results = EvaluationResult.coerce_all(metrics, config)
     base = card_data.to_dict() if card_data is not None else {}
     all_tags = sorted(set(base.get("tags") or []) | set(TAGS) | set(tags))
-    datasets = sorted({d for d in [info.dataset, *(r.dataset for r in results)] if d})
+    datasets = sorted({d for d in [config.dataset, *(r.dataset for r in results)] if d})
+    name = config.variant_name
     data = ModelCardData(
         library_name=base.get("library_name") or LIBRARY_NAME,
         license=license or base.get("license") or DEFAULT_LICENSE,
         pipeline_tag=base.get("pipeline_tag") or PIPELINE_TAG,
         tags=all_tags,
         datasets=datasets or None,
-        model_name=f"PanoSAMic {info.variant_name}",
-        eval_results=_eval_results(results, info.variant_name) or None,
+        model_name=f"PanoSAMic {name}",
+        eval_results=_eval_results(results, name) or None,
     )
-    cfg = info.config
-    h, w = info.native_size
-    loss = cfg.loss.to_dict()
-    loss_text = ", ".join(f"{k} × {v:g}" for k, v in loss.items() if isinstance(v, (int, float)) and v is not None)
-    if "ScheduledLoss" in loss:
-        s = loss["ScheduledLoss"]
-        loss_text += f", scheduled ({s['transition_start_ratio']:g} → {s['transition_finish_ratio']:g})"
-    lr = dataclasses.asdict(cfg.lr_scheduler)
-    lr_text = ", ".join(f"{k} {v:g}" for k, v in lr.items() if v is not None)
-    inputs = ", ".join(f'"{m}": {m}' for m in info.modalities)
-    sam_file = {"vit_b": "sam_vit_b_01ec64.pth", "vit_l": "sam_vit_l_0b3195.pth", "vit_h": "sam_vit_h_4b8939.pth"}
+    h, w = config.native_size
+    tensors_text, sam_text = _sam_text(config)
+    extra = {"depth": ', depth="pano_depth.png"', "normals": ', normals="pano_normals.png"'}
     return ModelCard.from_template(
         data,
         template_str=CARD_TEMPLATE,
-        variant=info.variant_name,
+        variant=name,
         paper_url=PAPER_URL,
         repo_id=repo_id or "<namespace>/<repo>",
-        subfolder_line=f'\n    subfolder="{subfolder}",' if subfolder else "",
+        subfolder_line=f' subfolder="{subfolder}",' if subfolder else "",
+        subfolder_arg=f', subfolder="{subfolder}"' if subfolder else "",
         subfolder_cli=f" --subfolder {subfolder}" if subfolder else "",
-        inputs_example=inputs,
-        vit_pretty=info.vit_model.replace("vit_", "ViT-").upper().replace("VIT-", "ViT-"),
-        modalities_pretty=", ".join(_MODALITY_NAMES[m] for m in info.modalities),
-        views_pretty="dual-view" if cfg.dual_view_fusion else "single-view",
-        num_classes=info.num_classes,
-        dataset_pretty=f" ({_DATASET_NAMES.get(info.dataset, info.dataset)})" if info.dataset else "",
-        dataset_full=(_DATASET_NAMES.get(info.dataset, info.dataset) if info.dataset else "–")
-        + (f", fold {info.fold}" if info.fold is not None else ""),
+        predict_extra="".join(extra[m] for m in config.modalities if m in extra),
+        inputs_example=", ".join(f'"{m}": {m}' for m in config.modalities),
+        vit_pretty=config.vit.replace("vit_", "ViT-").upper().replace("VIT-", "ViT-"),
+        modalities_pretty=", ".join(_MODALITY_NAMES[m] for m in config.modalities),
+        views_pretty="dual-view" if config.num_views == 2 else "single-view",
+        num_classes=config.num_classes,
+        dataset_pretty=f" ({_DATASET_NAMES.get(config.dataset, config.dataset)})" if config.dataset else "",
+        dataset_full=(_DATASET_NAMES.get(config.dataset, config.dataset) if config.dataset else "–")
+        + (f", fold {config.fold}" if config.fold is not None else ""),
         num_tensors="?" if num_tensors is None else num_tensors,
         num_params="?" if num_params is None else f"{num_params:,}",
         dtype=dtype,
-        depth_line=", depth normalisation threshold" if info.depth_threshold is not None else "",
+        tensors_text=tensors_text,
+        sam_text=sam_text,
+        depth_line=", depth normalisation threshold" if config.depth_threshold is not None else "",
         depth_row=""
-        if info.depth_threshold is None
-        else f"| depth normalisation threshold | {info.depth_threshold:g} m |",
-        sam_file=sam_file.get(info.vit_model, "SAM checkpoint"),
-        canvas=cfg.canvas_size,
+        if config.depth_threshold is None
+        else f"| depth normalisation threshold | {config.depth_threshold:g} m |",
+        canvas=config.canvas_size,
         native_h=h,
         native_w=w,
-        channel_attention=_attention(cfg.channel_attention),
-        spatial_attention=_attention(cfg.spatial_attention),
-        dual_view="yes" if cfg.dual_view_fusion else "no",
-        class_list=", ".join(info.class_names) if info.class_names else f"{info.num_classes} (unnamed)",
-        loss=loss_text or "–",
-        optimizer=cfg.optimizer,
-        lr=lr_text,
+        channel_attention=_attention(config.channel_attention),
+        spatial_attention=_attention(config.spatial_attention),
+        dual_view="yes" if config.num_views == 2 else "no",
+        class_list=", ".join(config.class_names) if config.class_names else f"{config.num_classes} (unnamed)",
         results_section=_results_section(results),
-        library_version=info.library_version or "",
+        library_version=library_version,
+        **_training_rows(training),
     )

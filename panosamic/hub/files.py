@@ -1,7 +1,9 @@
 """Reading and writing the files of a Hub folder (weights, config.json, model card).
 
-Only trainable tensors (``feature_fuser.*``, ``semantic_decoder.*``) are ever written; weights
-are read from safetensors (or, for local files only, from ``.pth`` with ``weights_only=True``).
+A Hub folder holds the trainable tensors (``feature_fuser.*``, ``semantic_decoder.*``) and, for
+the test architecture only (no Meta checkpoint exists for it), its ``image_encoder.*`` too, so
+that its exports are self-contained. Weights are read from safetensors (or, for local files only,
+from ``.pth`` with ``weights_only=True``).
 """
 
 from __future__ import annotations
@@ -12,13 +14,10 @@ from typing import Any, Mapping
 
 import torch
 
-from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, HubModelInfo
-from panosamic.io import atomic_path, atomic_write_text
-
-#: Prefixes of the frozen SAM parts; never part of a Hub folder.
-FROZEN_PREFIXES: tuple[str, ...] = ("image_encoder.", "prompt_encoder.", "_cached_prompt_encoder.", "mask_decoder.")
-#: Prefixes of the trainable parts; exactly what a Hub folder holds.
-TRAINABLE_PREFIXES: tuple[str, ...] = ("feature_fuser.", "semantic_decoder.")
+from panosamic.config import ModelConfig
+from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from panosamic.io import atomic_path, atomic_write_text, safe_torch_load
+from panosamic.specs import FROZEN_PREFIXES, SAM_VITS, TRAINABLE_PREFIXES
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -31,6 +30,11 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return _DTYPES[dtype]
 
 
+def saved_prefixes(config: ModelConfig) -> tuple[str, ...]:
+    """The state-dict prefixes a Hub folder of this model holds."""
+    return TRAINABLE_PREFIXES if config.vit in SAM_VITS else (*TRAINABLE_PREFIXES, "image_encoder.")
+
+
 def split_trainable(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
     """(trainable tensors, frozen keys, other keys) of a state dict."""
     trainable = {k: v for k, v in state_dict.items() if k.startswith(TRAINABLE_PREFIXES)}
@@ -39,9 +43,10 @@ def split_trainable(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, t
     return trainable, frozen, other
 
 
-def check_no_frozen(keys: Any, where: str) -> None:
-    """Refuse a set of keys that would put frozen SAM tensors into a Hub folder."""
-    frozen = sorted(k for k in keys if k.startswith(FROZEN_PREFIXES))
+def check_no_frozen(keys: Any, where: str, config: ModelConfig | None = None) -> None:
+    """Refuse a set of keys that would put Meta's frozen SAM tensors into a Hub folder."""
+    allowed = saved_prefixes(config) if config is not None else TRAINABLE_PREFIXES
+    frozen = sorted(k for k in keys if k.startswith(FROZEN_PREFIXES) and not k.startswith(allowed))
     if frozen:
         raise ValueError(
             f"{where} would contain {len(frozen)} frozen SAM tensor(s) (e.g. {frozen[:3]}); Hub folders hold "
@@ -52,7 +57,7 @@ def check_no_frozen(keys: Any, where: str) -> None:
 def write_hub_folder(
     out_dir: str | os.PathLike,
     tensors: Mapping[str, torch.Tensor],
-    info: HubModelInfo,
+    config: ModelConfig,
     *,
     card: Any = None,
     dtype: str | torch.dtype | None = None,
@@ -60,10 +65,10 @@ def write_hub_folder(
     """Write ``model.safetensors``, ``config.json`` and (if given) ``README.md`` atomically."""
     from safetensors.torch import save_file
 
-    check_no_frozen(tensors, f"the folder {out_dir}")
-    unknown = sorted(k for k in tensors if not k.startswith(TRAINABLE_PREFIXES))
+    check_no_frozen(tensors, f"the folder {out_dir}", config)
+    unknown = sorted(k for k in tensors if not k.startswith(saved_prefixes(config)))
     if unknown:
-        raise ValueError(f"not a PanoSAMic trainable tensor: {unknown[:5]}")
+        raise ValueError(f"not a tensor of a PanoSAMic Hub folder: {unknown[:5]}")
     if not tensors:
         raise ValueError("no trainable tensors to write")
     target = parse_dtype(dtype)
@@ -77,7 +82,7 @@ def write_hub_folder(
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / WEIGHTS_NAME) as tmp:
         save_file(out, str(tmp), metadata={"format": "pt", "library": "panosamic"})
-    info.to_json(out_dir / CONFIG_NAME)
+    config.to_json(out_dir / CONFIG_NAME)
     if card is not None:
         atomic_write_text(out_dir / CARD_NAME, str(card))
     return out_dir
@@ -100,6 +105,7 @@ def read_weights(path: str | os.PathLike, *, local: bool = True) -> dict[str, to
         raise ValueError(f"refusing {path}: weights from the Hub are read only as .safetensors")
     if path.suffix not in (".pth", ".pt", ".bin"):
         raise ValueError(f"unsupported weights file {path}: expected .safetensors (or a local .pth/.pt)")
-    from panosamic.weights.sam import load_sam_state_dict
-
-    return load_sam_state_dict(path)  # weights_only=True, clear errors for pickled code / truncation
+    obj = safe_torch_load(path)  # weights_only=True, clear errors for pickled code / truncation
+    if not isinstance(obj, Mapping) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
+        raise ValueError(f"{path}: not a state dict (name -> tensor)")
+    return dict(obj)

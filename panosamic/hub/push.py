@@ -15,13 +15,14 @@ import os
 from pathlib import Path
 
 from panosamic.hub.files import check_no_frozen
-from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, HubModelInfo
+from panosamic.config import ModelConfig
+from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
 
 #: Files a Hub folder may hold (anything else is not uploaded).
 HUB_FILES: tuple[str, ...] = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 
 
-def check_hub_folder(folder: str | os.PathLike) -> HubModelInfo:
+def check_hub_folder(folder: str | os.PathLike) -> ModelConfig:
     """Validate a folder before upload; returns its config.json."""
     from huggingface_hub import ModelCard
     from safetensors import SafetensorError, safe_open
@@ -37,10 +38,10 @@ def check_hub_folder(folder: str | os.PathLike) -> HubModelInfo:
             keys = list(f.keys())
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
-    check_no_frozen(keys, str(weights))
     if not (folder / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}; make the folder with `panosamic export`")
-    info = HubModelInfo.from_json(folder / CONFIG_NAME)
+    info = ModelConfig.from_json(folder / CONFIG_NAME)
+    check_no_frozen(keys, str(weights), info)
     card = folder / CARD_NAME
     if card.is_file():
         try:

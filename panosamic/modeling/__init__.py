@@ -1,19 +1,17 @@
-"""The PanoSAMic model and its components."""
+"""The PanoSAMic network and its components (pure: imports no Hub, weights, inference,
+training or CLI code). Users get models through :mod:`panosamic.model`."""
 
-from panosamic.model.encoder import VIT_SPECS, MultiStageImageEncoder, ViTSpec, get_vit_spec
-from panosamic.model.inference import InferenceOptions
-from panosamic.model.panosamic import PanoSAMic
-from panosamic.model.state_dict import FROZEN_PREFIXES, check_state_dict, diagnose, load_state_dict_checked
+from panosamic.modeling.encoder import MultiStageImageEncoder
+from panosamic.modeling.inference import InferenceOptions
+from panosamic.modeling.panosamic import PanoSAMicNet
+from panosamic.modeling.state_dict import check_state_dict, diagnose, infer_vit_size, load_state_dict_checked
 
 __all__ = [
-    "FROZEN_PREFIXES",
     "InferenceOptions",
-    "VIT_SPECS",
     "MultiStageImageEncoder",
-    "PanoSAMic",
-    "ViTSpec",
+    "PanoSAMicNet",
     "check_state_dict",
     "diagnose",
-    "get_vit_spec",
+    "infer_vit_size",
     "load_state_dict_checked",
 ]

@@ -7,7 +7,6 @@ as SAM writes it ("exact") or through ``scaled_dot_product_attention`` ("sdpa").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
@@ -24,42 +23,9 @@ from segment_anything.modeling.image_encoder import (
 from torch import nn
 
 from panosamic.constants import CANVAS_SIZE, NECK_DIM, NUM_STAGES, PATCH_SIZE
+from panosamic.specs import ViTSpec
 
 AttentionImpl = Literal["exact", "sdpa"]
-
-
-@dataclass(frozen=True)
-class ViTSpec:
-    """Size of a SAM ViT image encoder."""
-
-    embed_dim: int
-    depth: int
-    num_heads: int
-    global_attn_indexes: tuple[int, ...]
-
-    @property
-    def head_dim(self) -> int:
-        return self.embed_dim // self.num_heads
-
-
-#: The three SAM encoders, plus a tiny one for tests (no Meta checkpoint exists for it).
-VIT_SPECS: dict[str, ViTSpec] = {
-    "vit_b": ViTSpec(768, 12, 12, (2, 5, 8, 11)),
-    "vit_l": ViTSpec(1024, 24, 16, (5, 11, 17, 23)),
-    "vit_h": ViTSpec(1280, 32, 16, (7, 15, 23, 31)),
-    "vit_tiny": ViTSpec(32, 5, 2, (1, 2, 3, 4)),
-}
-
-
-def get_vit_spec(vit_model: str) -> ViTSpec:
-    if vit_model not in VIT_SPECS:
-        raise ValueError(f"unknown vit_model {vit_model!r}; expected one of {sorted(VIT_SPECS)}")
-    return VIT_SPECS[vit_model]
-
-
-def vit_from_embed_dim(embed_dim: int) -> str | None:
-    """The ViT size whose embedding width is ``embed_dim`` (None if unknown)."""
-    return next((name for name, s in VIT_SPECS.items() if s.embed_dim == embed_dim), None)
 
 
 #: Largest SDPA bias mask (elements) built at once; global attention on a 64x64 token grid needs

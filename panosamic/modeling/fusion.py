@@ -8,7 +8,7 @@ from torch.utils.checkpoint import checkpoint
 
 from panosamic.config import AttentionConfig
 from panosamic.constants import FUSION_HIDDEN_DIM, FUSION_OUT_DIM, NUM_STAGES
-from panosamic.model.attention import MovingAttention
+from panosamic.modeling.attention import MovingAttention
 
 
 def _upsample2x() -> nn.Upsample:

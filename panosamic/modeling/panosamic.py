@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import fields, replace
 from typing import Any, Callable, ContextManager, Iterator, Mapping, Sequence
 
@@ -12,29 +11,21 @@ import torch.nn.functional as F
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import nn
 
-from panosamic.config import PanoSAMicConfig
-from panosamic.constants import (
-    MODALITIES,
-    NECK_DIM,
-    PIXEL_MEAN,
-    PIXEL_STD,
-    canonical_modalities,
-    native_size,
-    output_grid,
-    token_grid,
-)
-from panosamic.hub.mixin import PanoSAMicHubMixin
-from panosamic.model.decoder import BaselineDecoder, ConvDecoder
-from panosamic.model.encoder import MultiStageImageEncoder, get_vit_spec
-from panosamic.model.fusion import BasicFusion, FeatureFusion
-from panosamic.model.inference import InferenceOptions, InferencePath
-from panosamic.model.positional import HorizontalPositionalEncoding
-from panosamic.model.state_dict import FROZEN_PREFIXES, load_state_dict_checked
+from panosamic.config import ModelConfig
+from panosamic.constants import NECK_DIM, PIXEL_MEAN, PIXEL_STD, output_grid, token_grid
+from panosamic.modeling.decoder import BaselineDecoder, ConvDecoder
+from panosamic.modeling.encoder import MultiStageImageEncoder
+from panosamic.modeling.fusion import BasicFusion, FeatureFusion
+from panosamic.modeling.inference import InferenceOptions, InferencePath
+from panosamic.modeling.instance import InstanceSettings, instance_masks_for_sample
+from panosamic.modeling.positional import HorizontalPositionalEncoding
+from panosamic.modeling.state_dict import infer_vit_size, load_state_dict_checked
+from panosamic.specs import FROZEN_PREFIXES, get_vit_spec
 
 #: Input modalities resized with nearest neighbour (colour-coded normals must not be blended).
 _NEAREST_MODALITIES = frozenset({"normals"})
 
-class PanoSAMic(nn.Module, PanoSAMicHubMixin):
+class PanoSAMicNet(nn.Module):
     """Semantic segmentation of equirectangular panoramas from RGB, depth and normals.
 
     The frozen SAM encoder runs on every (view, modality) image padded to the square canvas;
@@ -42,50 +33,25 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
     decoded to class logits; with dual view the panorama rolled by half its width is processed
     too and the two views are blended at logit level.
 
-    Build with :meth:`from_config`; the trainable parts are freshly initialised and the encoder
-    holds no SAM weights until :meth:`load_sam_weights` (or a Hub loader) fills it.
+    Built from a :class:`~panosamic.config.ModelConfig` alone; the trainable parts are freshly
+    initialised and the encoder holds no SAM weights until :meth:`load_sam_weights` fills it.
+    Users build models with :func:`panosamic.create_model` / :func:`panosamic.load_model`, which
+    return :class:`panosamic.model.PanoSAMic` (this network plus the Hub mixin).
     """
 
-    def __init__(
-        self,
-        config: PanoSAMicConfig | Mapping[str, Any] | str | os.PathLike | None = None,
-        vit_model: str = "vit_h",
-        modalities: Sequence[str] | str = MODALITIES,
-        num_classes: int = 13,
-        semantic_only: bool = True,
-        class_names: Sequence[str] | None = None,
-        palette: Sequence[Sequence[int]] | None = None,
-        dataset: str | None = None,
-        fold: int | None = None,
-        depth_threshold: float | None = None,
-    ) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        cfg = PanoSAMicConfig() if config is None else PanoSAMicConfig.coerce(config)
-        spec = get_vit_spec(vit_model)
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        if class_names is not None and len(class_names) != num_classes:
-            raise ValueError(f"{len(class_names)} class names given for num_classes={num_classes}")
-        if palette is not None and len(palette) != num_classes:
-            raise ValueError(f"palette has {len(palette)} colours for num_classes={num_classes}")
-        self.config = cfg
-        self.vit_model = vit_model
-        self.modalities = canonical_modalities(modalities)
-        self.num_classes = num_classes
-        self.semantic_only = bool(semantic_only)
-        self.class_names = None if class_names is None else tuple(str(c) for c in class_names)
-        self.palette = None if palette is None else tuple(tuple(int(v) for v in c) for c in palette)
-        self.dataset = dataset
-        self.fold = fold
-        self.depth_threshold = None if depth_threshold is None else float(depth_threshold)
-
-        canvas = cfg.canvas_size
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        spec = get_vit_spec(config.vit)
+        canvas = config.canvas_size
         grid, out_grid = token_grid(canvas), output_grid(canvas)
-        m = len(self.modalities)
+        m = len(config.modalities)
 
         # Registration order is the published state-dict order.
         self.image_encoder = MultiStageImageEncoder(spec, canvas)
-        if not self.semantic_only:
+        if not config.semantic_only:
             self.prompt_encoder = PromptEncoder(
                 embed_dim=NECK_DIM,
                 image_embedding_size=(grid, grid),
@@ -104,48 +70,68 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         else:
             self.prompt_encoder = None
             self.mask_decoder = None
-        if cfg.basic_fusion is None:
+        if config.basic_fusion is None:
             self.feature_fuser: nn.Module = FeatureFusion(
-                spec.embed_dim, m, grid, cfg.channel_attention, cfg.spatial_attention
+                spec.embed_dim, m, grid, config.channel_attention, config.spatial_attention
             )
-            self.semantic_decoder: nn.Module = ConvDecoder(num_classes, out_grid, cfg.dual_view_fusion)
+            self.semantic_decoder: nn.Module = ConvDecoder(config.num_classes, out_grid, config.dual_view)
         else:
-            self.feature_fuser = BasicFusion(cfg.basic_fusion, m)
+            self.feature_fuser = BasicFusion(config.basic_fusion, m)
             self.semantic_decoder = BaselineDecoder(
-                NECK_DIM * self.feature_fuser.out_channels_factor, num_classes, out_grid
+                NECK_DIM * self.feature_fuser.out_channels_factor, config.num_classes, out_grid
             )
         self.positional_encoding = HorizontalPositionalEncoding()
-        for prefix, module in self.named_children():
-            if prefix + "." in FROZEN_PREFIXES:
-                module.requires_grad_(False)
+        self._freeze_sam_parts()
         self._inference = InferenceOptions.fast()
+        #: Settings of SAM's automatic mask generator (instance branch only).
+        self.instance_settings = InstanceSettings()
         # Not a submodule: the compiled wrapper must not appear in the state dict.
         self._compiled: dict[str, Callable[..., Any]] = {}
         #: Optional ``name -> context manager`` wrapped around each stage of :meth:`forward`
         #: (preprocess, encoder, fusion, decoder, postprocess, instance); used by the benchmarks.
         self.stage_hook: Callable[[str], ContextManager[Any]] | None = None
 
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_config(
-        cls,
-        config: PanoSAMicConfig | Mapping[str, Any] | str | os.PathLike,
-        *,
-        vit_model: str,
-        modalities: Sequence[str] | str,
-        num_classes: int,
-        semantic_only: bool = True,
-        **metadata: Any,
-    ) -> PanoSAMic:
-        """Build a model from a config (path, dict or dataclass); nothing is downloaded."""
-        return cls(
-            PanoSAMicConfig.coerce(config),
-            vit_model=vit_model,
-            modalities=modalities,
-            num_classes=num_classes,
-            semantic_only=semantic_only,
-            **metadata,
-        )
+    def _freeze_sam_parts(self) -> None:
+        """SAM's parts are frozen (the test architecture's encoder too, unless a caller unfreezes
+        it with ``model.image_encoder.requires_grad_(True)``; :meth:`encode` then keeps gradients)."""
+        for prefix, module in self.named_children():
+            if prefix + "." in FROZEN_PREFIXES and module is not None:
+                module.requires_grad_(False)
+
+    # ------------------------------------------------------------------ the config's facts
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.config.modalities
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def semantic_only(self) -> bool:
+        return self.config.semantic_only
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        return self.config.class_names
+
+    @property
+    def palette(self) -> tuple[tuple[int, int, int], ...] | None:
+        return self.config.palette
+
+    @property
+    def depth_threshold(self) -> float | None:
+        return self.config.depth_threshold
+
+    def update_config(self, **use: Any) -> ModelConfig:
+        """Change the fields that describe the model's use (labels, palette, dataset, fold,
+        depth threshold, name); architecture fields are refused, they would not fit the weights."""
+        allowed = {"class_names", "palette", "dataset", "fold", "depth_threshold", "name"}
+        refused = sorted(set(use) - allowed)
+        if refused:
+            raise ValueError(f"cannot change {refused} of a built model; allowed: {sorted(allowed)}")
+        self.config = self.config.replace(**use)
+        return self.config
 
     @property
     def canvas_size(self) -> int:
@@ -154,15 +140,15 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
     @property
     def native_size(self) -> tuple[int, int]:
         """(height, width) the model runs at; other 2:1 inputs are resized to it and back."""
-        return native_size(self.config.canvas_size)
+        return self.config.native_size
 
     @property
     def dual_view(self) -> bool:
-        return self.config.dual_view_fusion and self.config.basic_fusion is None
+        return self.config.num_views == 2
 
     @property
     def num_views(self) -> int:
-        return 2 if self.dual_view else 1
+        return self.config.num_views
 
     @property
     def device(self) -> torch.device:
@@ -172,29 +158,25 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         """The tensors a PanoSAMic checkpoint holds: everything but the frozen SAM parts."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith(FROZEN_PREFIXES)}
 
-    def load_sam_weights(self, checkpoint: str | os.PathLike | Mapping[str, torch.Tensor]) -> None:
-        """Fill the frozen SAM parts from one of Meta's checkpoints (a path or a state dict).
+    def load_sam_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Fill the frozen SAM parts from one of Meta's checkpoints, given as a state dict
+        (:func:`panosamic.weights.sam.load_sam_state_dict` reads the file).
 
         Refuses a checkpoint of another ViT size, naming the size it is.
         """
-        from panosamic.weights.sam import infer_vit_size, load_sam_state_dict
-
-        sd = dict(checkpoint) if isinstance(checkpoint, Mapping) else load_sam_state_dict(checkpoint)
+        sd = dict(state_dict)
         found = infer_vit_size(sd)
-        if found != self.vit_model:
-            raise ValueError(
-                f"the SAM checkpoint is for {found}, but the model was built for {self.vit_model}"
-            )
-        wanted = ("image_encoder.",) if self.semantic_only else ("image_encoder.", "prompt_encoder.", "mask_decoder.")
-        foreign = sorted(k for k in sd if not k.startswith(("image_encoder.", "prompt_encoder.", "mask_decoder.")))
+        if found != self.config.vit:
+            raise ValueError(f"the SAM checkpoint is for {found}, but the model was built for {self.config.vit}")
+        parts = ("image_encoder.", "prompt_encoder.", "mask_decoder.")
+        wanted = ("image_encoder.",) if self.semantic_only else parts
+        foreign = sorted(k for k in sd if not k.startswith(parts))
         if foreign:
             raise ValueError(
                 f"not a SAM checkpoint: {len(foreign)} key(s) outside image_encoder/prompt_encoder/"
                 f"mask_decoder, e.g. {foreign[:3]}"
             )
-        load_state_dict_checked(
-            self, {k: v for k, v in sd.items() if k.startswith(wanted)}, only_prefixes=wanted
-        )
+        load_state_dict_checked(self, {k: v for k, v in sd.items() if k.startswith(wanted)}, only_prefixes=wanted)
 
     # ------------------------------------------------------------------ speed and memory
     @property
@@ -334,11 +316,12 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         return torch.stack(images)
 
     def encode(self, images: torch.Tensor, with_neck: bool = False) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
-        """Frozen encoder, always without gradients, in calls of at most the configured
+        """Frozen encoder, without gradients (unless unfrozen), in calls of at most the configured
         ``encoder_batch`` images (one call per (sample, view) on the exact path)."""
         encoder = self._encoder_fn()
         chunk = self._encoder_chunk(images.shape[0])
-        with torch.no_grad():
+        trains = torch.is_grad_enabled() and self.image_encoder.patch_embed.proj.weight.requires_grad
+        with contextlib.nullcontext() if trains else torch.no_grad():
             if images.shape[0] <= chunk:
                 return encoder(images, with_neck=with_neck)
             necks, stages = [], []
@@ -420,10 +403,8 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
         return [{"sem_preds": s, "instance_masks": inst} for s, inst in zip(sem, instances)]
 
     def _instance_masks(self, neck: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[list[dict[str, Any]]]:
-        from panosamic.model.instance import InstanceSettings, instance_masks_for_sample
-
         per_sample = self.num_views * len(self.modalities)
-        settings = getattr(self, "instance_settings", None) or InstanceSettings()
+        settings = self.instance_settings
         out = []
         with torch.no_grad():
             for i, size in enumerate(sizes):
@@ -442,21 +423,8 @@ class PanoSAMic(nn.Module, PanoSAMicHubMixin):
                 )
         return out
 
-    # ------------------------------------------------------------------ convenience
-    def predict(self, image: Any, depth: Any = None, normals: Any = None, **kwargs: Any):
-        """Segment one panorama (path, PIL image, array or tensor); see :func:`panosamic.predict.predict`."""
-        from panosamic.predict import predict
-
-        return predict(self, image, depth, normals, **kwargs)
-
-    def predict_batch(self, images: Sequence[Any], depths: Any = None, normals: Any = None, **kwargs: Any):
-        """Segment several panoramas; see :func:`panosamic.predict.predict_batch`."""
-        from panosamic.predict import predict_batch
-
-        return predict_batch(self, images, depths, normals, **kwargs)
-
     def extra_repr(self) -> str:
         return (
-            f"vit_model={self.vit_model!r}, modalities={self.modalities}, num_classes={self.num_classes}, "
+            f"vit={self.config.vit!r}, modalities={self.modalities}, num_classes={self.num_classes}, "
             f"dual_view={self.dual_view}, canvas_size={self.canvas_size}, semantic_only={self.semantic_only}"
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Mapping, Sequence
 
 import torch
 from torch import nn
 
-#: Parameters that come from Meta's SAM checkpoint and are never trained or published.
-FROZEN_PREFIXES: tuple[str, ...] = ("image_encoder.", "prompt_encoder.", "_cached_prompt_encoder.", "mask_decoder.")
+from panosamic.specs import VIT_SPECS, vit_from_embed_dim
+
 
 _FC0 = "feature_fuser.fusion_blocks.0.channel_attention.att_layer.fc.0.weight"
 _NECK0 = "feature_fuser.fusion_blocks.0.neck.0.weight"
@@ -26,8 +27,6 @@ def _list(keys: Sequence[str], limit: int = 5) -> str:
 
 def _architecture(sd: Mapping[str, torch.Tensor]) -> dict[str, object]:
     """What the shapes of a (possibly partial) state dict say about the architecture."""
-    from panosamic.model.encoder import vit_from_embed_dim
-
     arch: dict[str, object] = {}
     if _NECK0 in sd:  # (E, M*E, 1, 1)
         e, me = sd[_NECK0].shape[:2]
@@ -73,6 +72,16 @@ def diagnose(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> list[str]:
     return reasons
 
 
+def _non_finite(state_dict: Mapping[str, torch.Tensor], keys: Sequence[str]) -> list[str]:
+    """Keys whose float tensors hold NaN or infinite values (one cheap pass; meta tensors skipped)."""
+    bad = []
+    for k in keys:
+        t = state_dict[k]
+        if t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all()):
+            bad.append(f"{k} ({int((~torch.isfinite(t)).sum())} values)")
+    return bad
+
+
 def check_state_dict(
     model: nn.Module,
     state_dict: Mapping[str, torch.Tensor],
@@ -84,7 +93,7 @@ def check_state_dict(
 
     ``only_prefixes``: compare just the keys under these prefixes (e.g. the trainable
     ``feature_fuser.`` and ``semantic_decoder.`` of a Hub checkpoint); other model keys are not
-    reported missing. Any mis-shaped or non-float tensor, and with ``strict`` any missing or
+    reported missing. Any mis-shaped, non-float or non-finite (NaN, inf) tensor, and with ``strict`` any missing or
     unexpected key, is named in the error, with a diagnosis of the checkpoint's architecture
     (ViT size, modalities, classes, views).
     """
@@ -103,6 +112,9 @@ def check_state_dict(
         k for k in expected if k in state_dict and expected[k].is_floating_point() and not state_dict[k].is_floating_point()
     ]
     problems = []
+    bad = _non_finite(state_dict, [k for k in expected if k in state_dict and not mis_shaped])
+    if bad:
+        problems.append(f"{len(bad)} tensor(s) with NaN or infinite values: {_list(bad, 3)}")
     if mis_shaped:
         problems.append(f"{len(mis_shaped)} tensor(s) of the wrong shape: {_list(mis_shaped, 3)}")
     if non_float:
@@ -137,3 +149,29 @@ def load_state_dict_checked(
         tensors = {k: v.to(dtype=expected[k].dtype) for k, v in tensors.items()}
     model.load_state_dict(tensors, strict=False, assign=meta)
     return missing
+
+
+def infer_vit_size(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """The ViT size (``vit_b``/``vit_l``/``vit_h``/``vit_tiny``) of an encoder state dict.
+
+    Read from the embedding width and the number of blocks of ``image_encoder.*`` (a bare
+    encoder state dict without the prefix is accepted too).
+    """
+    prefix = "image_encoder." if any(k.startswith("image_encoder.") for k in state_dict) else ""
+    proj = state_dict.get(f"{prefix}patch_embed.proj.weight")
+    if proj is None:
+        raise ValueError(
+            "not a SAM encoder state dict: no 'image_encoder.patch_embed.proj.weight' "
+            f"({len(state_dict)} keys, e.g. {sorted(state_dict)[:3]})"
+        )
+    embed_dim = int(proj.shape[0])
+    pattern = re.compile(re.escape(prefix) + r"blocks\.(\d+)\.")
+    blocks = {int(m.group(1)) for k in state_dict if (m := pattern.match(k))}
+    depth = max(blocks) + 1 if blocks else 0
+    for name, spec in VIT_SPECS.items():
+        if spec.embed_dim == embed_dim and spec.depth == depth:
+            return name
+    known = ", ".join(f"{n} ({s.embed_dim}, {s.depth})" for n, s in VIT_SPECS.items())
+    raise ValueError(
+        f"unknown SAM encoder: embed dim {embed_dim}, {depth} blocks; known (embed dim, blocks): {known}"
+    )

@@ -1,4 +1,4 @@
-"""Training checkpoints (spec §7 format plus what exact resume needs) and run directories.
+"""Training checkpoints (spec §7 format plus what exact resume needs); run folders: :mod:`panosamic.runs`.
 
 A checkpoint is a ``torch.save`` dict loadable with ``weights_only=True``:
 ``epoch``, ``model`` (full semantic-only state dict, DDP prefix stripped), ``best_miou``,
@@ -14,85 +14,25 @@ from __future__ import annotations
 
 import os
 import random
-import re
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from panosamic.io import atomic_torch_save, safe_torch_load
+from panosamic.runs import BEST_NAME
 
 __all__ = [
     "CHECKPOINT_FORMAT_VERSION",
     "capture_rng_state",
-    "experiment_id",
-    "find_run_dir",
     "load_checkpoint",
-    "new_run_dir",
     "restore_rng_state",
     "save_checkpoint",
     "strip_ddp_prefix",
 ]
 
 CHECKPOINT_FORMAT_VERSION = 1
-BEST_NAME = "model_best.pth"
-LAST_NAME = "model_last.pth"
-_RUN_TIME_FORMAT = "%Y%m%d_%H%M%S"
-
-
-def experiment_id(config_path: str | os.PathLike, fold: int, vit_model: str, modalities: Sequence[str]) -> str:
-    """``{config stem}_F{fold}_V{last char of vit}_M{#modalities}`` (the reference's run id)."""
-    return f"{Path(config_path).stem}_F{fold}_V{vit_model[-1]}_M{len(modalities)}"
-
-
-def _dataset_root(experiments_path: str | os.PathLike, dataset: str) -> Path:
-    p = Path(experiments_path)
-    return p if p.name == dataset else p / dataset
-
-
-def new_run_dir(experiments_path: str | os.PathLike, dataset: str, exp_id: str, now: datetime | None = None) -> Path:
-    """Create ``{experiments_path}/{dataset}/{YYYYmmdd_HHMMSS}_{id}`` (a suffix if it already exists)."""
-    root = _dataset_root(experiments_path, dataset)
-    stamp = (now or datetime.now()).strftime(_RUN_TIME_FORMAT)
-    path = root / f"{stamp}_{exp_id}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}_{exp_id}.{n}"
-    path.mkdir(parents=True)
-    return path
-
-
-def list_runs(experiments_path: str | os.PathLike, dataset: str, exp_id: str) -> list[Path]:
-    """Run directories of ``exp_id``, newest first."""
-    root = _dataset_root(experiments_path, dataset)
-    if not root.is_dir():
-        return []
-    pattern = re.compile(r"^\d{8}_\d{6}_" + re.escape(exp_id) + r"(\.\d+)?$")
-    runs = [p for p in root.iterdir() if p.is_dir() and pattern.match(p.name)]
-    return sorted(runs, key=lambda p: (p.name[:15], int(p.suffix[1:]) if p.suffix[1:].isdigit() else 1), reverse=True)
-
-
-def find_run_dir(experiments_path: str | os.PathLike, dataset: str, exp_id: str, which: str) -> Path:
-    """Newest run of ``exp_id`` that holds ``model_{which}.pth`` (FileNotFoundError if none)."""
-    if which not in ("last", "best"):
-        raise ValueError(f"checkpoint must be 'last' or 'best', got {which!r}")
-    runs = list_runs(experiments_path, dataset, exp_id)
-    name = f"model_{which}.pth"
-    for run in runs:
-        if (run / name).is_file():
-            return run
-    root = _dataset_root(experiments_path, dataset)
-    if not runs:
-        raise FileNotFoundError(f"no previous run '*_{exp_id}' under {root}")
-    raise FileNotFoundError(
-        f"no {name} in the run(s) of '{exp_id}' under {root} (newest: {runs[0].name}); "
-        + ("a finished run deletes model_last.pth: resume 'best' or start a new run" if which == "last" else "")
-    )
-
-
 def strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
 
@@ -145,7 +85,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path} is not a PanoSAMic training checkpoint (a dict with a 'model' state dict)")
     return ckpt
-
-
-def timestamp() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")

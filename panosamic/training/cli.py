@@ -1,4 +1,5 @@
-"""``panosamic train``: train the fusion and decoder of PanoSAMic on a prepared dataset.
+"""``panosamic train`` (and ``python panosamic/evaluation/train.py``): train the fusion and decoder
+of PanoSAMic on a prepared dataset.
 
 The reference's flags (``--dataset_path --config_path --experiments_path --sam_weights_path
 --num_gpus --workers_per_gpu --dataset --fold --batch_size --epochs --vit_model --modalities
@@ -9,42 +10,12 @@ The reference's flags (``--dataset_path --config_path --experiments_path --sam_w
 
 from __future__ import annotations
 
-import sys
-
-if __name__ == "__main__" and not __package__:  # `python panosamic/evaluation/train.py`: not the module dir
-    sys.path[:] = [p for p in sys.path if not p.endswith(("panosamic/evaluation", "panosamic\\evaluation"))]
-
 import argparse
 import dataclasses
 import os
+import sys
 
-from panosamic.constants import MODALITIES
-
-DATASET_CHOICES = ("stanford2d3ds", "matterport3d", "structured3d")
-VIT_CHOICES = ("vit_h", "vit_l", "vit_b", "vit_tiny")
-
-
-def add_shared_arguments(parser: argparse.ArgumentParser, *, config_required: bool = True) -> None:
-    """The flags training and evaluation share (the reference's single parser)."""
-    parser.add_argument("--dataset_path", "--dataset-path", required=True, help="processed dataset folder")
-    parser.add_argument("--config_path", "--config-path", required=config_required,
-                        help="config JSON (reference layout, e.g. config_stanford2d3ds_dv.json)")
-    parser.add_argument("--experiments_path", "--experiments-path", default="experiments",
-                        help="root of the run directories (default: ./experiments)")
-    parser.add_argument("--sam_weights_path", "--sam-weights-path", default=None,
-                        help="Meta's SAM .pth, or a folder holding it (default: cache, downloaded if missing)")
-    parser.add_argument("--num_gpus", "--num-gpus", type=int, default=1,
-                        help="processes (one per GPU); under torchrun its WORLD_SIZE is used")
-    parser.add_argument("--workers_per_gpu", "--workers-per-gpu", type=int, default=2, help="DataLoader workers")
-    parser.add_argument("--dataset", required=True, choices=DATASET_CHOICES)
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=1, help="panoramas per process and step")
-    parser.add_argument("--vit_model", "--vit-model", default="vit_h", choices=VIT_CHOICES)
-    parser.add_argument("--modalities", default=",".join(MODALITIES),
-                        help="comma-separated subset of image,depth,normals (always reordered; image required)")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+from panosamic.evaluation.args import add_shared_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from panosamic.evaluation.trainer import TrainSettings
+    from panosamic.training.trainer import TrainSettings
 
     return TrainSettings(
         dataset_path=args.dataset_path, config_path=args.config_path, experiments_path=args.experiments_path,
@@ -88,7 +59,7 @@ def precheck(settings) -> None:
     """The cheap checks of :class:`Trainer`, before processes are spawned."""
     from panosamic.config import PanoSAMicConfig
     from panosamic.data import build_dataset
-    from panosamic.evaluation import checkpoint as ckpt_mod
+    from panosamic import runs
 
     PanoSAMicConfig.from_json(settings.config_path)
     for split in ("train", "test"):
@@ -98,14 +69,14 @@ def precheck(settings) -> None:
             raise ValueError(f"{settings.dataset} fold {settings.fold} has no {split} samples under "
                              f"{settings.dataset_path}")
     if settings.resume is not None:
-        exp_id = ckpt_mod.experiment_id(settings.config_path, settings.fold, settings.vit_model, settings.modalities)
-        ckpt_mod.find_run_dir(settings.experiments_path, settings.dataset, exp_id, settings.resume)
+        exp_id = runs.experiment_id(settings.config_path, settings.fold, settings.vit_model, settings.modalities)
+        runs.find_run_dir(settings.experiments_path, settings.dataset, exp_id, settings.resume)
 
 
 def train_worker(settings_dict: dict) -> int:
     """One training process (rank from the environment)."""
-    from panosamic.evaluation.distributed import cleanup_distributed, init_distributed
-    from panosamic.evaluation.trainer import Trainer, settings_from_dict
+    from panosamic.training.distributed import cleanup_distributed, init_distributed
+    from panosamic.training.trainer import Trainer, settings_from_dict
 
     settings = settings_from_dict(settings_dict)
     ctx = init_distributed(settings.device)
@@ -124,9 +95,10 @@ def _compute_efficiency(settings) -> int:
     from panosamic.data import get_dataset_info
     from panosamic.model import PanoSAMic
 
-    model = PanoSAMic.from_config(PanoSAMicConfig.from_json(settings.config_path), vit_model=settings.vit_model,
-                                  modalities=settings.modalities,
-                                  num_classes=get_dataset_info(settings.dataset).num_classes)
+    model = PanoSAMic(PanoSAMicConfig.from_json(settings.config_path).model_config(
+        vit=settings.vit_model, modalities=settings.modalities,
+        num_classes=get_dataset_info(settings.dataset).num_classes,
+    ))  # fmt: skip
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"parameters: {total:,} total, {trainable:,} trainable, {total - trainable:,} frozen (FLOPs: not computed)")
@@ -151,18 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if torch.cuda.device_count() < args.num_gpus:
             raise ValueError(f"--num_gpus {args.num_gpus} but {torch.cuda.device_count()} CUDA device(s) visible")
     precheck(settings)
-    from panosamic.evaluation.distributed import spawn
+    from panosamic.training.distributed import spawn
 
     spawn(train_worker, args.num_gpus, (dataclasses.asdict(settings),))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python panosamic/evaluation/train.py`` with the reference's flags."""
-    from panosamic.cli import run_script
-
-    return run_script("train", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,23 +26,23 @@ import torch
 from torch.utils.data import DataLoader
 
 from panosamic.config import PanoSAMicConfig
-from panosamic.constants import canonical_modalities
-from panosamic.evaluation import checkpoint as ckpt_mod
-from panosamic.evaluation.distributed import (
+from panosamic.specs import SAM_VITS, VIT_SPECS, canonical_modalities
+from panosamic import runs
+from panosamic.training import checkpoint as ckpt_mod
+from panosamic.training.distributed import (
     DistContext,
     GlobalBatchSampler,
     all_reduce_sum,
     barrier,
     broadcast_object,
 )
-from panosamic.evaluation.losses import PanoSAMicLoss, class_weights_from_counts
-from panosamic.evaluation.optim import build_optimizer, current_lr, lr_plan
+from panosamic.training.losses import PanoSAMicLoss, class_weights_from_counts
+from panosamic.training.optim import build_optimizer, current_lr, lr_plan
 from panosamic.evaluation.report import RunLogger, format_class_table, versions
-from panosamic.evaluation.validation import autocast_context, move_inputs, run_validation
+from panosamic.evaluation.validation import move_inputs, run_validation
 
 __all__ = ["TrainResult", "TrainSettings", "Trainer"]
 
-VIT_CHOICES = ("vit_h", "vit_l", "vit_b", "vit_tiny")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -75,8 +75,8 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", canonical_modalities(self.modalities))
-        if self.vit_model not in VIT_CHOICES:
-            raise ValueError(f"vit_model must be one of {VIT_CHOICES}, got {self.vit_model!r}")
+        if self.vit_model not in VIT_SPECS:
+            raise ValueError(f"vit_model must be one of {', '.join(VIT_SPECS)}, got {self.vit_model!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.resume not in (None, "last", "best"):
@@ -133,11 +133,11 @@ class Trainer:
         for split, ds in (("train", self.train_ds), ("test", self.val_ds)):
             if len(ds) == 0:
                 raise ValueError(f"{s.dataset} fold {s.fold} has no {split} samples under {s.dataset_path}")
-        self.exp_id = ckpt_mod.experiment_id(s.config_path, s.fold, s.vit_model, s.modalities)
+        self.exp_id = runs.experiment_id(s.config_path, s.fold, s.vit_model, s.modalities)
         self.resume_path: Path | None = None
         self.resume_ckpt: dict[str, Any] | None = None
         if s.resume is not None:
-            run = ckpt_mod.find_run_dir(s.experiments_path, s.dataset, self.exp_id, s.resume)
+            run = runs.find_run_dir(s.experiments_path, s.dataset, self.exp_id, s.resume)
             self.resume_path = run / f"model_{s.resume}.pth"
             self.resume_ckpt = ckpt_mod.load_checkpoint(self.resume_path)
             self._check_resume(self.resume_ckpt)
@@ -156,11 +156,15 @@ class Trainer:
         from panosamic.model import PanoSAMic
 
         seed_everything(s.seed, 1_000_000, 0)  # the same initial weights on every rank and in every repeat
-        self.model = PanoSAMic.from_config(
-            self.config, vit_model=s.vit_model, modalities=s.modalities, num_classes=self.info.num_classes,
-            semantic_only=True, class_names=self.info.class_names, palette=self.info.palette.tolist(),
-            dataset=s.dataset,
-        )
+        threshold = float(self.train_ds.depth_threshold) if "depth" in s.modalities else None
+        self.model = PanoSAMic(self.config.model_config(
+            vit=s.vit_model, modalities=s.modalities, num_classes=self.info.num_classes,
+            class_names=self.info.class_names, palette=self.info.palette.tolist(), dataset=s.dataset, fold=s.fold,
+            depth_threshold=threshold,
+        ))  # fmt: skip
+        # bf16 means the same in training, validation and prediction: the model's own mode
+        # (encoder blocks under bf16 autocast, fusion, decoder and logits float32).
+        self.model.configure_inference(precision=s.precision)
         if self.resume_ckpt is None:
             self._load_sam()
         self.model.to(ctx.device)
@@ -184,17 +188,15 @@ class Trainer:
             self._restore(self.resume_ckpt)
             self.run_dir = self.resume_path.parent  # type: ignore[union-attr]
         else:
-            run_dir = ckpt_mod.new_run_dir(s.experiments_path, s.dataset, self.exp_id) if ctx.is_main else None
+            run_dir = runs.new_run_dir(s.experiments_path, s.dataset, self.exp_id) if ctx.is_main else None
             self.run_dir = Path(broadcast_object(str(run_dir) if run_dir else None))
         self.logger = RunLogger(self.run_dir, truncate_after_step=self.global_step) if ctx.is_main else None
 
     # ------------------------------------------------------------------ set-up helpers
     def _load_sam(self) -> None:
         s = self.s
-        if s.sam_weights_path is None and s.vit_model == "vit_tiny":
-            warnings.warn("vit_tiny has no SAM weights: training on a randomly initialised encoder (tests only)",
-                          stacklevel=2)
-            return
+        if s.sam_weights_path is None and s.vit_model not in SAM_VITS:
+            return  # the test architecture: a random encoder, saved with its checkpoints
         from panosamic.weights.sam import resolve_sam_weights
 
         path = resolve_sam_weights(s.sam_weights_path, s.vit_model, progress=self.ctx.is_main)
@@ -220,7 +222,7 @@ class Trainer:
                           + ": the continuation is not an exact replay", stacklevel=2)
 
     def _restore(self, ck: dict[str, Any]) -> None:
-        from panosamic.model import load_state_dict_checked
+        from panosamic.modeling import load_state_dict_checked
 
         load_state_dict_checked(self.model, ckpt_mod.strip_ddp_prefix(ck["model"]), strict=True)
         self.optimizer.load_state_dict(ck["optimizer"])
@@ -261,6 +263,7 @@ class Trainer:
             "loss_state": self.loss_fn.state_dict_extra(),
             "rng": ckpt_mod.capture_rng_state(),
             "config": self.config.to_dict(),
+            "model_config": self.model.config.to_dict(),
             "config_name": Path(self.s.config_path).stem,
             "vit_model": self.s.vit_model,
             "modalities": list(self.s.modalities),
@@ -268,7 +271,7 @@ class Trainer:
             "class_names": list(self.info.class_names),
             "dataset": self.s.dataset,
             "fold": self.s.fold,
-            "depth_threshold": float(self.train_ds.depth_threshold) if "depth" in self.s.modalities else None,
+            "depth_threshold": self.model.config.depth_threshold,
             "batch_size": self.s.batch_size,
             "world_size": self.ctx.world_size,
             "epochs": self.s.epochs,
@@ -277,7 +280,7 @@ class Trainer:
             "augment": self.s.augment,
             "precision": self.s.precision,
             "versions": versions(),
-            "date": ckpt_mod.timestamp(),
+            "date": runs.timestamp(),
         }
 
     def _save(self, name: str, ck: dict[str, Any]) -> None:
@@ -315,7 +318,7 @@ class Trainer:
                 self.logger.close()
         finished = not stopped
         if finished and not s.keep_last and ctx.is_main:
-            (self.run_dir / ckpt_mod.LAST_NAME).unlink(missing_ok=True)  # the reference's clean-up
+            (self.run_dir / runs.LAST_NAME).unlink(missing_ok=True)  # the reference's clean-up
         barrier()
         return TrainResult(self.run_dir, self.best_miou, self.best_epoch, self.global_step, finished)
 
@@ -341,8 +344,7 @@ class Trainer:
                 labels = labels.to(ctx.device)
                 self.global_step += 1
                 step_in_epoch += 1
-                with autocast_context(ctx.device, s.precision):
-                    outs = self.net(inputs)
+                outs = self.net(inputs)
                 logits = torch.stack([o["sem_preds"] for o in outs])
                 out = self.loss_fn(logits, labels, step=self.global_step)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -362,7 +364,7 @@ class Trainer:
                     bar.update(1)
                     bar.set_postfix(loss=f"{float(loss):.4f}")
                 if s.max_steps is not None and self.global_step >= s.max_steps and step_in_epoch < self.iters_per_epoch:
-                    self._save(ckpt_mod.LAST_NAME, self._checkpoint(epoch + 1, False, step_in_epoch, None))
+                    self._save(runs.LAST_NAME, self._checkpoint(epoch + 1, False, step_in_epoch, None))
                     if ctx.is_main:
                         print(f"stopped at step {self.global_step} (--max-steps); resume with --resume last")
                     return True
@@ -393,10 +395,10 @@ class Trainer:
                                          f"  val loss {res.loss:.4f}"))
             ck = self._checkpoint(epoch + 1, True, self.iters_per_epoch, metrics)
             if improved:
-                self._save(ckpt_mod.BEST_NAME, ck)
-            self._save(ckpt_mod.LAST_NAME, ck)
+                self._save(runs.BEST_NAME, ck)
+            self._save(runs.LAST_NAME, ck)
         else:
-            self._save(ckpt_mod.LAST_NAME, self._checkpoint(epoch + 1, True, self.iters_per_epoch, None))
+            self._save(runs.LAST_NAME, self._checkpoint(epoch + 1, True, self.iters_per_epoch, None))
         barrier()
         return metrics
 

@@ -26,9 +26,8 @@ from typing import Any, Mapping
 import torch
 
 from panosamic.io import safe_torch_load
+from panosamic.specs import SAM_BASE_URL, SAM_FILES
 
-#: Where Meta publishes the SAM checkpoints.
-SAM_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything"
 #: Environment variable naming the root of panosamic's cache (SAM files go to ``<root>/sam``).
 CACHE_ENV = "PANOSAMIC_CACHE"
 _CHUNK = 1 << 20
@@ -51,12 +50,8 @@ class SamCheckpoint:
             raise ValueError(f"{self.filename}: MD5 must be 32 lowercase hex digits, got {self.md5!r}")
 
 
-#: The registry: ViT size -> checkpoint. (The tiny test encoder has no Meta checkpoint.)
-SAM_CHECKPOINTS: dict[str, SamCheckpoint] = {
-    "vit_h": SamCheckpoint("vit_h", "sam_vit_h_4b8939.pth", "4b8939a88964f0f4ff5f5b2642c598a6"),
-    "vit_l": SamCheckpoint("vit_l", "sam_vit_l_0b3195.pth", "0b3195507c641ddb6910d2bb5adee89c"),
-    "vit_b": SamCheckpoint("vit_b", "sam_vit_b_01ec64.pth", "01ec64d29a2fca3f0661936605ae66f8"),
-}
+#: The registry: ViT size -> checkpoint. (The test architecture has no Meta checkpoint.)
+SAM_CHECKPOINTS: dict[str, SamCheckpoint] = {vit: SamCheckpoint(vit, name, md5) for vit, (name, md5) in SAM_FILES.items()}
 
 
 class SamWeightsUnavailableError(FileNotFoundError):
@@ -256,34 +251,6 @@ def _as_state_dict(obj: Any, where: Any) -> dict[str, torch.Tensor]:
     if bad:
         raise ValueError(f"{where}: not a state dict, {len(bad)} entries are not name -> tensor, e.g. {bad[:3]}")
     return dict(obj)
-
-
-def infer_vit_size(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """The ViT size (``vit_b``/``vit_l``/``vit_h``/``vit_tiny``) of an encoder state dict.
-
-    Read from the embedding width and the number of blocks of ``image_encoder.*`` (a bare
-    encoder state dict without the prefix is accepted too).
-    """
-    from panosamic.model.encoder import VIT_SPECS
-
-    prefix = "image_encoder." if any(k.startswith("image_encoder.") for k in state_dict) else ""
-    proj = state_dict.get(f"{prefix}patch_embed.proj.weight")
-    if proj is None:
-        raise ValueError(
-            "not a SAM encoder state dict: no 'image_encoder.patch_embed.proj.weight' "
-            f"({len(state_dict)} keys, e.g. {sorted(state_dict)[:3]})"
-        )
-    embed_dim = int(proj.shape[0])
-    pattern = re.compile(re.escape(prefix) + r"blocks\.(\d+)\.")
-    blocks = {int(m.group(1)) for k in state_dict if (m := pattern.match(k))}
-    depth = max(blocks) + 1 if blocks else 0
-    for name, spec in VIT_SPECS.items():
-        if spec.embed_dim == embed_dim and spec.depth == depth:
-            return name
-    known = ", ".join(f"{n} ({s.embed_dim}, {s.depth})" for n, s in VIT_SPECS.items())
-    raise ValueError(
-        f"unknown SAM encoder: embed dim {embed_dim}, {depth} blocks; known (embed dim, blocks): {known}"
-    )
 
 
 # ---------------------------------------------------------------------------- CLI

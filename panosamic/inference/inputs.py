@@ -1,0 +1,294 @@
+"""Reading panoramas for prediction: files, PIL images, arrays or tensors, and the depth /
+normals that go with them (matched by file name).
+
+Inputs must be equirectangular (width = 2 x height), any size. Depth is either a
+*pseudo-disparity image* (what the model was trained on: 1 or 3 channels, 0..255, near = bright,
+missing = 0), used as is, or *metric depth* when ``depth_scale`` is given (metres per stored
+unit: 1.0 for float metres, 0.001 for millimetre PNGs, 128/65535 for Stanford2D3DS' raw PNGs).
+Metric depth ``d`` is converted as in training: ``(1 - clip(d, 0, T) / T) * valid * 255`` where
+``T`` is the checkpoint's depth threshold and ``valid`` excludes non-finite values, values <= 0
+and the 16-bit "missing" value 65535. Normals are the colour-coded normal image, used as is.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from panosamic.data.depth import metres_to_disparity
+
+#: Suffixes of panorama files picked up from folders.
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
+#: Suffixes accepted for depth / normals files (``.npy``: a numpy array, e.g. float metres).
+AUX_SUFFIXES: tuple[str, ...] = IMAGE_SUFFIXES + (".tif", ".tiff", ".npy")
+#: Metres per unit of Stanford2D3DS' raw 16-bit depth PNGs.
+STANFORD_DEPTH_SCALE: float = 128.0 / 65535.0
+#: The "missing" value of 16-bit depth PNGs (Stanford2D3DS).
+DEPTH_MISSING_U16: int = 65535
+
+_PathLike = (str, os.PathLike)
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, _PathLike):
+        return str(source)
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        return f"{type(source).__name__} of shape {tuple(source.shape)}"
+    return type(source).__name__
+
+
+def _read_file(path: str | os.PathLike, what: str) -> np.ndarray | Image.Image:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {p}")
+    if p.suffix.lower() == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise ValueError(f"cannot read {what} array {p}: {e}") from e
+    try:
+        with Image.open(p) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
+        raise ValueError(f"cannot decode {what} image {p}: {e}") from e
+
+
+def _to_array(source: Any, what: str) -> np.ndarray:
+    """Path / PIL image / numpy array / tensor -> numpy array, channels last (H, W[, C])."""
+    if isinstance(source, _PathLike):
+        source = _read_file(source, what)
+    if isinstance(source, Image.Image):
+        img = source
+        if img.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "HSV", "1"):
+            img = img.convert("L" if img.mode in ("LA", "1") else "RGB")
+        return np.asarray(img)
+    if isinstance(source, torch.Tensor):
+        t = source.detach().cpu()
+        if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
+            t = t.float()
+        arr = t.numpy()
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+            arr = arr.transpose(1, 2, 0)  # tensors are usually C x H x W
+        return arr
+    if isinstance(source, np.ndarray):
+        arr = source
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+            arr = arr.transpose(1, 2, 0)
+        return arr
+    raise TypeError(
+        f"{what}: expected a file path, PIL image, numpy array or torch tensor, got {type(source).__name__}"
+    )
+
+
+def check_panorama_size(h: int, w: int, what: str = "image") -> None:
+    """Refuse anything that is not an equirectangular 2:1 panorama."""
+    if h < 1 or w != 2 * h:
+        raise ValueError(
+            f"{what} is {w}x{h} (WxH), which is not an equirectangular panorama: "
+            "expected the width to be exactly twice the height (e.g. 1024x512)"
+        )
+
+
+def _to_chw(arr: np.ndarray, what: str, channels: tuple[int, ...]) -> torch.Tensor:
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in channels:
+        raise ValueError(
+            f"{what}: expected an H x W image with {' or '.join(map(str, channels))} channel(s), got shape {arr.shape}"
+        )
+    if arr.dtype == np.bool_:
+        raise TypeError(f"{what}: expected image values, got a boolean array")
+    if arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    t = torch.from_numpy(np.ascontiguousarray(arr).astype(np.float32, copy=False)).permute(2, 0, 1)
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    check_panorama_size(int(t.shape[1]), int(t.shape[2]), what)
+    return t.contiguous()
+
+
+def load_image(source: Any) -> torch.Tensor:
+    """An RGB panorama (path, PIL image, uint8 array/tensor or float 0..255) -> (3, H, W) float32."""
+    arr = _to_array(source, "image")
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):
+        raise ValueError(f"image {_describe(source)} is greyscale; expected an RGB panorama")
+    t = _to_chw(arr, "image", (3, 4))
+    _check_range(t, "image", source)
+    return t
+
+
+def load_normals(source: Any) -> torch.Tensor:
+    """The colour-coded normal image (3 channels, 0..255) -> (3, H, W) float32."""
+    arr = _to_array(source, "normals")
+    t = _to_chw(arr, "normals", (3, 4))
+    _check_range(t, "normals", source)
+    return t
+
+
+def _check_range(t: torch.Tensor, what: str, source: Any) -> None:
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{what} {_describe(source)} contains NaN or infinite values")
+    lo, hi = float(t.min()), float(t.max())
+    if lo < 0 or hi > 255:
+        raise ValueError(
+            f"{what} {_describe(source)} has values in [{lo:g}, {hi:g}]; expected the 0..255 scale"
+        )
+    if 0 < hi <= 1.0:
+        warnings.warn(
+            f"{what} {_describe(source)} has values up to {hi:g}: it looks like a 0..1 image, but 0..255 "
+            "is expected (multiply by 255)",
+            stacklevel=3,
+        )
+
+
+def depth_to_disparity(depth_m: np.ndarray, threshold: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """Metric depth (metres) -> pseudo-disparity, as in training; ``valid`` defaults to finite, > 0."""
+    d = np.asarray(depth_m, dtype=np.float64)
+    ok = np.isfinite(d) & (d > 0)
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool)
+    return metres_to_disparity(d, ok, threshold)
+
+
+def load_depth(
+    source: Any, *, depth_scale: float | None = None, depth_threshold: float | None = None
+) -> torch.Tensor:
+    """Depth -> the (3, H, W) float32 pseudo-disparity image the model takes (see module doc).
+
+    Without ``depth_scale`` the input must already be a pseudo-disparity image (0..255).
+    With ``depth_scale`` (metres per unit) it is metric depth and ``depth_threshold`` (metres)
+    is required.
+    """
+    arr = _to_array(source, "depth")
+    if arr.ndim == 3 and arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    if depth_scale is None:
+        if arr.dtype.kind in "iu" or arr.dtype.kind == "f":
+            hi = float(np.nanmax(arr)) if arr.size else 0.0
+            if hi > 255:
+                raise ValueError(
+                    f"depth {_describe(source)} has values up to {hi:g}, so it is not a 0..255 pseudo-disparity "
+                    "image; if it is metric depth pass depth_scale (metres per unit: 1.0 for metres, 0.001 for "
+                    f"millimetres, {STANFORD_DEPTH_SCALE:.8g} for Stanford2D3DS PNGs) -- CLI: --depth-scale"
+                )
+            if arr.dtype.kind == "f" and 0 < hi < 32:
+                warnings.warn(
+                    f"depth {_describe(source)} peaks at {hi:g}: a pseudo-disparity image usually reaches ~255; "
+                    "if this is metric depth, pass depth_scale",
+                    stacklevel=2,
+                )
+        t = _to_chw(arr, "depth", (1, 3))
+        _check_range(t, "depth", source)
+        return t
+    if not isinstance(depth_scale, (int, float)) or not depth_scale > 0:
+        raise ValueError(f"depth_scale must be a positive number of metres per unit, got {depth_scale!r}")
+    if depth_threshold is None:
+        raise ValueError(
+            "metric depth needs the checkpoint's depth threshold (the 99.5% inlier depth of its training "
+            "split), but the model has none: pass depth_threshold=<metres> (CLI: --depth-threshold)"
+        )
+    if arr.ndim == 3:
+        if arr.shape[-1] == 3 and not (
+            np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])
+        ):
+            raise ValueError(f"metric depth {_describe(source)} must have one channel, got shape {arr.shape}")
+        arr = arr[..., 0]
+    valid = None
+    if arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.size and arr.max() == DEPTH_MISSING_U16):
+        valid = arr != DEPTH_MISSING_U16
+    disp = depth_to_disparity(arr.astype(np.float64) * float(depth_scale), float(depth_threshold), valid)
+    return _to_chw(disp, "depth", (1,))
+
+
+def collect_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given, plus the image files (jpg/jpeg/png/webp) directly inside folders, sorted."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images in folder {p}")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"input not found: {p}")
+    seen: set[Path] = set()
+    unique = []
+    for p in out:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
+
+
+_AUX_SUFFIX_WORDS = {"depth": ("depth", "disparity", "disp"), "normals": ("normals", "normal")}
+_RGB_WORDS = ("rgb", "color", "colour", "image", "img")
+
+
+def _aux_candidates(stem: str, kind: str) -> list[str]:
+    """Stems under which the ``kind`` file of the panorama ``stem`` may be stored."""
+    words = _AUX_SUFFIX_WORDS[kind]
+    stems = [stem] + [f"{stem}{sep}{w}" for w in words for sep in ("_", ".", "-")]
+    for rgb in _RGB_WORDS:
+        m = re.match(rf"^(.*?)([_.-]){rgb}$", stem, flags=re.IGNORECASE)
+        if m:
+            stems += [f"{m.group(1)}{m.group(2)}{w}" for w in words] + [m.group(1)]
+    return stems
+
+
+def match_aux(inputs: Sequence[Path], aux: str | os.PathLike | None, kind: str) -> list[Path | None]:
+    """Pair every input with its depth / normals file: ``aux`` is one file (one input only) or a
+    folder searched by name (``pano.png`` -> ``pano.png``, ``pano_depth.png``, ...;
+    ``x_rgb.png`` -> ``x_depth.png``). Unmatched inputs get None."""
+    if aux is None:
+        return [None] * len(inputs)
+    a = Path(aux).expanduser()
+    if a.is_file():
+        if len(inputs) != 1:
+            raise ValueError(
+                f"--{kind} {a} is a single file but there are {len(inputs)} inputs; pass a folder"
+            )
+        return [a]
+    if not a.is_dir():
+        raise FileNotFoundError(f"--{kind} path not found: {a}")
+    files = {}
+    for q in sorted(a.iterdir()):
+        if q.is_file() and q.suffix.lower() in AUX_SUFFIXES:
+            files.setdefault(q.stem.lower(), q)
+    matched: list[Path | None] = []
+    for p in inputs:
+        hit = None
+        for stem in _aux_candidates(p.stem, kind):
+            q = files.get(stem.lower())
+            if q is not None and q.resolve() != p.resolve():
+                hit = q
+                break
+        matched.append(hit)
+    return matched
+
+
+def _unique_names(inputs: Sequence[Path]) -> list[str]:
+    names: list[str] = []
+    used: set[str] = set()
+    for p in inputs:
+        base = p.stem
+        name, i = base, 2
+        if name in used:
+            name = f"{p.parent.name}_{base}" if p.parent.name else base
+        while name in used:
+            name, i = f"{base}-{i}", i + 1
+        used.add(name)
+        names.append(name)
+    return names

@@ -1,0 +1,188 @@
+"""``load_model``: any checkpoint -> a ready model.
+
+A checkpoint can be a registered variant name (``stanford2d3ds-vith-rgb-fold1``), a Hub repo id
+(+ ``subfolder``), a local folder laid out like the Hub repo, a ``.safetensors`` file, a training
+``.pth``, a training run folder (its ``model_best.pth``, else ``model_last.pth`` with a note) or a
+glob naming run folders (the newest match). Every check runs before any weights are loaded, so
+a refused checkpoint never leaves a half-loaded model.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from panosamic.config import ModelConfig, PanoSAMicConfig
+from panosamic.hub.files import read_weights, saved_prefixes
+from panosamic.hub.loading import resolve_checkpoint
+from panosamic.hub.metadata import CONFIG_NAME
+from panosamic.io import safe_torch_load
+from panosamic.model.panosamic import PanoSAMic
+from panosamic.model.registry import find_variant
+from panosamic.modeling.state_dict import check_state_dict
+from panosamic.specs import PUBLISHED_REPO, SAM_VITS
+
+logger = logging.getLogger(__name__)
+
+#: File names of a training run's checkpoints, best first.
+RUN_CHECKPOINTS = ("model_best.pth", "model_last.pth")
+_TRAINING_SUFFIXES = (".pth", ".pt")
+_ARCHITECTURE = ("vit", "modalities", "num_classes", "channel_attention", "spatial_attention", "dual_view",
+                 "basic_fusion", "canvas_size")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What :func:`find_checkpoint` found: the config (if known), the tensors and where they came from."""
+
+    config: ModelConfig | None
+    tensors: dict[str, torch.Tensor]
+    source: str
+    kind: str  # "hub" or "training"
+    meta: Mapping[str, Any]
+
+
+# ---------------------------------------------------------------------------- training checkpoints
+def find_run_checkpoint(run_dir: Path) -> Path:
+    """``model_best.pth`` of a run folder, else ``model_last.pth`` (with a note)."""
+    for name in RUN_CHECKPOINTS:
+        if (run_dir / name).is_file():
+            if name != RUN_CHECKPOINTS[0]:
+                logger.warning("note: %s has no %s (the run was stopped early?); using %s",
+                               run_dir, RUN_CHECKPOINTS[0], name)
+            return run_dir / name
+    raise FileNotFoundError(f"{run_dir} holds neither {RUN_CHECKPOINTS[0]} nor {RUN_CHECKPOINTS[1]}")
+
+
+def _is_run_dir(p: Path) -> bool:
+    return p.is_dir() and any((p / n).is_file() for n in RUN_CHECKPOINTS)
+
+
+def expand_run_pattern(pattern: str) -> Path | None:
+    """The newest run folder (or checkpoint file) matching a glob, or None if nothing matches."""
+    matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(pattern)))
+    runs = [m for m in matches if _is_run_dir(m) or (m.is_file() and m.suffix in _TRAINING_SUFFIXES)]
+    return runs[-1] if runs else None  # run folders are named by date: the last is the newest
+
+
+def training_config(ck: Mapping[str, Any], path: Path) -> ModelConfig:
+    """The ModelConfig a training checkpoint was trained with."""
+    if ck.get("model_config") is not None:
+        return ModelConfig.from_dict(ck["model_config"], where=f"{path} (model_config)")
+    missing = [k for k in ("config", "vit_model", "modalities", "num_classes") if ck.get(k) is None]
+    if missing:
+        raise ValueError(f"{path} does not record {', '.join(missing)}; it is not a panosamic training checkpoint")
+    use = {k: ck.get(k) for k in ("class_names", "dataset", "fold", "depth_threshold")}
+    return PanoSAMicConfig.from_dict(ck["config"], where=f"{path} (config)").model_config(
+        vit=ck["vit_model"], modalities=tuple(ck["modalities"]), num_classes=int(ck["num_classes"]), **use
+    )
+
+
+def read_training_checkpoint(path: Path) -> Checkpoint:
+    obj = safe_torch_load(path)
+    if not isinstance(obj, Mapping) or not isinstance(obj.get("model"), Mapping):
+        raise ValueError(f"{path} is not a panosamic training checkpoint (a dict with a 'model' state dict)")
+    state = {k.removeprefix("module."): v for k, v in obj["model"].items()}
+    meta: dict[str, Any] = {k: obj.get(k) for k in ("epoch", "global_step", "miou", "macc", "date", "best_miou")}
+    if isinstance(obj.get("config"), Mapping):
+        meta["training"] = PanoSAMicConfig.from_dict(obj["config"], where=f"{path} (config)").training
+    return Checkpoint(training_config(obj, path), state, str(path), "training", meta)
+
+
+# ---------------------------------------------------------------------------- finding
+def find_checkpoint(checkpoint: str | os.PathLike, *, subfolder: str | None = None, **hub: Any) -> Checkpoint:
+    """Locate and read a checkpoint (see the module docstring); ``hub``: revision, cache_dir,
+    local_files_only, token, force_download."""
+    spec = str(checkpoint)
+    p = Path(spec).expanduser()
+    if not p.exists() and any(c in spec for c in "*?["):
+        found = expand_run_pattern(spec)
+        if found is None:
+            raise FileNotFoundError(f"no training run matches {spec!r}")
+        p = found
+    if p.is_file() and p.suffix in _TRAINING_SUFFIXES:
+        return read_training_checkpoint(p)
+    if _is_run_dir(p) and subfolder is None:
+        return read_training_checkpoint(find_run_checkpoint(p))
+    variant = find_variant(spec) if not p.exists() and subfolder is None and "/" not in spec else None
+    repo, sub = (variant.repo or PUBLISHED_REPO, variant.subfolder) if variant is not None else (spec, subfolder)
+    resolved = resolve_checkpoint(repo, subfolder=sub, **hub)
+    config = ModelConfig.from_json(resolved.config) if resolved.config is not None else None
+    if config is None:
+        known = variant or find_variant(sub) or find_variant(resolved.source)
+        config = known.config if known is not None else None
+    tensors = read_weights(resolved.weights, local=resolved.local)
+    return Checkpoint(config, tensors, resolved.source, "hub", {"repo": repo, "subfolder": sub})
+
+
+def settle_config(found: ModelConfig | None, given: ModelConfig | None, source: str) -> ModelConfig:
+    """The checkpoint's config, checked against a given one (their architectures must agree)."""
+    if found is None:
+        if given is None:
+            raise ValueError(
+                f"{source} has no {CONFIG_NAME} and is not a registered variant, so its architecture is unknown: "
+                "pass config=ModelConfig(...) (command line: --config FILE --vit VIT --modalities M --num-classes K)"
+            )
+        return given
+    if given is not None:
+        wrong = [f"{k}: given {getattr(given, k)!r}, the checkpoint says {getattr(found, k)!r}"
+                 for k in _ARCHITECTURE if getattr(given, k) != getattr(found, k)]
+        if wrong:
+            raise ValueError(f"the given architecture disagrees with {source}: " + "; ".join(wrong))
+    return found
+
+
+# ---------------------------------------------------------------------------- loading
+def resolve_sam(sam_weights: Any, config: ModelConfig, progress: bool = True) -> Any:
+    """Meta's SAM weights for a config: a state dict as given, else a path (found or downloaded)."""
+    if isinstance(sam_weights, Mapping):
+        return sam_weights
+    from panosamic.weights.sam import resolve_sam_weights
+
+    return resolve_sam_weights(sam_weights, config.vit, progress=progress)
+
+
+def load_model(
+    checkpoint: str | os.PathLike,
+    *,
+    subfolder: str | None = None,
+    config: ModelConfig | None = None,
+    sam_weights: Any = None,
+    device: str | torch.device = "cpu",
+    semantic_only: bool = True,
+    strict: bool = True,
+    progress: bool = True,
+    model_class: type[PanoSAMic] = PanoSAMic,
+    **hub: Any,
+) -> PanoSAMic:
+    """Load any checkpoint (see the module docstring) into a model in ``eval()`` mode on ``device``.
+
+    ``config``: the architecture, for folders that carry none (it must agree with what the
+    checkpoint says otherwise). ``sam_weights``: Meta's ``.pth``, a folder holding it, a state
+    dict, or None (download into ``$PANOSAMIC_CACHE/sam``); not needed by the test architecture.
+    ``semantic_only=False`` adds SAM's instance branch. ``hub``: ``revision``, ``cache_dir``,
+    ``local_files_only``, ``token``, ``force_download``.
+    """
+    ck = find_checkpoint(checkpoint, subfolder=subfolder, **hub)
+    cfg = settle_config(ck.config, config, ck.source).replace(semantic_only=bool(semantic_only))
+    needs_sam = cfg.vit in SAM_VITS and (ck.kind == "hub" or not cfg.semantic_only)
+    sam = resolve_sam(sam_weights, cfg, progress) if needs_sam else None  # fails fast offline
+    model = model_class(cfg)
+    prefixes = saved_prefixes(cfg) if ck.kind == "hub" else ("image_encoder.", "feature_fuser.", "semantic_decoder.")
+    tensors = {k: v for k, v in ck.tensors.items() if k.startswith(prefixes) or ck.kind == "training"}
+    if ck.kind == "training":
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(("prompt_encoder.", "mask_decoder.",
+                                                                           "_cached_prompt_encoder."))}
+    tensors = check_state_dict(model, tensors, strict=strict, only_prefixes=prefixes, source=ck.source)
+    if sam is not None:
+        model.load_sam_weights(sam)
+    model.load_state_dict(tensors, strict=False)  # checked above; cast to the model's dtype
+    model.checkpoint_info = {"source": ck.source, "kind": ck.kind, **{k: v for k, v in ck.meta.items() if k != "training"}}
+    logger.info("loaded %d tensors from %s", len(tensors), ck.source)
+    return model.to(device).eval()

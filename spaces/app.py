@@ -1,0 +1,38 @@
+"""Hugging Face Space entry point of the panosamic demo (the same page as ``panosamic demo``).
+
+A Space is configured by environment variables (Space settings -> Variables):
+
+* ``PANOSAMIC_CHECKPOINT`` -- any checkpoint the library loads (default: the published repo);
+* ``PANOSAMIC_SUBFOLDER``  -- its variant subfolder (default: ``stanford2d3ds-vith-rgb-fold1``);
+* ``PANOSAMIC_DEVICE``     -- ``cpu`` (default) or ``cuda`` on GPU hardware;
+* ``PANOSAMIC_REFINE``     -- ``1`` to offer SAM refinement (loads SAM's instance branch).
+
+Locally: ``uv run --extra demo python spaces/app.py`` (same variables). See README, "Web demo".
+"""
+
+from __future__ import annotations
+
+import os
+
+from panosamic.apps.demo.app import build_demo, launch_demo
+from panosamic.apps.demo.backend import load_demo_model
+from panosamic.specs import PUBLISHED_REPO
+
+DEFAULT_SUBFOLDER = "stanford2d3ds-vith-rgb-fold1"
+
+
+def main() -> None:
+    checkpoint = os.environ.get("PANOSAMIC_CHECKPOINT", PUBLISHED_REPO)
+    subfolder = os.environ.get("PANOSAMIC_SUBFOLDER", DEFAULT_SUBFOLDER if checkpoint == PUBLISHED_REPO else "")
+    demo_model = load_demo_model(
+        checkpoint,
+        subfolder=subfolder or None,
+        device=os.environ.get("PANOSAMIC_DEVICE", "cpu"),
+        refine=os.environ.get("PANOSAMIC_REFINE", "0") == "1",
+    )
+    # Spaces set GRADIO_SERVER_NAME=0.0.0.0 and the port; launch() reads them when host/port are None.
+    launch_demo(build_demo(demo_model), host=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"), port=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,13 +17,14 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 
+from conftest import build_model
+
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
-from panosamic.hub.files import FROZEN_PREFIXES as HUB_FROZEN
-from panosamic.hub.files import write_hub_folder
+from panosamic.hub.files import saved_prefixes, write_hub_folder
 from panosamic.hub.loading import HubOfflineError
-from panosamic.hub.metadata import HubModelInfo
-from panosamic.model import FROZEN_PREFIXES, PanoSAMic
+from panosamic.config import ModelConfig
+from panosamic.model import PanoSAMic
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hub_server import LoopbackHub, hub_environment  # noqa: E402
@@ -36,7 +37,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def tiny(modalities=("image",), num_classes=13, semantic_only=True, seed=0, **kw) -> PanoSAMic:
     torch.manual_seed(seed)
-    return PanoSAMic.from_config(
+    return build_model(
         CFG, vit_model="vit_tiny", modalities=modalities, num_classes=num_classes, semantic_only=semantic_only, **kw
     )
 
@@ -69,8 +70,9 @@ def same_trainable(a: PanoSAMic, b: PanoSAMic) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_frozen_prefixes_agree_with_the_model():
-    assert HUB_FROZEN == FROZEN_PREFIXES
+def test_hub_folders_hold_the_encoder_only_for_the_test_architecture():
+    assert saved_prefixes(ModelConfig(vit="vit_b")) == ("feature_fuser.", "semantic_decoder.")
+    assert "image_encoder." in saved_prefixes(ModelConfig(vit="vit_tiny", canvas_size=256))
 
 
 # ---------------------------------------------------------------------------- saving
@@ -78,13 +80,14 @@ def test_save_pretrained_writes_trainable_config_and_card(model, tmp_path):
     model.save_pretrained(tmp_path, metrics={"miou": 0.4123, "macc": 0.5, "fold": 1}, repo_id="me/pano", subfolder=SUB)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     tensors = load_file(tmp_path / "model.safetensors")
-    assert tensors.keys() == model.trainable_state_dict().keys()
-    assert not any(k.startswith(FROZEN_PREFIXES) for k in tensors)
+    encoder = {k for k in model.state_dict() if k.startswith("image_encoder.")}
+    assert tensors.keys() == model.trainable_state_dict().keys() | encoder  # the test architecture: self-contained
+    assert not any(k.startswith(("prompt_encoder.", "mask_decoder.")) for k in tensors)
     cfg = json.loads((tmp_path / "config.json").read_text())
-    assert (cfg["vit_model"], cfg["modalities"], cfg["num_classes"]) == ("vit_tiny", ["image"], 13)
+    assert (cfg["vit"], cfg["modalities"], cfg["num_classes"]) == ("vit_tiny", ["image"], 13)
     assert cfg["native_size"] == [128, 256] and cfg["dataset"] == "stanford2d3ds"
-    assert cfg["class_names"][0] == "beam" and len(cfg["palette"]) == 13  # filled in from the dataset
-    assert PanoSAMicConfig.from_dict(cfg["config"]) == CFG
+    assert cfg["class_names"][0] == "beam" and len(cfg["palette"]) == 13
+    assert ModelConfig.from_dict(cfg) == model.config
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.library_name == "panosamic" and card.data.pipeline_tag == "image-segmentation"
     assert card.data.license == "apache-2.0" and "panoramic" in card.data.tags
@@ -96,9 +99,9 @@ def test_save_pretrained_writes_trainable_config_and_card(model, tmp_path):
 
 
 def test_write_refuses_frozen_tensors(tmp_path):
-    info = HubModelInfo("vit_tiny", ("image",), 13, CFG)
+    config = CFG.model_config(vit="vit_b", modalities=("image",), num_classes=13)
     with pytest.raises(ValueError, match="frozen SAM tensor"):
-        write_hub_folder(tmp_path, {"image_encoder.pos_embed": torch.zeros(1)}, info)
+        write_hub_folder(tmp_path, {"image_encoder.pos_embed": torch.zeros(1)}, config)
     assert not list(tmp_path.iterdir())
 
 
@@ -106,7 +109,7 @@ def test_write_refuses_frozen_tensors(tmp_path):
 def test_local_folder_roundtrip_with_config(model, sam_file, pano, tmp_path):
     model.save_pretrained(tmp_path)
     loaded = PanoSAMic.from_pretrained_panosamic(tmp_path, sam_weights_path=sam_file, semantic_only=True)
-    assert not loaded.training and loaded.vit_model == "vit_tiny" and loaded.dataset == "stanford2d3ds"
+    assert not loaded.training and loaded.config.vit == "vit_tiny" and loaded.config.dataset == "stanford2d3ds"
     assert same_trainable(model, loaded)
     with torch.no_grad():
         torch.testing.assert_close(loaded([pano])[0]["sem_preds"], model([pano])[0]["sem_preds"], rtol=0, atol=0)
@@ -125,14 +128,17 @@ def test_instance_branch_comes_from_the_sam_file(model, sam_file, tmp_path):
 
 def test_arguments_that_disagree_with_config_json(model, sam_file, tmp_path):
     model.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="num_classes: given 20"):
-        PanoSAMic.from_pretrained_panosamic(tmp_path, num_classes=20, sam_weights_path=sam_file)
-    with pytest.raises(ValueError, match="modalities: given"):
-        PanoSAMic.from_pretrained_panosamic(tmp_path, modalities=("image", "depth"), sam_weights_path=sam_file)
-    with pytest.raises(ValueError, match="config dual_view_fusion"):
+    arch = dict(config_path=CFG, vit_model="vit_tiny", modalities="image", num_classes=13)
+    with pytest.raises(ValueError, match="num_classes: given 20, the checkpoint says 13"):
+        PanoSAMic.from_pretrained_panosamic(tmp_path, **(arch | {"num_classes": 20}), sam_weights_path=sam_file)
+    with pytest.raises(ValueError, match=r"modalities: given \('image', 'depth'\)"):
+        PanoSAMic.from_pretrained_panosamic(tmp_path, **(arch | {"modalities": "image,depth"}), sam_weights_path=sam_file)
+    with pytest.raises(ValueError, match="dual_view: given False"):
         PanoSAMic.from_pretrained_panosamic(
-            tmp_path, config_path=CFG.replace(dual_view_fusion=False), sam_weights_path=sam_file
+            tmp_path, **(arch | {"config_path": CFG.replace(dual_view_fusion=False)}), sam_weights_path=sam_file
         )
+    with pytest.raises(ValueError, match=r"give all of config_path, vit_model, modalities, num_classes \(missing"):
+        PanoSAMic.from_pretrained_panosamic(tmp_path, num_classes=13, sam_weights_path=sam_file)
     # agreeing arguments are fine
     PanoSAMic.from_pretrained_panosamic(
         tmp_path, vit_model="vit_tiny", modalities="image", num_classes=13, config_path=CFG, sam_weights_path=sam_file
@@ -149,9 +155,9 @@ def _published(model: PanoSAMic, folder: Path) -> Path:
 
 def test_published_layout_needs_and_takes_the_architecture(model, sam_file, tmp_path):
     repo = _published(model, tmp_path)
-    with pytest.raises(ValueError, match="config_path, vit_model, modalities, num_classes"):
+    with pytest.raises(ValueError, match="has no config.json and is not a registered variant"):
         PanoSAMic.from_pretrained_panosamic(repo, subfolder=SUB, sam_weights_path=sam_file)
-    with pytest.raises(ValueError, match="missing num_classes"):
+    with pytest.raises(ValueError, match=r"missing \['num_classes'\]"):
         PanoSAMic.from_pretrained_panosamic(
             repo, subfolder=SUB, config_path=CFG, vit_model="vit_tiny", modalities=("image",), sam_weights_path=sam_file
         )
@@ -254,17 +260,17 @@ def test_push_pull_roundtrip(hub, model, sam_file, tmp_path, capsys, caplog):
     assert "/tester/panosamic/commit/" in url
     files = hub.files("tester/panosamic")
     assert sorted(files) == [".gitattributes", f"{SUB}/README.md", f"{SUB}/config.json", f"{SUB}/model.safetensors"]
-    # the pushed folder holds no frozen tensors
+    # the pushed folder holds no SAM instance branch (and, for the test architecture, its encoder)
     pushed = tmp_path / "pushed.safetensors"
     pushed.write_bytes(files[f"{SUB}/model.safetensors"])
-    assert not any(k.startswith(FROZEN_PREFIXES) for k in load_file(pushed))
+    assert not any(k.startswith(("prompt_encoder.", "mask_decoder.")) for k in load_file(pushed))
     # every write was authenticated; the token never shows up in output or logs
     writes = [r for r in hub.requests if r.method == "POST" and r.path != "/api/validate-yaml"]
     assert writes and all(r.authorized for r in writes)
 
     loaded = PanoSAMic.from_pretrained_panosamic("tester/panosamic", subfolder=SUB, sam_weights_path=sam_file, semantic_only=True)
     assert not loaded.training and same_trainable(model, loaded)
-    assert HubModelInfo.from_model(loaded) == HubModelInfo.from_model(model)
+    assert loaded.config == model.config
 
     from huggingface_hub import snapshot_download
 
@@ -312,7 +318,8 @@ def test_offline_cache(model, sam_file, tmp_path):
 
 
 # ---------------------------------------------------------------------------- CLIs
-def _training_checkpoint(model: PanoSAMic, path: Path, **extra) -> Path:
+def _training_checkpoint(net: PanoSAMic, path: Path, **extra) -> Path:
+    model = net
     ckpt = {
         "epoch": 3,
         "model": model.state_dict(),
@@ -335,10 +342,11 @@ def test_export_and_push_cli(hub, model, sam_file, tmp_path, capsys):
     out = tmp_path / "export"
     assert main(["export", str(ckpt), str(out), "--dtype", "bfloat16"]) == 0
     tensors = load_file(out / "model.safetensors")
-    assert tensors.keys() == model.trainable_state_dict().keys()
+    encoder = {k for k in model.state_dict() if k.startswith("image_encoder.")}
+    assert tensors.keys() == model.trainable_state_dict().keys() | encoder
     assert all(v.dtype == torch.bfloat16 for v in tensors.values())
-    info = HubModelInfo.from_json(out / "config.json")
-    assert (info.vit_model, info.fold, info.dataset) == ("vit_tiny", 2, "stanford2d3ds")
+    info = ModelConfig.from_json(out / "config.json")
+    assert (info.vit, info.fold, info.dataset) == ("vit_tiny", 2, "stanford2d3ds")
     card = ModelCard.load(out / "README.md")
     assert {r.metric_type: r.metric_value for r in card.data.eval_results} == {"mean_iou": 31.0, "mean_accuracy": 42.0}
 
@@ -361,12 +369,12 @@ def test_export_refusals(model, tmp_path, capsys):
     assert not (tmp_path / "out1").exists()
     foreign = dict(model.state_dict())
     foreign["something.else"] = torch.zeros(1)
-    torch.save({"model": foreign}, tmp_path / "foreign.pth")
-    assert main(["export", str(tmp_path / "foreign.pth"), str(tmp_path / "out2"), "--config_path", "config/x.json"]) == 1
+    _training_checkpoint(model, tmp_path / "foreign.pth", **{"model": foreign})
+    assert main(["export", str(tmp_path / "foreign.pth"), str(tmp_path / "out2")]) == 1
     assert "neither SAM nor PanoSAMic" in capsys.readouterr().err
     torch.save({"model": model.state_dict()}, tmp_path / "bare.pth")
     assert main(["export", str(tmp_path / "bare.pth"), str(tmp_path / "out3")]) == 1
-    assert "does not record config_path, vit_model, modalities, num_classes" in capsys.readouterr().err
+    assert "does not record config, vit_model, modalities, num_classes" in capsys.readouterr().err
 
 
 def test_push_refuses_a_folder_with_frozen_tensors(tmp_path, capsys):

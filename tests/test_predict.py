@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,11 +10,15 @@ import pytest
 import torch
 from PIL import Image
 
-from panosamic import predict as P
+from conftest import build_model
+
+from panosamic.inference import inputs as I
+from panosamic.inference import predict as PR
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
-from panosamic.model import FROZEN_PREFIXES, PanoSAMic
-from panosamic.model.instance import InstanceSettings
+from panosamic.model import PanoSAMic
+from panosamic.specs import FROZEN_PREFIXES
+from panosamic.modeling.instance import InstanceSettings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_PANO = FIXTURES / "real" / "panocontext_unlabelled" / "pano_asmasuxybohhcj.png"
@@ -26,7 +29,7 @@ TINY = PanoSAMicConfig(canvas_size=256, dual_view_fusion=False)
 
 def tiny(modalities=("image",), semantic_only=True, seed=0, dual_view=False, **kw) -> PanoSAMic:
     torch.manual_seed(seed)
-    return PanoSAMic.from_config(
+    return build_model(
         TINY.replace(dual_view_fusion=dual_view),
         vit_model="vit_tiny",
         modalities=modalities,
@@ -47,7 +50,7 @@ def random_pano(h: int, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- API
 def test_predict_real_panorama_and_outputs(rgb_model, tmp_path):
-    res = rgb_model.predict(REAL_PANO)
+    res = PR.predict(rgb_model, REAL_PANO)
     assert res.labels.shape == (512, 1024) and res.labels.dtype == np.int64
     assert res.logits.shape == (13, 512, 1024) and res.logits.dtype == torch.float32
     np.testing.assert_array_equal(res.labels, res.logits.argmax(0).numpy())
@@ -73,23 +76,23 @@ def test_predict_real_panorama_and_outputs(rgb_model, tmp_path):
 
 @pytest.mark.parametrize("h", [32, 100, 257])
 def test_outputs_have_the_input_size(rgb_model, h):
-    res = P.predict(rgb_model, random_pano(h, seed=h))
+    res = PR.predict(rgb_model, random_pano(h, seed=h))
     assert res.labels.shape == (h, 2 * h) and res.logits.shape == (13, h, 2 * h)
 
 
 def test_predict_batch_mixed_sizes_matches_single(rgb_model):
     imgs = [random_pano(48, 1), random_pano(64, 2)]
-    batch = rgb_model.predict_batch(imgs, batch_size=2)
+    batch = PR.predict_batch(rgb_model, imgs, batch_size=2)
     assert [r.size for r in batch] == [(48, 96), (64, 128)]
-    single = rgb_model.predict(imgs[1])
+    single = PR.predict(rgb_model, imgs[1])
     torch.testing.assert_close(batch[1].logits, single.logits, atol=1e-4, rtol=1e-4)
-    bf16 = rgb_model.predict(imgs[1], precision="bf16")
+    bf16 = PR.predict(rgb_model, imgs[1], precision="bf16")
     assert bf16.logits.dtype == torch.float32 and bf16.labels.shape == (64, 128)
     assert (bf16.labels == single.labels).mean() > 0.5  # same model, lower precision
     with pytest.raises(TypeError, match="sequence"):
-        rgb_model.predict_batch(imgs[0])
+        PR.predict_batch(rgb_model, imgs[0])
     with pytest.raises(ValueError, match="equal counts"):
-        rgb_model.predict_batch(imgs, depths=[None])
+        PR.predict_batch(rgb_model, imgs, depths=[None])
 
 
 def test_input_types_agree(rgb_model, tmp_path):
@@ -107,36 +110,36 @@ def test_input_types_agree(rgb_model, tmp_path):
         torch.from_numpy(arr),
         arr.astype(np.float64),
     ):
-        loaded = P.load_image(source)
+        loaded = I.load_image(source)
         assert loaded.dtype == torch.float32
         torch.testing.assert_close(loaded, ref)
-    torch.testing.assert_close(rgb_model.predict(path).logits, rgb_model.predict(chw).logits)
+    torch.testing.assert_close(PR.predict(rgb_model, path).logits, PR.predict(rgb_model, chw).logits)
 
 
 def test_non_panorama_refused(rgb_model):
     with pytest.raises(ValueError, match="width to be exactly twice the height"):
-        rgb_model.predict(np.zeros((64, 100, 3), np.uint8))
+        PR.predict(rgb_model, np.zeros((64, 100, 3), np.uint8))
     with pytest.raises(ValueError, match="greyscale"):
-        rgb_model.predict(np.zeros((32, 64), np.uint8))
+        PR.predict(rgb_model, np.zeros((32, 64), np.uint8))
     with pytest.raises(ValueError, match="0..255"):
-        rgb_model.predict(np.full((32, 64, 3), 300.0))
+        PR.predict(rgb_model, np.full((32, 64, 3), 300.0))
     with pytest.raises(TypeError, match="file path, PIL image"):
-        rgb_model.predict([1, 2, 3])
+        PR.predict(rgb_model, [1, 2, 3])
     with pytest.raises(FileNotFoundError, match="nope.png"):
-        rgb_model.predict("nope.png")
+        PR.predict(rgb_model, "nope.png")
     with pytest.raises(ValueError, match="precision"):
-        rgb_model.predict(random_pano(16), precision="fp8")
+        PR.predict(rgb_model, random_pano(16), precision="fp8")
 
 
 def test_refine_needs_instance_branch(rgb_model):
     with pytest.raises(ValueError, match="semantic_only=False"):
-        rgb_model.predict(random_pano(16), refine=True)
+        PR.predict(rgb_model, random_pano(16), refine=True)
 
 
 # ----------------------------------------------------------------------------- depth
 def test_depth_conversion_and_errors(tmp_path):
     d = np.array([[0.0, 1.0, 2.0, 8.0], [4.0, np.nan, 10.0, 3.0]])
-    disp = P.depth_to_disparity(d, threshold=8.0)
+    disp = I.depth_to_disparity(d, threshold=8.0)
     expected = np.array([[0, 255 * 7 / 8, 255 * 6 / 8, 0], [255 / 2, 0, 0, 255 * 5 / 8]], np.float32)
     np.testing.assert_allclose(disp, expected, rtol=1e-6)
 
@@ -144,35 +147,35 @@ def test_depth_conversion_and_errors(tmp_path):
     mm[0, 0] = 65535  # missing
     png = tmp_path / "d.png"
     Image.fromarray(mm).save(png)
-    t = P.load_depth(png, depth_scale=0.001, depth_threshold=8.0)
+    t = I.load_depth(png, depth_scale=0.001, depth_threshold=8.0)
     assert t.shape == (3, 32, 64)
-    np.testing.assert_allclose(t[0].numpy(), P.depth_to_disparity(mm * 0.001, 8.0, mm != 65535), rtol=1e-6)
+    np.testing.assert_allclose(t[0].numpy(), I.depth_to_disparity(mm * 0.001, 8.0, mm != 65535), rtol=1e-6)
     assert t[0, 0, 0] == 0
     with pytest.raises(ValueError, match="depth_scale"):
-        P.load_depth(png)  # 16-bit values > 255 without a scale
+        I.load_depth(png)  # 16-bit values > 255 without a scale
     with pytest.raises(ValueError, match="depth_threshold"):
-        P.load_depth(png, depth_scale=0.001)
+        I.load_depth(png, depth_scale=0.001)
     grey = np.random.default_rng(0).integers(0, 256, (32, 64), dtype=np.uint8)
-    torch.testing.assert_close(P.load_depth(grey), P.load_depth(np.repeat(grey[..., None], 3, -1)))
+    torch.testing.assert_close(I.load_depth(grey), I.load_depth(np.repeat(grey[..., None], 3, -1)))
 
 
 def test_rgbd_model_needs_depth_and_uses_threshold():
     model = tiny(("image", "depth"), depth_threshold=8.0)
     img = random_pano(32, 1)
     with pytest.raises(ValueError, match="depth"):
-        model.predict(img)
+        PR.predict(model, img)
     metres = np.random.default_rng(2).uniform(0.5, 12.0, (32, 64))
-    a = model.predict(img, metres, depth_scale=1.0)
+    a = PR.predict(model, img, metres, depth_scale=1.0)
     assert a.logits.shape == (13, 32, 64)
     # what the model is given: the threshold of the checkpoint, or the override
-    b = P._prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=model.depth_threshold)
-    torch.testing.assert_close(b.inputs["depth"][0], torch.from_numpy(P.depth_to_disparity(metres, 8.0)))
-    c = P._prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=4.0)
-    torch.testing.assert_close(c.inputs["depth"][2], torch.from_numpy(P.depth_to_disparity(metres, 4.0)))
+    b = PR._prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=model.depth_threshold)
+    torch.testing.assert_close(b.inputs["depth"][0], torch.from_numpy(I.depth_to_disparity(metres, 8.0)))
+    c = PR._prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=4.0)
+    torch.testing.assert_close(c.inputs["depth"][2], torch.from_numpy(I.depth_to_disparity(metres, 4.0)))
     with pytest.raises(ValueError, match="depth_threshold"):
-        tiny(("image", "depth")).predict(img, metres, depth_scale=1.0)  # no threshold anywhere
+        PR.predict(tiny(("image", "depth")), img, metres, depth_scale=1.0)  # no threshold anywhere
     with pytest.raises(ValueError, match="same size"):
-        model.predict(img, np.zeros((16, 32), np.uint8))
+        PR.predict(model, img, np.zeros((16, 32), np.uint8))
 
 
 # ----------------------------------------------------------------------------- refinement
@@ -183,7 +186,7 @@ def test_refine_labels_constant_within_masks():
         points_per_side=4, pred_iou_thresh=-1e9, stability_score_thresh=0.0, box_nms_thresh=0.95
     )
     img = random_pano(64, 5)
-    res = model.predict(img, refine=True)
+    res = PR.predict(model, img, refine=True)
     assert res.refined and len(res.instance_masks) > 0
     masks = [m["segmentation"].numpy() for m in res.instance_masks]
     areas = [m["area"] for m in res.instance_masks]
@@ -211,26 +214,15 @@ def test_collect_and_match(tmp_path):
         (tmp_path / "in" / name).write_bytes(b"x")
     for name in ("a_depth.png", "b_depth.png", "c.npy"):
         (tmp_path / "dep" / name).write_bytes(b"x")
-    inputs = P.collect_inputs([tmp_path / "in", tmp_path / "in" / "a.png"])
+    inputs = I.collect_inputs([tmp_path / "in", tmp_path / "in" / "a.png"])
     assert [p.name for p in inputs] == ["a.png", "b_rgb.jpg", "c.webp"]
-    matched = P.match_aux(inputs, tmp_path / "dep", "depth")
+    matched = I.match_aux(inputs, tmp_path / "dep", "depth")
     assert [m.name for m in matched] == ["a_depth.png", "b_depth.png", "c.npy"]
-    assert P.match_aux(inputs, None, "depth") == [None, None, None]
+    assert I.match_aux(inputs, None, "depth") == [None, None, None]
     with pytest.raises(ValueError, match="single file"):
-        P.match_aux(inputs, tmp_path / "dep" / "c.npy", "depth")
+        I.match_aux(inputs, tmp_path / "dep" / "c.npy", "depth")
     with pytest.raises(FileNotFoundError):
-        P.collect_inputs([tmp_path / "missing"])
-
-
-def test_parse_variant():
-    v = P.parse_variant("stanford2d3ds-vith-rgbd-fold1")
-    assert (
-        v["vit_model"] == "vit_h"
-        and v["modalities"] == ("image", "depth")
-        and v["dataset"] == "stanford2d3ds"
-    )
-    assert v.get("num_classes", 13) == 13
-    assert P.parse_variant("my-own-model") == {}
+        I.collect_inputs([tmp_path / "missing"])
 
 
 # ----------------------------------------------------------------------------- CLI end to end
@@ -295,35 +287,6 @@ def test_cli_all_good_returns_zero(checkpoint_dir, tmp_path):
     assert rc == 0
     assert (out / "x_overlay.png").is_file() and (out / "x_labels.png").is_file()
     assert json.loads((out / "summary.json").read_text())["skipped"] == []
-
-
-def test_load_model_fills_published_architecture_from_subfolder_name(monkeypatch):
-    calls = []
-
-    def fake_from_pretrained(repo, **kw):
-        calls.append(kw)
-        if "vit_model" not in kw:  # what the Hub loader says for a folder without config.json
-            raise ValueError(
-                "x has no config.json (published checkpoints do not), so the architecture must be given"
-            )
-        return tiny()
-
-    monkeypatch.setattr(PanoSAMic, "from_pretrained_panosamic", staticmethod(fake_from_pretrained))
-    parser = argparse.ArgumentParser()
-    P.add_arguments(parser)
-    args = parser.parse_args(
-        ["x.png", "--checkpoint", "dfki-av/PanoSAMic", "--subfolder", "stanford2d3ds-vitb-rgbd-fold2"]
-    )
-    model = P.load_model(args)
-    assert len(calls) == 2 and "config_path" not in calls[0]
-    kw = calls[1]
-    assert kw["vit_model"] == "vit_b" and kw["modalities"] == ("image", "depth") and kw["num_classes"] == 13
-    assert isinstance(kw["config_path"], PanoSAMicConfig) and kw["semantic_only"] is True
-    assert model.dataset == "stanford2d3ds"
-    # a folder that is not a published variant: the loader's error goes to the user unchanged
-    args = parser.parse_args(["x.png", "--checkpoint", "some/dir"])
-    with pytest.raises(ValueError, match="must be given"):
-        P.load_model(args)
 
 
 def test_cli_depth_folder_matched_by_name(tmp_path, capsys):

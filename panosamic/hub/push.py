@@ -38,10 +38,11 @@ def check_hub_folder(folder: str | os.PathLike) -> ModelConfig:
             keys = list(f.keys())
     except (SafetensorError, OSError) as e:
         raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
-    if not (folder / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}; make the folder with `panosamic export`")
-    info = ModelConfig.from_json(folder / CONFIG_NAME)
+    has_config = (folder / CONFIG_NAME).is_file()
+    info = ModelConfig.from_json(folder / CONFIG_NAME) if has_config else None
     check_no_frozen(keys, str(weights), info)
+    if info is None:
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}; make the folder with `panosamic export`")
     card = folder / CARD_NAME
     if card.is_file():
         try:

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import torch
 
 from panosamic.config import ModelConfig
+from panosamic.data.classes import get_dataset_info
 from panosamic.model.loading import load_model
 from panosamic.model.panosamic import PanoSAMic
 from panosamic.model.registry import get_variant
@@ -24,6 +25,20 @@ def resolve_config(name_or_config: str | ModelConfig | Mapping[str, Any] | os.Pa
     if isinstance(name_or_config, str):
         return get_variant(name_or_config).config
     raise TypeError(f"expected a model name, a ModelConfig or a config.json, got {type(name_or_config).__name__}")
+
+
+def with_dataset_labels(config: ModelConfig) -> ModelConfig:
+    """Fill missing class names / palette from the config's dataset (when its class count matches)."""
+    if config.dataset is None or (config.class_names is not None and config.palette is not None):
+        return config
+    try:
+        info = get_dataset_info(config.dataset)
+    except ValueError:
+        return config
+    if info.num_classes != config.num_classes:
+        return config
+    palette = tuple(tuple(int(v) for v in row) for row in info.palette)
+    return config.replace(class_names=config.class_names or info.class_names, palette=config.palette or palette)
 
 
 def create_model(
@@ -43,7 +58,7 @@ def create_model(
     ``semantic_only``: None keeps the config's (True for registered names: logits only);
     ``hub``: ``revision``, ``cache_dir``, ``local_files_only``, ``token``.
     """
-    config = resolve_config(name_or_config)
+    config = with_dataset_labels(resolve_config(name_or_config))
     if semantic_only is not None:
         config = config.replace(semantic_only=bool(semantic_only))
     if not pretrained:

@@ -26,7 +26,7 @@ from panosamic.io import safe_torch_load
 from panosamic.model.panosamic import PanoSAMic
 from panosamic.model.registry import find_variant
 from panosamic.modeling.state_dict import check_state_dict
-from panosamic.specs import PUBLISHED_REPO, SAM_VITS
+from panosamic.specs import PUBLISHED_REPO, TRAINABLE_PREFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -171,14 +171,16 @@ def load_model(
     """
     ck = find_checkpoint(checkpoint, subfolder=subfolder, **hub)
     cfg = settle_config(ck.config, config, ck.source).replace(semantic_only=bool(semantic_only))
-    needs_sam = cfg.vit in SAM_VITS and (ck.kind == "hub" or not cfg.semantic_only)
+    prefixes = saved_prefixes(cfg) if ck.kind == "hub" else ("image_encoder.", *TRAINABLE_PREFIXES)
+    if not any(k.startswith("image_encoder.") for k in ck.tensors):
+        prefixes = TRAINABLE_PREFIXES  # e.g. a test-architecture folder in the published layout
+    needs_sam = "image_encoder." not in prefixes or not cfg.semantic_only
     sam = resolve_sam(sam_weights, cfg, progress) if needs_sam else None  # fails fast offline
     model = model_class(cfg)
-    prefixes = saved_prefixes(cfg) if ck.kind == "hub" else ("image_encoder.", "feature_fuser.", "semantic_decoder.")
-    tensors = {k: v for k, v in ck.tensors.items() if k.startswith(prefixes) or ck.kind == "training"}
-    if ck.kind == "training":
-        tensors = {k: v for k, v in tensors.items() if not k.startswith(("prompt_encoder.", "mask_decoder.",
-                                                                           "_cached_prompt_encoder."))}
+    ignored = [k for k in ck.tensors if not k.startswith(prefixes)]
+    if ignored:  # frozen SAM tensors in a Hub folder, SAM's instance branch in a training checkpoint
+        logger.info("%s: %d tensor(s) outside %s ignored (they come from Meta's file)", ck.source, len(ignored), prefixes)
+    tensors = {k: v for k, v in ck.tensors.items() if k.startswith(prefixes)}
     tensors = check_state_dict(model, tensors, strict=strict, only_prefixes=prefixes, source=ck.source)
     if sam is not None:
         model.load_sam_weights(sam)

@@ -26,6 +26,7 @@ from panosamic.hub.card import generate_model_card
 from panosamic.hub.files import saved_prefixes, write_hub_folder
 from panosamic.hub.metadata import EvaluationResult
 from panosamic.modeling.state_dict import check_state_dict
+from panosamic.specs import FROZEN_PREFIXES, TRAINABLE_PREFIXES
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ def export_checkpoint(
     assert ck.config is not None
     use = {k: v for k, v in (("dataset", dataset), ("fold", fold), ("depth_threshold", depth_threshold)) if v is not None}
     config = ck.config.replace(**use)
+    other = sorted(k for k in ck.tensors if not k.startswith(FROZEN_PREFIXES + TRAINABLE_PREFIXES))
+    if other:
+        raise ValueError(f"{path}: {len(other)} key(s) that are neither SAM nor PanoSAMic: {other[:5]}")
     prefixes = saved_prefixes(config)
     tensors = {k: v for k, v in ck.tensors.items() if k.startswith(prefixes)}
     dropped = sum(1 for k in ck.tensors if k not in tensors)

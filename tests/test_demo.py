@@ -134,8 +134,9 @@ def test_upload_box_names_unreadable_files_with_the_librarys_message(tmp_path):
 
     path = tmp_path / "junk.png"
     path.write_bytes(b"definitely not an image")
-    with pytest.raises(gr.Error, match="cannot decode image"):
+    with pytest.raises(gr.Error, match="cannot decode image") as info:
         panorama_input().preprocess(ImageData(path=str(path), orig_name="junk.png"))
+    assert info.value.duration is None  # stays in the page until closed
 
 
 def test_huge_panorama_is_refused_before_decoding(rgb_model, tmp_path):
@@ -177,10 +178,19 @@ def test_rgb_examples_include_the_real_panorama(tmp_path):
     assert rows[1][1:] == [None, None]
 
 
+def refine_box(demo) -> dict:
+    (box,) = [c for c in demo.config["components"] if c.get("props", {}).get("label") == "Refine with SAM masks"]
+    return box["props"]
+
+
+def test_refinement_is_offered_only_with_the_instance_branch(tmp_path):
+    demo = build_demo(make_tiny_model(semantic_only=False), cache_dir=tmp_path, examples=False)
+    assert refine_box(demo)["interactive"] is True
+
+
 def test_page_disables_refinement_for_semantic_only_and_queues_one(rgb_model, tmp_path, monkeypatch):
     demo = build_demo(rgb_model, cache_dir=tmp_path, examples=False)
-    boxes = [c for c in demo.config["components"] if c.get("props", {}).get("label") == "Refine with SAM masks"]
-    assert len(boxes) == 1 and boxes[0]["props"]["interactive"] is False
+    assert refine_box(demo)["interactive"] is False
     seen = {}
     monkeypatch.setattr(demo, "launch", lambda **kw: seen.update(kw))
     launch_demo(demo, host="127.0.0.1", port=7999)

@@ -60,11 +60,16 @@ def panorama_input(**kwargs: Any) -> gr.Image:
             try:
                 load_image(payload.path)
             except (ValueError, FileNotFoundError) as err:
-                raise gr.Error(tidy_message(str(err))) from err
-            raise gr.Error(tidy_message(f"cannot read the uploaded panorama: {e}")) from e
+                raise page_error(str(err)) from err
+            raise page_error(f"cannot read the uploaded panorama: {e}") from e
 
     box.preprocess = preprocess  # type: ignore[method-assign]
     return box
+
+
+def page_error(message: str) -> gr.Error:
+    """The error shown in the page (kept until closed), without Gradio's upload folders."""
+    return gr.Error(tidy_message(message), duration=None)
 
 
 def tidy_message(message: str) -> str:
@@ -84,7 +89,7 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             except gr.Error:
                 raise
             except USER_ERRORS as e:
-                raise gr.Error(tidy_message(str(e) or type(e).__name__)) from e
+                raise page_error(str(e) or type(e).__name__) from e
         for w in caught:
             gr.Warning(tidy_message(str(w.message)))
         return out
@@ -201,6 +206,7 @@ def build_demo(
                         color_map=dict(zip(demo_model.class_names, _hex_palette(demo_model))),
                         sort=list(demo_model.class_names),
                         y_title="% of pixels",
+                        x_label_angle=-45,
                         label="Pixels per class",
                         elem_id="fractions",
                     )

@@ -135,4 +135,4 @@ def test_report_png_functions_draw_with_matplotlib(tmp_path):
 def test_importing_panosamic_does_not_load_matplotlib():
     code = ("import sys, panosamic, panosamic.viz, panosamic.evaluation.report; "
             "sys.exit('matplotlib' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], timeout=300).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=300).returncode == 0

@@ -168,8 +168,8 @@ def plot_fold_summary(
     per_fold: Sequence[Mapping[str, Any]], out_png: str | os.PathLike, *,
     reported: Mapping[str, float] | None = None, reported_label: str = "reported", title: str | None = None,
 ) -> Path:
-    """Grouped bars of each fold's mIoU and mAcc, their mean (with the std across folds as an error
-    bar) and, beside them, a reported number (hatched bars).
+    """Grouped bars of each fold's mIoU and mAcc, their mean over several folds (with the std across
+    folds as an error bar) and, beside them, a reported number (hatched bars).
 
     ``per_fold``: dicts with ``fold``, ``miou`` and ``macc`` (ratios 0..1, as ``panosamic evaluate``
     writes them). ``reported={"miou": 0.52, "macc": 0.64}``: e.g. the published scores of a variant.
@@ -177,35 +177,40 @@ def plot_fold_summary(
     if not per_fold:
         raise ValueError("per_fold is empty: expected one dict (fold, miou, macc) per evaluated fold")
     ref = _check_reported(reported)
-    labels = [f"fold {f.get('fold', i + 1)}" for i, f in enumerate(per_fold)] + ["mean"] + ([reported_label] if ref else [])
     n_folds, width = len(per_fold), 0.38
+    with_mean = n_folds > 1
+    labels = [f"fold {f.get('fold', i + 1)}" for i, f in enumerate(per_fold)]
+    labels += (["mean"] if with_mean else []) + ([reported_label] if ref else [])
     with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(max(5.5, 1.3 * len(labels) + 2.0), 4.4), layout="constrained")
+        fig = Figure(figsize=(max(4.5, 1.3 * len(labels) + 2.0), 4.4), layout="constrained")
         ax = fig.add_subplot()
         for n, (key, name, color) in enumerate((("miou", "mIoU", "#3b6fb6"), ("macc", "mAcc", "#8fb8e8"))):
             v = 100 * _fold_values(per_fold, key)
             mean = np.nanmean(v) if np.isfinite(v).any() else np.nan
             std = np.nanstd(v) if np.isfinite(v).sum() > 1 else 0.0
-            xs = np.arange(n_folds + 1) + (n - 0.5) * width
-            heights = np.append(v, mean)
+            heights = np.append(v, mean) if with_mean else v
+            xs = np.arange(len(heights)) + (n - 0.5) * width
             ax.bar(xs, np.nan_to_num(heights), width, color=color, edgecolor="#333333", linewidth=0.6, label=name)
-            if std > 0:
+            if with_mean and std > 0:
                 ax.errorbar(xs[-1], mean, yerr=std, color="#222222", capsize=4, linewidth=1.2)
             for i, (xi, h) in enumerate(zip(xs, heights)):
                 _bar_label(ax, xi, h + (std if i == n_folds else 0), h)
             if key in ref:
-                xr = n_folds + 1 + (n - 0.5) * width
+                xr = len(heights) + (n - 0.5) * width
                 ax.bar(xr, 100 * ref[key], width, color=color, edgecolor="#333333", linewidth=0.6, hatch="//")
                 _bar_label(ax, xr, 100 * ref[key], 100 * ref[key])
-        ax.axvline(n_folds - 0.5, color="#999999", linewidth=0.8)
+        if with_mean or ref:
+            ax.axvline(n_folds - 0.5, color="#999999", linewidth=0.8)
         ax.set_xticks(np.arange(len(labels)), labels)
+        ax.set_xlim(-0.7, len(labels) - 0.3)
         ax.set_ylim(0, 112)
         ax.set_yticks(np.arange(0, 101, 20))
         ax.set_ylabel("score (%)")
         ax.grid(axis="y", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
         ax.legend(loc="upper left", ncols=2, fontsize=9)
-        ax.set_title(title or f"{n_folds}-fold evaluation (mean of the per-fold scores, error bar: std)", loc="left")
+        default = f"{n_folds}-fold evaluation: mean of the per-fold scores (error bar: std)" if with_mean else labels[0]
+        ax.set_title(title or default, loc="left")
         return _save(fig, out_png)
 
 
@@ -259,7 +264,7 @@ def plot_training_log(run_dir_or_jsonl: str | os.PathLike, out_png: str | os.Pat
         if len(val_loss[0]):
             ax_loss.plot(*val_loss, "o-", color="#e67e22", markersize=4, linewidth=1.0, label="val loss")
         if len(loss[0]) or len(val_loss[0]):
-            ax_loss.legend(loc="upper right")
+            ax_loss.legend(loc="best")
         else:
             _no_data(ax_loss, "no loss entries in the log")
         ax_loss.set_ylabel("loss")
@@ -277,8 +282,9 @@ def plot_training_log(run_dir_or_jsonl: str | os.PathLike, out_png: str | os.Pat
                     label = f"{name} (best {100 * v[best]:.1f} % at step {steps[best]})"
                     ax_val.plot(steps, 100 * v, "o-", color=color, markersize=4, linewidth=1.2, label=label)
                     ax_val.plot(steps[best], 100 * v[best], "*", color=color, markersize=12)
-            ax_val.set_ylim(0, 100)
-            ax_val.legend(loc="lower right")
+            top = max(100 * np.nanmax(np.concatenate([val["miou"][1], val["macc"][1]])), 1.0)
+            ax_val.set_ylim(0, min(100.0, 10 * np.ceil(1.25 * top / 10)))  # room above the curves for the legend
+            ax_val.legend(loc="upper left")
         else:
             _no_data(ax_val, "no validation entries in the log")
         ax_val.set_ylabel("validation score (%)")

@@ -1,0 +1,402 @@
+"""Prediction at scale: shard, resume and stream many panoramas, in one process or under torchrun.
+
+Python::
+
+    from panosamic.inference.scale import predict_dataset
+    report = predict_dataset(model, ["captures/"], "out/", outputs="labels,probs", batch_size=4, workers=4)
+
+Shell (8 GPUs; every rank loads the model, takes every 8th input and writes its own outputs)::
+
+    torchrun --nproc_per_node 8 -m panosamic predict captures/ --checkpoint CKPT --device cuda \\
+        --out out/ --outputs labels,probs --batch-size 4 --workers 6
+
+Inputs are sorted; rank ``r`` of ``W`` takes inputs ``r, r + W, ...`` and never waits on another
+rank until the end, when rank 0 merges ``summary.jsonl`` and ``failed.jsonl``. DataLoader workers
+decode and resize the panoramas while the model runs; a writer thread pool encodes and writes
+the files (atomically). Rerunning the same command skips what the resume log
+(:mod:`panosamic.inference.manifest`) says is finished and still matches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from panosamic.inference.manifest import FINGERPRINTS, ProgressLog, checkpoint_id, file_fingerprint, is_finished
+from panosamic.inference.manifest import log_path, options_id, read_progress
+from panosamic.inference.predict import PRECISIONS
+from panosamic.inference.result import class_info
+from panosamic.inference.sources import Item, PanoramaSource, collate_samples, items_from_dataset, items_from_list
+from panosamic.inference.sources import items_from_paths
+from panosamic.inference.writers import merge_summaries, output_files, parse_outputs, write_failed, write_outputs
+from panosamic.inference.writers import write_summary_part
+
+#: Outputs when none are asked for.
+DEFAULT_OUTPUTS = "labels,color,overlay"
+_ROW_KEYS = ("name", "key", "size", "class_fractions", "files")
+
+
+@dataclass(frozen=True)
+class ScaleOptions:
+    """How :func:`predict_dataset` runs (see ``panosamic predict --help`` for each flag)."""
+
+    outputs: tuple[str, ...] = parse_outputs(DEFAULT_OUTPUTS)
+    batch_size: int = 1
+    workers: int = 2
+    resume: bool = True
+    precision: str = "fp32"
+    depth_scale: float | None = None
+    depth_threshold: float | None = None
+    overlay_alpha: float = 0.5
+    overlay_format: str = "jpg"
+    fingerprint: str = "stat"
+    writer_threads: int = 2
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outputs", parse_outputs(self.outputs))
+        for name, low in (("batch_size", 1), ("workers", 0), ("writer_threads", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0.0 <= self.overlay_alpha <= 1.0:
+            raise ValueError(f"overlay_alpha must lie in [0, 1], got {self.overlay_alpha}")
+        if self.overlay_format not in ("jpg", "png"):
+            raise ValueError(f"overlay_format must be 'jpg' or 'png', got {self.overlay_format!r}")
+        if self.fingerprint not in FINGERPRINTS:
+            raise ValueError(f"fingerprint must be one of {FINGERPRINTS}, got {self.fingerprint!r}")
+
+    def affecting_outputs(self, depth_threshold: float | None) -> dict[str, Any]:
+        """The options whose change makes finished panoramas be predicted again."""
+        opts: dict[str, Any] = {"outputs": list(self.outputs), "precision": self.precision,
+                                "depth_scale": self.depth_scale, "depth_threshold": depth_threshold}  # fmt: skip
+        if "overlay" in self.outputs:
+            opts.update(overlay_alpha=self.overlay_alpha, overlay_format=self.overlay_format)
+        return opts
+
+
+@dataclass
+class ScaleReport:
+    """What one rank did (rank 0's also holds every rank's failures and the summary path)."""
+
+    rank: int
+    world_size: int
+    total: int  # inputs over all ranks
+    assigned: int  # this rank's share
+    predicted: int = 0
+    resumed: int = 0  # finished by an earlier run and still valid
+    failed: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    model_seconds: float = 0.0  # time in the forward pass (incl. host <-> device copies)
+    summary: Path | None = None
+    totals: dict[str, int] = field(default_factory=dict)  # rank 0: predicted / resumed over all ranks
+
+    @property
+    def model_busy(self) -> float:
+        """Fraction of the prediction loop spent in the model."""
+        return self.model_seconds / self.seconds if self.seconds > 0 else 0.0
+
+
+def _dist_setup(device: str | torch.device | None, model: Any) -> tuple[int, int, torch.device, bool]:
+    """(rank, world size, device, whether we created the process group) from torchrun's environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        if dev.index is None:
+            dev = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(dev)
+    created = False
+    if world > 1 and not dist.is_initialized():  # gloo: only small objects travel, once, at the end
+        dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(days=7))
+        created = True
+    return rank, world, dev, created
+
+
+def collect_items(
+    inputs: Sequence[str | os.PathLike] | None = None,
+    *,
+    manifest: str | os.PathLike | None = None,
+    dataset: str | None = None,
+    dataset_path: str | os.PathLike | None = None,
+    split: str = "test",
+    fold: int = 1,
+    depth: str | os.PathLike | None = None,
+    normals: str | os.PathLike | None = None,
+    modalities: Sequence[str] = ("image",),
+) -> tuple[list[Item], Any]:
+    """The sorted items of exactly one source: inputs, a list file, or a dataset split."""
+    given = [k for k, v in (("inputs", inputs), ("manifest", manifest), ("dataset", dataset)) if v]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of inputs, --manifest or --dataset, got {given or 'none'}")
+    if dataset:
+        if dataset_path is None:
+            raise ValueError(f"--dataset {dataset} needs --dataset-path (the prepared dataset folder)")
+        return items_from_dataset(dataset, dataset_path, split, fold, modalities)
+    if manifest:
+        if depth or normals:
+            raise ValueError("with --manifest give depth / normals as CSV columns, not --depth / --normals")
+        return items_from_list(manifest), None
+    return items_from_paths(list(inputs or ()), depth, normals), None
+
+
+def _forward(model: Any, samples: list[dict[str, Any]], dev: torch.device, precision: str,
+             want_probs: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:  # fmt: skip
+    """One batched forward: labels (and float16 probabilities) at each input's own size."""
+    batch = [{k: v.to(dev, non_blocking=True) for k, v in s["inputs"].items()} for s in samples]
+    with torch.no_grad(), model.inference_options_applied(precision=precision):
+        outs = model(batch)
+    results = []
+    for s, out in zip(samples, outs):
+        logits = out["sem_preds"].float()
+        logits = logits[0] if logits.ndim == 4 else logits
+        if tuple(logits.shape[-2:]) != tuple(s["size"]):  # back to the input's size, as the model does
+            logits = F.interpolate(logits[None], size=tuple(s["size"]), mode="bilinear", align_corners=False)[0]
+        probs = torch.softmax(logits, dim=0).half().cpu().numpy() if want_probs else None
+        results.append((logits.argmax(dim=0).cpu().numpy(), probs))
+    return results
+
+
+def _forward_each(model: Any, samples: list[dict[str, Any]], dev: torch.device, opts: ScaleOptions,
+                  fail: Any) -> list[tuple[dict[str, Any], tuple[np.ndarray, np.ndarray | None]]]:  # fmt: skip
+    """:func:`_forward`; when a batch fails, its panoramas one by one (so one bad input fails alone)."""
+    if not samples:
+        return []
+    try:
+        return list(zip(samples, _forward(model, samples, dev, opts.precision, "probs" in opts.outputs)))
+    except (ValueError, RuntimeError) as e:
+        if len(samples) == 1:
+            fail(samples[0]["pos"], e)
+            return []
+        return [r for s in samples for r in _forward_each(model, [s], dev, opts, fail)]
+
+
+def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: entry[k] for k in _ROW_KEYS if k in entry}
+
+
+def _run_rank(model: Any, dev: torch.device, todo: list[tuple[int, Item, dict[str, Any]]], source: PanoramaSource,
+              out: Path, opts: ScaleOptions, log: ProgressLog, rank: int) -> tuple[dict[int, dict], list, float]:  # fmt: skip
+    """Predict ``todo``: returns the summary rows by global position, the failures and the model time."""
+    from tqdm import tqdm
+
+    names, palette = class_info(model)
+    loader = DataLoader(source, batch_size=opts.batch_size, num_workers=opts.workers, collate_fn=collate_samples,
+                        pin_memory=dev.type == "cuda", prefetch_factor=4 if opts.workers else None)  # fmt: skip
+    rows: dict[int, dict] = {}
+    failed: list[dict[str, str]] = []
+    pending: deque[tuple[int, Item, dict[str, Any], Future]] = deque()
+    bar = tqdm(total=len(todo), unit="pano", desc="predict", disable=None if opts.progress and rank == 0 else True)
+
+    def fail(i: int, err: BaseException | str) -> None:
+        msg = str(err) or type(err).__name__
+        failed.append({"input": todo[i][1].key, "error": msg})
+        bar.write(f"panosamic predict: rank {rank}: skipped {todo[i][1].key}: {msg}", file=sys.stderr)
+        bar.update(1)
+
+    def finish(pos: int, item: Item, expected: dict[str, Any], fut: Future) -> None:
+        try:
+            facts = fut.result()
+        except (OSError, ValueError) as e:
+            failed.append({"input": item.key, "error": f"writing the outputs failed: {e}"})
+            return
+        entry = {"key": item.key, "name": item.name, **expected, **facts, "time": time.time(), "rank": rank}
+        log.append(entry)  # only now is the panorama finished
+        rows[pos] = _row(entry)
+        bar.update(1)
+
+    busy = 0.0
+    limit = 2 * opts.batch_size + opts.writer_threads  # results waiting for a writer (bounded memory)
+    with ThreadPoolExecutor(opts.writer_threads, thread_name_prefix="panosamic-write") as pool:
+        for batch in loader:
+            for s in batch:
+                if s["error"] is not None:
+                    fail(s["pos"], s["error"])
+            t0 = time.perf_counter()
+            done = _forward_each(model, [s for s in batch if s["error"] is None], dev, opts, fail)
+            busy += time.perf_counter() - t0
+            for s, (labels, probs) in done:
+                pos, item, expected = todo[s["pos"]]
+                fut = pool.submit(write_outputs, out, expected["files"], labels, class_names=names, palette=palette,
+                                  probs=probs, rgb=s["rgb"], overlay_alpha=opts.overlay_alpha)  # fmt: skip
+                pending.append((pos, item, expected, fut))
+            while pending and (pending[0][3].done() or len(pending) > limit):
+                finish(*pending.popleft())
+        while pending:
+            finish(*pending.popleft())
+    bar.close()
+    return rows, failed, busy
+
+
+def _plan(items: Sequence[Item], mine: Sequence[int], out: Path, opts: ScaleOptions, ckpt: str, opt_id: str,
+          report: ScaleReport) -> tuple[dict[int, dict], list[tuple[int, Item, dict[str, Any]]]]:  # fmt: skip
+    """Split this rank's share into finished rows (from the resume log) and the work to do."""
+    previous = read_progress(out, {items[p].key for p in mine}) if opts.resume else {}
+    rows: dict[int, dict] = {}
+    todo = []
+    for p in mine:
+        item = items[p]
+        try:
+            fp = file_fingerprint(item.files, opts.fingerprint)
+        except OSError as e:
+            report.failed.append({"input": item.key, "error": f"cannot read {e.filename}: {e.strerror}"})
+            continue
+        files = output_files(item.name, opts.outputs, opts.overlay_format)
+        expected = {"input": fp, "checkpoint": ckpt, "options": opt_id, "files": files}
+        entry = previous.get(item.key)
+        if is_finished(entry, expected, out):
+            rows[p] = _row(entry)  # type: ignore[arg-type]
+            report.resumed += 1
+        else:
+            todo.append((p, item, expected))
+    return rows, todo
+
+
+def _predict_shard(model: Any, items: Sequence[Item], ds: Any, out: Path, opts: ScaleOptions, rank: int,
+                   world: int, dev: torch.device, checkpoint: str | None) -> ScaleReport:  # fmt: skip
+    start = time.perf_counter()
+    mine = range(rank, len(items), world)  # = shard(items, rank, world), by position
+    report = ScaleReport(rank, world, len(items), len(mine))
+    threshold = opts.depth_threshold if opts.depth_threshold is not None else getattr(model, "depth_threshold", None)
+    ckpt = checkpoint or checkpoint_id(model)
+    rows, todo = _plan(items, mine, out, opts, ckpt, options_id(opts.affecting_outputs(threshold)), report)
+    source = PanoramaSource([t[1] for t in todo], model.modalities, model.native_size, depth_scale=opts.depth_scale,
+                            depth_threshold=threshold, keep_rgb="overlay" in opts.outputs, dataset=ds)  # fmt: skip
+    with ProgressLog(log_path(out, rank)) as log:
+        new_rows, failed, report.model_seconds = _run_rank(model, dev, todo, source, out, opts, log, rank)
+    rows.update(new_rows)
+    report.predicted, report.failed = len(new_rows), report.failed + failed
+    write_summary_part(out, rank, [dict(rows[p], pos=p) for p in sorted(rows)])
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _gather(report: ScaleReport, out: Path) -> ScaleReport:
+    """The end: every rank's failures and counts to rank 0, which merges the summary (the only wait)."""
+    mine = {"failed": report.failed, "predicted": report.predicted, "resumed": report.resumed}
+    parts = [mine]
+    if report.world_size > 1:
+        box: list[Any] | None = [None] * report.world_size if report.rank == 0 else None
+        dist.gather_object(mine, box, dst=0)
+        parts = box or []
+    if report.rank != 0:
+        return report
+    report.failed = sorted((f for p in parts for f in p["failed"]), key=lambda f: f["input"])
+    report.totals = {k: sum(p[k] for p in parts) for k in ("predicted", "resumed")}
+    report.summary = merge_summaries(out, report.world_size)
+    write_failed(out, report.failed)
+    return report
+
+
+def predict_dataset(
+    model: Any,
+    inputs: Sequence[str | os.PathLike] | None = None,
+    out_dir: str | os.PathLike = "predictions",
+    *,
+    manifest: str | os.PathLike | None = None,
+    dataset: str | None = None,
+    dataset_path: str | os.PathLike | None = None,
+    split: str = "test",
+    fold: int = 1,
+    depth: str | os.PathLike | None = None,
+    normals: str | os.PathLike | None = None,
+    device: str | torch.device | None = None,
+    checkpoint: str | None = None,
+    options: ScaleOptions | None = None,
+    **changes: Any,
+) -> ScaleReport:
+    """Predict every panorama of one source (files/folders, a ``manifest`` list file, or a prepared
+    ``dataset`` split) into ``out_dir``, sharded over torchrun's ranks and resumable.
+
+    ``options`` / ``changes``: :class:`ScaleOptions` fields (``outputs``, ``batch_size``,
+    ``workers``, ``resume``, ...). ``checkpoint``: the id recorded in the resume log (default:
+    a hash of the model's config and weights). Returns this rank's :class:`ScaleReport`.
+    """
+    opts = replace(options or ScaleOptions(), **changes)
+    if not getattr(model, "semantic_only", True):
+        raise ValueError("predict_dataset runs semantic-only models; load the checkpoint with semantic_only=True")
+    rank, world, dev, created = _dist_setup(device, model)
+    try:
+        model.to(dev).eval()
+        items, ds = collect_items(inputs, manifest=manifest, dataset=dataset, dataset_path=dataset_path, split=split,
+                                  fold=fold, depth=depth, normals=normals, modalities=model.modalities)  # fmt: skip
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        report = _predict_shard(model, items, ds, out, opts, rank, world, dev, checkpoint)
+        return _gather(report, out)
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``panosamic predict`` flags of the scaled path (sources, outputs, workers, resume)."""
+    g = parser.add_argument_group("at scale (also under torchrun --nproc_per_node N)")
+    g.add_argument("--manifest", help="a .txt (one path per line) or .csv (image[,depth,normals] columns) list of panoramas")
+    g.add_argument("--dataset", help="predict a prepared dataset's split: its name (e.g. stanford2d3ds)")
+    g.add_argument("--dataset-path", help="the prepared dataset folder (with --dataset)")
+    g.add_argument("--split", default="test", choices=("train", "test"), help="with --dataset (default: %(default)s)")
+    g.add_argument("--fold", type=int, default=1, help="with --dataset (default: %(default)s)")
+    g.add_argument("--outputs", help=f"comma-separated subset of labels,color,overlay,probs (default: {DEFAULT_OUTPUTS})")
+    g.add_argument("--workers", type=int, help="DataLoader workers decoding inputs per process (default: 2)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip panoramas the output folder's progress log says are finished (default: on)")  # fmt: skip
+    g.add_argument("--fingerprint", choices=FINGERPRINTS, default="stat",
+                   help="detect changed inputs by size+mtime (stat) or by content hash (default: %(default)s)")  # fmt: skip
+
+
+def wants_scaled(args: argparse.Namespace) -> bool:
+    """Whether ``panosamic predict`` should take the scaled path: a list file, a dataset, explicit
+    ``--outputs`` / ``--workers``, or several torchrun processes."""
+    explicit = any(getattr(args, k, None) is not None for k in ("manifest", "dataset", "outputs", "workers"))
+    return explicit or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def options_from_args(args: argparse.Namespace) -> ScaleOptions:
+    return ScaleOptions(
+        outputs=args.outputs or DEFAULT_OUTPUTS, batch_size=getattr(args, "batch_size", 1),
+        workers=2 if args.workers is None else args.workers, resume=args.resume,
+        precision=getattr(args, "precision", "fp32"), depth_scale=getattr(args, "depth_scale", None),
+        depth_threshold=getattr(args, "depth_threshold", None), overlay_alpha=getattr(args, "overlay_alpha", 0.5),
+        overlay_format=getattr(args, "overlay_format", "jpg"), fingerprint=args.fingerprint,
+    )  # fmt: skip
+
+
+def run_scaled(args: argparse.Namespace, model: Any) -> int:
+    """``panosamic predict`` on the scaled path with an already loaded model; exit status."""
+    if getattr(args, "refine", False):
+        raise ValueError("--refine is not available at scale (with --manifest/--dataset/--outputs/--workers/torchrun)")
+    report = predict_dataset(
+        model, getattr(args, "inputs", None) or None, getattr(args, "out", "predictions"), manifest=args.manifest,
+        dataset=args.dataset, dataset_path=args.dataset_path, split=args.split, fold=args.fold,
+        depth=getattr(args, "depth", None), normals=getattr(args, "normals", None), device=getattr(args, "device", None),
+        options=options_from_args(args),
+    )  # fmt: skip
+    if report.rank != 0:
+        return 1 if report.failed else 0
+    t = report.totals
+    print(f"{report.total} panorama(s) on {report.world_size} process(es): predicted {t['predicted']}, "
+          f"already finished {t['resumed']}, failed {len(report.failed)}; summary: {report.summary}")  # fmt: skip
+    for f in report.failed:
+        print(f"  {f['input']}: {f['error']}", file=sys.stderr)
+    return 1 if report.failed else 0

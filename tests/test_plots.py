@@ -70,8 +70,6 @@ def test_confusion_matrix_from_metrics_or_array(tmp_path):
     a = _png(plots.plot_confusion(m, tmp_path / "from_metrics.png"))
     b = _png(plots.plot_confusion(m.confusion, tmp_path / "from_array.png", class_names=INFO.class_names))
     assert a.shape == b.shape
-    big = _metrics(k=plots.MAX_ANNOTATED_CLASSES + 1)  # colours only, no numbers
-    _png(plots.plot_confusion(big, tmp_path / "big.png"))
     empty_row = m.confusion.copy()
     empty_row[3] = 0
     _png(plots.plot_confusion(empty_row, tmp_path / "empty_row.png"))
@@ -79,6 +77,12 @@ def test_confusion_matrix_from_metrics_or_array(tmp_path):
         plots.plot_confusion(np.zeros((3, 4)), tmp_path / "x.png")
     with pytest.raises(ValueError, match="class names"):
         plots.plot_confusion(np.eye(3), tmp_path / "x.png", class_names=("a", "b"))
+
+
+@pytest.mark.slow
+def test_confusion_matrix_of_many_classes(tmp_path):
+    big = _metrics(k=plots.MAX_ANNOTATED_CLASSES + 1)  # colours only, no numbers in the cells
+    _png(plots.plot_confusion(big, tmp_path / "big.png"), max_side=6000)
 
 
 def test_fold_summary_with_and_without_a_reported_number(tmp_path):

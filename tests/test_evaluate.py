@@ -13,7 +13,7 @@ from conftest import build_model, prepared_synthetic
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
 from panosamic.training.checkpoint import save_checkpoint
-from panosamic.training.distributed import GlobalBatchSampler, ShardSampler
+from panosamic.distributed import GlobalBatchSampler, ShardSampler
 
 DATASET = "stanford2d3ds"
 CONFIG = PanoSAMicConfig(canvas_size=256)

@@ -1,27 +1,9 @@
-"""Training and evaluation of PanoSAMic: metrics, losses, optimiser schedule, loops and CLIs.
+"""Evaluation of PanoSAMic: whole-split metrics, validation loops, reports and figures.
 
-``panosamic train`` / ``panosamic evaluate`` (or ``python panosamic/evaluation/{train,evaluate}.py``)
-are the command lines; the pieces below are importable for custom loops.
+``panosamic evaluate`` (or ``python panosamic/evaluation/evaluate.py``) is the command line;
+training lives in :mod:`panosamic.training`.
 """
 
-from panosamic.training.losses import (
-    LossSchedule,
-    MultilabelJaccardLoss,
-    PanoSAMicLoss,
-    class_weights_from_counts,
-)
 from panosamic.evaluation.metrics import ConfusionMatrix, SegmentationMetrics, metrics_from_confusion
-from panosamic.training.optim import build_optimizer, lr_plan, scaled_max_lr
 
-__all__ = [
-    "ConfusionMatrix",
-    "LossSchedule",
-    "MultilabelJaccardLoss",
-    "PanoSAMicLoss",
-    "SegmentationMetrics",
-    "build_optimizer",
-    "class_weights_from_counts",
-    "lr_plan",
-    "metrics_from_confusion",
-    "scaled_max_lr",
-]
+__all__ = ["ConfusionMatrix", "SegmentationMetrics", "metrics_from_confusion"]

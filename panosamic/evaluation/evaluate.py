@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     from panosamic.data import build_dataset, get_dataset_info
     from panosamic.evaluation import report
     from panosamic.runs import timestamp
-    from panosamic.training.distributed import cleanup_distributed, init_distributed
+    from panosamic.distributed import cleanup_distributed, init_distributed
     from panosamic.evaluation.validation import per_sample_scores, run_validation
 
     if args.batch_size < 1:

@@ -2,7 +2,7 @@
 
 Used by training (validation each epoch) and by ``panosamic evaluate``. Samples are visited in
 order, never shuffled or dropped; under DDP each rank takes every ``world_size``-th sample
-(:class:`~panosamic.training.distributed.ShardSampler`, no padding) and the confusion
+(:class:`~panosamic.distributed.ShardSampler`, no padding) and the confusion
 matrices, losses and counts are summed over ranks, so every sample is scored exactly once.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from panosamic.training.distributed import DistContext, ShardSampler, all_reduce_sum
+from panosamic.distributed import DistContext, ShardSampler, all_reduce_sum
 from panosamic.evaluation.metrics import ConfusionMatrix, SegmentationMetrics
 
 __all__ = ["ValidationResult", "move_inputs", "run_validation", "unwrap"]

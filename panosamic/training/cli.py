@@ -75,7 +75,7 @@ def precheck(settings) -> None:
 
 def train_worker(settings_dict: dict) -> int:
     """One training process (rank from the environment)."""
-    from panosamic.training.distributed import cleanup_distributed, init_distributed
+    from panosamic.distributed import cleanup_distributed, init_distributed
     from panosamic.training.trainer import Trainer, settings_from_dict
 
     settings = settings_from_dict(settings_dict)
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         if torch.cuda.device_count() < args.num_gpus:
             raise ValueError(f"--num_gpus {args.num_gpus} but {torch.cuda.device_count()} CUDA device(s) visible")
     precheck(settings)
-    from panosamic.training.distributed import spawn
+    from panosamic.distributed import spawn
 
     spawn(train_worker, args.num_gpus, (dataclasses.asdict(settings),))
     return 0

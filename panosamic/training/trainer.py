@@ -29,7 +29,7 @@ from panosamic.config import PanoSAMicConfig
 from panosamic.specs import SAM_VITS, VIT_SPECS, canonical_modalities
 from panosamic import runs
 from panosamic.training import checkpoint as ckpt_mod
-from panosamic.training.distributed import (
+from panosamic.distributed import (
     DistContext,
     GlobalBatchSampler,
     all_reduce_sum,

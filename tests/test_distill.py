@@ -144,8 +144,14 @@ def test_resume_mid_epoch_equals_uninterrupted_and_the_cache_is_reused(synthetic
     la, lb = _losses(result_a.run_dir), _losses(result_b.run_dir)
     assert sorted(la) == sorted(lb) == [1, 2, 3, 4]
     np.testing.assert_allclose([la[s] for s in la], [lb[s] for s in la], rtol=0, atol=0)
-    student = load_student(result_b.student_dir)
+    student = load_student(result_b.run_dir)  # a run directory: its student/ folder (the best = last here)
     assert student.config.num_classes == 13 and student.config.native_size == (64, 128)
+    from_ckpt = load_student(result_b.run_dir / "model_last.pth")
+    for k, v in from_ckpt.state_dict().items():
+        assert torch.equal(v, student.state_dict()[k]), k
+    torch.save({"model": {}}, tmp_path / "not_student.pth")
+    with pytest.raises(ValueError, match="not a distillation checkpoint"):
+        load_student(tmp_path / "not_student.pth")
 
 
 def test_bad_input_fails_before_any_work(synthetic: Path, tmp_path: Path) -> None:

@@ -59,6 +59,8 @@ def _files(source: str | os.PathLike, subfolder: str | None, revision: str | Non
     path = Path(source)
     if subfolder:
         path = path / subfolder
+    if path.is_dir() and not (path / CONFIG_NAME).exists() and (path / "student").is_dir():
+        path = path / "student"  # a distillation run directory
     if path.is_dir():
         files = path / CONFIG_NAME, path / WEIGHTS_NAME
         missing = [str(f) for f in files if not f.is_file()]
@@ -76,18 +78,34 @@ def _files(source: str | os.PathLike, subfolder: str | None, revision: str | Non
 
 def load_student(source: str | os.PathLike, *, subfolder: str | None = None, revision: str | None = None,
                  device: str | torch.device = "cpu", local_files_only: bool = False) -> PanoStudent:
-    """A student from a local folder or a Hub repo (+ subfolder), in eval mode, checked strictly."""
+    """A student in eval mode, checked strictly, from: a student folder (model.safetensors +
+    config.json), a distillation run directory (its ``student/``), a distillation checkpoint
+    (``model_best.pth`` / ``model_last.pth``) or a Hub repo (+ subfolder)."""
     from safetensors.torch import load_file
 
-    config_path, weights_path = _files(source, subfolder, revision, local_files_only)
-    data = json.loads(Path(config_path).read_text())
-    model = PanoStudent(StudentConfig.from_dict(data, where=str(config_path)))
-    state = load_file(str(weights_path), device="cpu")
+    if str(source).endswith(".pth"):
+        model, state, weights_path, config_path = _from_checkpoint(Path(source))
+    else:
+        config_path, weights_path = _files(source, subfolder, revision, local_files_only)
+        data = json.loads(Path(config_path).read_text())
+        model = PanoStudent(StudentConfig.from_dict(data, where=str(config_path)))
+        state = load_file(str(weights_path), device="cpu")
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(f"{weights_path} does not fit the student of {config_path}: missing "
                          f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}")
     return model.to(device).eval()
+
+
+def _from_checkpoint(path: Path) -> tuple[PanoStudent, dict[str, torch.Tensor], Path, str]:
+    from panosamic.training.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(path)
+    if ck.get("kind") != "panosamic-student" or "student_config" not in ck:
+        raise ValueError(f"{path} is not a distillation checkpoint (a PanoSAMic training checkpoint? "
+                         "load it with panosamic.load_model)")
+    model = PanoStudent(StudentConfig.from_dict(ck["student_config"], where=f"{path} student_config"))
+    return model, ck["model"], path, f"{path} student_config"
 
 
 def push_student(model: PanoStudent, repo_id: str, *, subfolder: str | None = None,

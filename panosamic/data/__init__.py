@@ -8,22 +8,45 @@ is an int64 HxW tensor with -1 for ignored pixels.
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from panosamic.data.base import PanoramaDataset, collate_panoramas
-from panosamic.data.classes import DATASET_NAMES, DatasetInfo, get_dataset_info
-from panosamic.data.depth import DEFAULT_INLIER_RATIO, INLIER_RATIOS
-from panosamic.data.matterport3d import Matterport3DDataset
-from panosamic.data.stanford2d3ds import Stanford2D3DSDataset
-from panosamic.data.structured3d import Structured3DDataset
-from panosamic.data.transforms import AugmentationParams, PanoramaAugmentation
+if TYPE_CHECKING:
+    from panosamic.data.base import PanoramaDataset
+    from panosamic.data.transforms import PanoramaAugmentation
 
-DATASETS: dict[str, type[PanoramaDataset]] = {
-    "stanford2d3ds": Stanford2D3DSDataset,
-    "matterport3d": Matterport3DDataset,
-    "structured3d": Structured3DDataset,
-}
+#: Public names -> the module defining them; imported on first use, so that ``panosamic.data.classes``
+#: and the command line's flag definitions do not import torch.
+_LAZY: dict[str, str] = {
+    "PanoramaDataset": "base", "collate_panoramas": "base",
+    "DATASET_NAMES": "classes", "DatasetInfo": "classes", "get_dataset_info": "classes",
+    "DEFAULT_INLIER_RATIO": "depth", "INLIER_RATIOS": "depth",
+    "Matterport3DDataset": "matterport3d", "Stanford2D3DSDataset": "stanford2d3ds",
+    "Structured3DDataset": "structured3d",
+    "AugmentationParams": "transforms", "PanoramaAugmentation": "transforms",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DATASETS":
+        return _datasets()
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"panosamic.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'panosamic.data' has no attribute {name!r}")
+
+
+def _datasets() -> dict[str, type[PanoramaDataset]]:
+    """Dataset name -> its processed-layout loader."""
+    from panosamic.data.matterport3d import Matterport3DDataset
+    from panosamic.data.stanford2d3ds import Stanford2D3DSDataset
+    from panosamic.data.structured3d import Structured3DDataset
+
+    return {
+        "stanford2d3ds": Stanford2D3DSDataset,
+        "matterport3d": Matterport3DDataset,
+        "structured3d": Structured3DDataset,
+    }
 
 
 def build_dataset(
@@ -41,8 +64,10 @@ def build_dataset(
     ``augment=None``: on for ``split="train"``. ``mask_black=None``: the reference's rule
     (Stanford2D3DS: only for RGB-only runs; Matterport3D, Structured3D: always).
     """
+    from panosamic.data.classes import get_dataset_info
+
     info = get_dataset_info(name)
-    return DATASETS[info.name](
+    return _datasets()[info.name](
         root, fold=fold, split=split, modalities=modalities, augment=augment, mask_black=mask_black, **kwargs
     )
 

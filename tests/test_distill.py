@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_tiny_model, prepared_synthetic
+
 from panosamic.distill.cache import TeacherCache, teacher_fingerprint
 from panosamic.distill.losses import DistillLoss, DistillLossConfig, boundary_map
 
@@ -108,9 +108,10 @@ def synthetic(tmp_path_factory) -> Path:
 def settings(out: Path, data: Path, **changes):
     from panosamic.distill.trainer import DistillSettings
 
-    base = dict(output=str(out), dataset=DATASET, dataset_path=str(data), backbone="mobilenetv3_small_100",
-                native_size=(64, 128), epochs=2, batch_size=2, ce_weight=0.5, boundary_weight=0.0,
-                cache_dir=str(out.parent / "cache"), progress=False, log_every=1, keep_last=True, validate=False)
+    base = {"output": str(out), "dataset": DATASET, "dataset_path": str(data), "backbone": "mobilenetv3_small_100",
+            "native_size": (64, 128), "epochs": 2, "batch_size": 2, "ce_weight": 0.5, "boundary_weight": 0.0,
+            "cache_dir": str(out.parent / "cache"), "progress": False, "log_every": 1, "keep_last": True,
+            "validate": False}
     return DistillSettings(**{**base, **changes})
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import random_panorama
 from torch import nn
 
-from conftest import random_panorama
 from panosamic.student import PanoStudent, StudentConfig, is_student_config
 from panosamic.student.hub import load_student, save_student
 from panosamic.student.padding import CircularConv2d, CircularMaxPool2d

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import random_panorama
 from test_student import SMALL, make_student
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from panosamic.student.onnx import OnnxStudent, export_onnx, read_onnx_config  # noqa: E402
+from panosamic.student.onnx import OnnxStudent, export_onnx, read_onnx_config
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ _EXPORTS = {
     "Distiller": "panosamic.distill.trainer",
     "TeacherCache": "panosamic.distill.cache",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["DistillLoss", "DistillLossConfig", "DistillSettings", "Distiller", "TeacherCache", "distill"]
 
 
 def __getattr__(name: str) -> Any:

@@ -6,14 +6,14 @@ from typing import Any
 
 import torch
 
-from panosamic.distill.trainer import DistillResult, DistillSettings, Distiller
+from panosamic.distill.trainer import Distiller, DistillResult, DistillSettings
 
 __all__ = ["distill", "distill_worker"]
 
 
 def distill_worker(settings: DistillSettings, teacher: torch.nn.Module | None = None) -> DistillResult | None:
     """One distillation process (rank and world size from torchrun's environment, if any)."""
-    from panosamic.training.distributed import cleanup_distributed, init_distributed
+    from panosamic.distributed import cleanup_distributed, init_distributed
 
     ctx = init_distributed(settings.device)
     try:

@@ -13,9 +13,9 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ class TeacherCache:
         """Store (K, H, W) logits (and (H, W) boundaries) for the panorama with these file digests."""
         from panosamic.io import atomic_path
 
-        k, h, w = logits.shape
+        h, w = logits.shape[-2:]
         small = F.interpolate(logits.detach().float().cpu()[None], size=(-(-h // self.stride), -(-w // self.stride)),
                               mode="area")[0] if self.stride > 1 else logits.detach().float().cpu()
         arrays = {"logits": small.numpy().astype(np.float16), "size": np.array([h, w], dtype=np.int64),
@@ -92,9 +92,8 @@ class TeacherCache:
         if boundaries is not None:
             arrays["boundaries"] = np.packbits(boundaries.cpu().numpy().astype(bool).ravel())
         path = self.path(digests)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
         return path
 
     def get(self, digests: Mapping[str, str]) -> CachedTeacher | None:

@@ -10,8 +10,9 @@ and resizes everything to the student's native size, so a batch is a plain tenso
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +54,7 @@ class FolderSource:
 class PreparedSource:
     """A split of a prepared dataset; ``use_labels=False`` treats it as unlabelled."""
 
-    _FILES = {"image": ("rgb.webp",), "depth": ("depth.png", "depth_mask.webp"), "normals": ("normals.webp",)}
+    _FILES: ClassVar[dict[str, tuple[str, ...]]] = {"image": ("rgb.webp",), "depth": ("depth.png", "depth_mask.webp"), "normals": ("normals.webp",)}
 
     def __init__(self, dataset: str, root: str | os.PathLike, *, fold: int, split: str,
                  modalities: Sequence[str], use_labels: bool = True) -> None:

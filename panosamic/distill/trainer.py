@@ -13,21 +13,29 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
+from panosamic import runs
 from panosamic.distill.cache import TeacherCache, teacher_fingerprint
 from panosamic.distill.data import DistillDataset, FolderSource, PreparedSource, collate_distill
 from panosamic.distill.losses import DistillLoss, DistillLossConfig, boundary_map
+from panosamic.distributed import (
+    DistContext,
+    GlobalBatchSampler,
+    ShardSampler,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+)
 from panosamic.evaluation.report import RunLogger, versions
 from panosamic.student import PanoStudent, StudentConfig
-from panosamic import runs
 from panosamic.training import checkpoint as ckpt_mod
-from panosamic.training.distributed import DistContext, GlobalBatchSampler, ShardSampler, all_reduce_sum, barrier, broadcast_object
 from panosamic.training.optim import build_optimizer, current_lr, lr_plan
 from panosamic.training.trainer import seed_everything
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from panosamic.specs import canonical_modalities, modality_set_name
 
@@ -48,7 +49,7 @@ class StudentConfig:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
+        set_ = lambda k, v: object.__setattr__(self, k, v)
         set_("modalities", canonical_modalities(self.modalities))
         if not isinstance(self.backbone, str) or not self.backbone:
             raise ValueError(f"backbone must be a timm model name, got {self.backbone!r}")

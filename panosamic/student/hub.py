@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -25,12 +26,12 @@ WEIGHTS_NAME, CONFIG_NAME, CARD_NAME = "model.safetensors", "config.json", "READ
 def student_card(model: PanoStudent, metrics: Mapping[str, Any] | None = None) -> str:
     """A short model card (YAML header + usage) for a student folder."""
     c = model.config
+    summary = (f"A compact panoramic segmentation student ({c.backbone} backbone, FPN-lite decoder, wrap-around "
+               f"padding), {model.num_parameters() / 1e6:.2f} M parameters, inputs {', '.join(c.modalities)}, "
+               f"{c.num_classes} classes, native size {c.native_size[0]}x{c.native_size[1]}.")
     lines = ["---", "library_name: panosamic", "license: apache-2.0", "pipeline_tag: image-segmentation",
              "tags: [panorama, equirectangular, semantic-segmentation, distillation]", "---", "",
-             f"# {c.variant_name}", "",
-             f"A compact panoramic segmentation student ({c.backbone} backbone, FPN-lite decoder, wrap-around "
-             f"padding), {model.num_parameters() / 1e6:.2f} M parameters, inputs {', '.join(c.modalities)}, "
-             f"{c.num_classes} classes, native size {c.native_size[0]}x{c.native_size[1]}.", ""]
+             f"# {c.variant_name}", "", summary, ""]
     if metrics:
         lines += ["| metric | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in metrics.items()], ""]
     lines += ["```python", "from panosamic.student.hub import load_student", "model = load_student('FOLDER_OR_REPO')",

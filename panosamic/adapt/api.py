@@ -1,0 +1,108 @@
+"""``adapt(model, inputs, out_dir, ...)``: adapt a model to unlabelled panoramas (the Python API)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from panosamic.adapt.data import TargetPanoramas
+from panosamic.adapt.masks import MASKS_NAME, MaskCache, compute_sam_masks
+from panosamic.adapt.settings import AdaptSettings
+from panosamic.adapt.trainer import AdaptResult, AdaptTrainer
+from panosamic.specs import SAM_VITS
+from panosamic.distributed import DistContext
+
+__all__ = ["adapt", "build_source", "semantic_copy"]
+
+
+def _load(model: Any, refine: bool | None, sam_weights: Any, device: torch.device, **load: Any) -> torch.nn.Module:
+    if isinstance(model, torch.nn.Module):
+        return model.to(device)
+    from panosamic.model import find_checkpoint, load_model
+
+    if refine is None:  # refinement by default when the model runs Meta's SAM weights
+        cfg = find_checkpoint(model, subfolder=load.get("subfolder"),
+                              **{k: v for k, v in load.items() if k != "subfolder"}).config
+        refine = cfg is not None and cfg.vit in SAM_VITS
+    return load_model(model, sam_weights=sam_weights, device=device, semantic_only=not refine, **load)
+
+
+def semantic_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """The same model without SAM's instance branch (what is trained and exported)."""
+    if model.semantic_only:
+        return model
+    out = type(model)(model.config.replace(semantic_only=True))
+    out.load_state_dict({k: v for k, v in model.state_dict().items() if k in out.state_dict()}, strict=True)
+    return out.to(next(model.parameters()).device)
+
+
+def build_source(name: str, path: str | os.PathLike, model: torch.nn.Module, fold: int, seed: int):
+    """The labelled source set (training split, the library's augmentations) and its checks."""
+    from panosamic.data import PanoramaAugmentation, build_dataset, get_dataset_info
+
+    info = get_dataset_info(name)
+    if info.num_classes != model.num_classes:
+        raise ValueError(f"--source-dataset {name} has {info.num_classes} classes, the model {model.num_classes}")
+    return build_dataset(name, path, fold=fold, split="train", modalities=model.modalities,
+                         augment=PanoramaAugmentation(seed=seed))
+
+
+def _masks(model: torch.nn.Module, target: TargetPanoramas, out_dir: Path, resume: bool, progress: bool) -> MaskCache:
+    path = out_dir / MASKS_NAME
+    if resume and path.is_file():
+        return MaskCache.load(path, len(target))
+    cache = compute_sam_masks(model, target, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache.save(path)
+    return cache
+
+
+def adapt(
+    model: Any,
+    inputs: Sequence[str | os.PathLike] | str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    settings: AdaptSettings | None = None,
+    depth: str | os.PathLike | None = None,
+    normals: str | os.PathLike | None = None,
+    depth_scale: float | None = None,
+    depth_threshold: float | None = None,
+    source_dataset: str | None = None,
+    source_path: str | os.PathLike | None = None,
+    source_fold: int = 1,
+    resume: bool = False,
+    sam_weights: Any = None,
+    ctx: DistContext | None = None,
+    load: dict[str, Any] | None = None,
+    **changes: Any,
+) -> AdaptResult:
+    """Self-train ``model`` (a PanoSAMic, or anything :func:`panosamic.load_model` accepts) on the
+    unlabelled panoramas ``inputs`` (files / folders; ``depth`` / ``normals``: folders matched by name).
+
+    Writes ``out_dir/adapted.pth`` (training-style checkpoint) and the Hub layout (``config.json`` +
+    weights) in ``out_dir``: ``panosamic.load_model(out_dir)`` loads the result. ``changes`` override
+    fields of ``settings`` (see :class:`AdaptSettings`). ``source_dataset`` / ``source_path``: a prepared
+    labelled dataset mixed in against forgetting. ``resume``: continue the unfinished run in ``out_dir``.
+    """
+    s = dataclasses.replace(settings or AdaptSettings(), **changes)
+    ctx = ctx or DistContext()
+    if (source_dataset is None) != (source_path is None):
+        raise ValueError("--source-dataset and --source-path go together: give both or neither")
+    out = Path(out_dir)
+    net = _load(model, s.refine_masks, sam_weights, ctx.device, **(load or {}))
+    refine = s.refine_masks if s.refine_masks is not None else (net.config.vit in SAM_VITS and not net.semantic_only)
+    if refine and net.semantic_only:
+        raise ValueError("refine_masks needs SAM's instance branch: pass a model loaded with semantic_only=False")
+    threshold = depth_threshold if depth_threshold is not None else net.config.depth_threshold
+    target = TargetPanoramas(inputs, net.modalities, net.native_size, depth=depth, normals=normals,
+                             depth_scale=depth_scale, depth_threshold=threshold)
+    masks = _masks(net, target, out, resume, s.progress and ctx.is_main) if refine else None
+    student = semantic_copy(net)
+    source = None if source_dataset is None else build_source(source_dataset, source_path, student, source_fold, s.seed)
+    trainer = AdaptTrainer(student, target, out, s, source=source, masks=masks, resume=resume, ctx=ctx)
+    return trainer.fit()

@@ -1,0 +1,102 @@
+"""``panosamic adapt``: self-train a model on a folder of unlabelled panoramas.
+
+Only argparse here at import time (``--help`` stays fast); torch and the model load in :func:`run`.
+Runs in one process or under ``torchrun --nproc_per_node N -m panosamic.cli adapt ...`` (DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from panosamic.adapt.settings import PRECISIONS, AdaptSettings
+
+__all__ = ["add_arguments", "add_parser", "run"]
+
+HELP = "adapt a model to unlabelled panoramas (mean-teacher self-training)"
+_D = AdaptSettings()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="unlabelled panorama files or folders (jpg/png/webp)")
+    p.add_argument("--checkpoint", required=True,
+                   help="the model to adapt: variant name, Hub id, local folder, .safetensors, training .pth or run")
+    p.add_argument("--subfolder", help="Hub subfolder (variant), e.g. stanford2d3ds-vith-rgbd-fold1")
+    p.add_argument("--out", required=True, help="output folder: adapted.pth, config.json + weights, train_log.jsonl")
+    p.add_argument("--depth", help="folder of depth files matched by name (models using depth)")
+    p.add_argument("--normals", help="folder of normal images matched by name (models using normals)")
+    p.add_argument("--depth-scale", type=float, help="depth files are metric: metres per stored unit")
+    p.add_argument("--depth-threshold", type=float, help="metres mapped to black (default: the checkpoint's)")
+    g = p.add_argument_group("labelled source set (against forgetting)")
+    g.add_argument("--source-dataset", help="dataset name of a prepared labelled set, e.g. stanford2d3ds")
+    g.add_argument("--source-path", help="its prepared folder")
+    g.add_argument("--source-fold", type=int, default=1, help="its fold (training split used; default 1)")
+    g.add_argument("--source-weight", type=float, default=_D.source_weight, help="default: %(default)s")
+    g = p.add_argument_group("self-training")
+    g.add_argument("--epochs", type=int, default=_D.epochs, help="default: %(default)s")
+    g.add_argument("--batch-size", type=int, default=_D.batch_size, help="per process (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=_D.lr, help="AdamW learning rate (default: %(default)s)")
+    g.add_argument("--ema-decay", type=float, default=_D.ema_decay, help="teacher EMA decay (default: %(default)s)")
+    g.add_argument("--keep-fraction", type=float, default=_D.keep_fraction,
+                   help="share of each class's most confident pixels kept (default: %(default)s)")
+    g.add_argument("--max-threshold", type=float, default=_D.max_threshold,
+                   help="confidence above which a pixel is always kept (default: %(default)s)")
+    g.add_argument("--threshold-every", type=int, default=_D.threshold_every,
+                   help="epochs between threshold re-estimates (default: %(default)s)")
+    g.add_argument("--refine-masks", action=argparse.BooleanOptionalAction, default=None,
+                   help="refine pseudo-labels with SAM's automatic masks (default: with Meta's SAM weights)")
+    g.add_argument("--no-photometric", action="store_true", help="student views without photometric changes")
+    g.add_argument("--train-encoder", action="store_true", help="also train the SAM encoder (normally frozen)")
+    g = p.add_argument_group("run")
+    g.add_argument("--max-steps", type=int, help="stop after this many steps (continue with --resume)")
+    g.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    g.add_argument("--keep-last", action="store_true", help="keep model_last.pth at the end")
+    g.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: %(default)s")
+    g.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    g.add_argument("--workers", type=int, default=0, help="data-loading processes (default: %(default)s)")
+    g.add_argument("--sam-weights", help="SAM .pth file or folder (default: the cache; downloaded if missing)")
+    g.add_argument("--local-files-only", action="store_true", help="never download (offline)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``adapt`` on a subparsers object."""
+    parser = subparsers.add_parser("adapt", help=HELP, description=HELP)
+    add_arguments(parser)
+    parser.set_defaults(_run=run)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> AdaptSettings:
+    return AdaptSettings(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay,
+        keep_fraction=args.keep_fraction, max_threshold=args.max_threshold, threshold_every=args.threshold_every,
+        refine_masks=args.refine_masks, photometric=not args.no_photometric, source_weight=args.source_weight,
+        train_encoder=args.train_encoder, max_steps=args.max_steps, seed=args.seed, precision=args.precision,
+        workers=args.workers, keep_last=args.keep_last, progress=not args.quiet,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    from panosamic.adapt.api import adapt
+    from panosamic.distributed import cleanup_distributed, init_distributed
+
+    settings = settings_from_args(args)
+    ctx = init_distributed(args.device)
+    load = {"subfolder": args.subfolder, "local_files_only": bool(args.local_files_only)}
+    try:
+        result = adapt(
+            args.checkpoint, args.inputs, args.out, settings=settings, depth=args.depth, normals=args.normals,
+            depth_scale=args.depth_scale, depth_threshold=args.depth_threshold, source_dataset=args.source_dataset,
+            source_path=args.source_path, source_fold=args.source_fold, resume=args.resume,
+            sam_weights=args.sam_weights, ctx=ctx, load={k: v for k, v in load.items() if v is not None},
+        )  # fmt: skip
+    finally:
+        cleanup_distributed()
+    if ctx.is_main:
+        state = "finished" if result.finished else "stopped"
+        print(f"adapt {state} after {result.global_step} steps -> {result.out_dir}", file=sys.stdout)
+    return 0

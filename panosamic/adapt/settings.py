@@ -1,0 +1,78 @@
+"""What an adaptation run is told (``panosamic adapt`` flags); no torch import here."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["AdaptSettings", "PRECISIONS"]
+
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """Hyper-parameters of self-training with a mean teacher (defaults fixed a priori).
+
+    ``keep_fraction``: share of each class's pixels (most confident first) kept as pseudo-labels;
+    ``max_threshold``: confidence above which a pixel is always kept; ``threshold_every``: epochs
+    between re-estimates of the thresholds (a teacher pass over the target set). ``refine_masks``:
+    refine pseudo-labels with SAM's automatic masks (None: when the model runs Meta's SAM weights).
+    ``source_weight``: weight of the supervised loss on the labelled source set (when one is given).
+    ``train_encoder``: also train the (normally frozen) SAM encoder.
+    """
+
+    epochs: int = 10
+    batch_size: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10
+    ema_decay: float = 0.99
+    keep_fraction: float = 0.5
+    max_threshold: float = 0.9
+    min_threshold: float = 0.0
+    threshold_every: int = 1
+    refine_masks: bool | None = None
+    photometric: bool = True
+    source_weight: float = 1.0
+    train_encoder: bool = False
+    max_steps: int | None = None
+    seed: int = 0
+    precision: str = "fp32"
+    workers: int = 0
+    log_every: int = 5
+    keep_last: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "threshold_every", "log_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise ValueError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
+        for name in ("warmup_steps", "workers", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        if not self.lr > 0 or self.weight_decay < 0 or self.source_weight < 0:
+            raise ValueError(f"need lr > 0, weight_decay >= 0, source_weight >= 0; got {self.lr}, "
+                             f"{self.weight_decay}, {self.source_weight}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
+        if not 0.0 < self.keep_fraction <= 1.0:
+            raise ValueError(f"keep_fraction must be in (0, 1], got {self.keep_fraction!r}")
+        if not 0.0 <= self.min_threshold <= self.max_threshold <= 1.0:
+            raise ValueError(f"need 0 <= min_threshold <= max_threshold <= 1, got {self.min_threshold}, "
+                             f"{self.max_threshold}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    #: Settings whose change makes a resumed run differ from the uninterrupted one.
+    REPLAY_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "keep_fraction",
+                   "max_threshold", "min_threshold", "threshold_every", "refine_masks", "photometric",
+                   "source_weight", "train_encoder", "seed", "epochs")  # fmt: skip

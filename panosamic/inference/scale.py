@@ -19,7 +19,6 @@ the files (atomically). Rerunning the same command skips what the resume log
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -346,57 +345,3 @@ def predict_dataset(
     finally:
         if created:
             dist.destroy_process_group()
-
-
-# ---------------------------------------------------------------------------------------------- CLI
-def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``panosamic predict`` flags of the scaled path (sources, outputs, workers, resume)."""
-    g = parser.add_argument_group("at scale (also under torchrun --nproc_per_node N)")
-    g.add_argument("--manifest", help="a .txt (one path per line) or .csv (image[,depth,normals] columns) list of panoramas")
-    g.add_argument("--dataset", help="predict a prepared dataset's split: its name (e.g. stanford2d3ds)")
-    g.add_argument("--dataset-path", help="the prepared dataset folder (with --dataset)")
-    g.add_argument("--split", default="test", choices=("train", "test"), help="with --dataset (default: %(default)s)")
-    g.add_argument("--fold", type=int, default=1, help="with --dataset (default: %(default)s)")
-    g.add_argument("--outputs", help=f"comma-separated subset of labels,color,overlay,probs (default: {DEFAULT_OUTPUTS})")
-    g.add_argument("--workers", type=int, help="DataLoader workers decoding inputs per process (default: 2)")
-    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="skip panoramas the output folder's progress log says are finished (default: on)")  # fmt: skip
-    g.add_argument("--fingerprint", choices=FINGERPRINTS, default="stat",
-                   help="detect changed inputs by size+mtime (stat) or by content hash (default: %(default)s)")  # fmt: skip
-
-
-def wants_scaled(args: argparse.Namespace) -> bool:
-    """Whether ``panosamic predict`` should take the scaled path: a list file, a dataset, explicit
-    ``--outputs`` / ``--workers``, or several torchrun processes."""
-    explicit = any(getattr(args, k, None) is not None for k in ("manifest", "dataset", "outputs", "workers"))
-    return explicit or int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def options_from_args(args: argparse.Namespace) -> ScaleOptions:
-    return ScaleOptions(
-        outputs=args.outputs or DEFAULT_OUTPUTS, batch_size=getattr(args, "batch_size", 1),
-        workers=2 if args.workers is None else args.workers, resume=args.resume,
-        precision=getattr(args, "precision", "fp32"), depth_scale=getattr(args, "depth_scale", None),
-        depth_threshold=getattr(args, "depth_threshold", None), overlay_alpha=getattr(args, "overlay_alpha", 0.5),
-        overlay_format=getattr(args, "overlay_format", "jpg"), fingerprint=args.fingerprint,
-    )  # fmt: skip
-
-
-def run_scaled(args: argparse.Namespace, model: Any) -> int:
-    """``panosamic predict`` on the scaled path with an already loaded model; exit status."""
-    if getattr(args, "refine", False):
-        raise ValueError("--refine is not available at scale (with --manifest/--dataset/--outputs/--workers/torchrun)")
-    report = predict_dataset(
-        model, getattr(args, "inputs", None) or None, getattr(args, "out", "predictions"), manifest=args.manifest,
-        dataset=args.dataset, dataset_path=args.dataset_path, split=args.split, fold=args.fold,
-        depth=getattr(args, "depth", None), normals=getattr(args, "normals", None), device=getattr(args, "device", None),
-        options=options_from_args(args),
-    )  # fmt: skip
-    if report.rank != 0:
-        return 1 if report.failed else 0
-    t = report.totals
-    print(f"{report.total} panorama(s) on {report.world_size} process(es): predicted {t['predicted']}, "
-          f"already finished {t['resumed']}, failed {len(report.failed)}; summary: {report.summary}")  # fmt: skip
-    for f in report.failed:
-        print(f"  {f['input']}: {f['error']}", file=sys.stderr)
-    return 1 if report.failed else 0

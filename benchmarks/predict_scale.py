@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Throughput of :func:`panosamic.inference.scale.predict_dataset`: panoramas per second vs number of
+processes, batch size and DataLoader workers, and the overhead against the bare model forward.
+
+Every configuration runs in fresh processes (``torch.distributed.run --standalone`` for more than one)
+on random weights (nothing is downloaded) over ``--count`` random JPEG panoramas at the model's native
+size, with a fresh output folder (no resume). Each process uses ``cores // procs`` torch threads and
+one warm-up forward before the timed run. Columns:
+
+- ``pano/s``: panoramas / the slowest rank's time for the whole call (hashing the checkpoint, planning,
+  starting the loader, predicting, writing, merging the summary);
+- ``busy``: the model's share of the ranks' time (forward incl. host <-> device copies);
+- ``vs bare``: ``pano/s`` / the bare forward's pano/s (one process, all cores, same batch size,
+  inputs already decoded and resized; nothing written).
+
+    uv run python benchmarks/predict_scale.py                       # tiny architecture, full grid
+    uv run python benchmarks/predict_scale.py --vit vit_b --procs 1 --batch 1 2 --workers 2 --count 6
+
+Prints a table and, last, one JSON line with every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Canvas of each architecture benchmarked (tiny: native 128x256, like the tests; others 512x1024).
+CANVAS = {"vit_tiny": 256, "vit_b": 1024, "vit_l": 1024, "vit_h": 1024}
+
+
+def build_model(vit: str) -> Any:
+    """A randomly initialised semantic-only RGB model (seeded, so every rank builds the same one)."""
+    import torch
+
+    from panosamic.config import PanoSAMicConfig
+    from panosamic.model import create_model
+
+    torch.manual_seed(0)
+    config = PanoSAMicConfig(canvas_size=CANVAS[vit]).model_config(vit=vit, modalities=("image",), num_classes=13)
+    return create_model(config.replace(semantic_only=True)).eval()
+
+
+def child_pipeline(args: argparse.Namespace) -> None:
+    """One rank: warm up, run predict_dataset, print its report as JSON."""
+    import torch
+
+    from panosamic.inference.scale import predict_dataset
+
+    model = build_model(args.vit)
+    h, w = model.native_size
+    with torch.no_grad():
+        model([{"image": torch.rand(3, h, w) * 255}])
+    r = predict_dataset(model, [args.inputs], args.out, batch_size=args.batch[0], workers=args.workers[0],
+                        outputs=args.outputs, resume=False, progress=False, device=args.device)  # fmt: skip
+    print("RESULT " + json.dumps({"rank": r.rank, "seconds": r.seconds, "model_seconds": r.model_seconds,
+                                  "predicted": r.predicted, "failed": len(r.failed)}), flush=True)  # fmt: skip
+
+
+def child_bare(args: argparse.Namespace) -> None:
+    """The bare forward: decoded, resized inputs, batched, nothing written."""
+    import torch
+
+    from panosamic.inference import load_image
+
+    model = build_model(args.vit).to(args.device)
+    files = sorted(Path(args.inputs).iterdir())
+    images = [load_image(f) for f in files]
+    b = args.batch[0]
+    with torch.no_grad():
+        model([{"image": images[0].to(args.device)}])
+        t0 = time.perf_counter()
+        for s in range(0, len(images), b):
+            outs = model([{"image": x.to(args.device)} for x in images[s : s + b]])
+            [o["sem_preds"].argmax(0).cpu() for o in outs]
+        seconds = time.perf_counter() - t0
+    print("RESULT " + json.dumps({"rank": 0, "seconds": seconds, "model_seconds": seconds, "predicted": len(images),
+                                  "failed": 0}), flush=True)  # fmt: skip
+
+
+def run_child(args: argparse.Namespace, procs: int, batch: int, workers: int, out: Path, bare: bool) -> list[dict]:
+    cores = os.cpu_count() or 1
+    env = dict(os.environ, OMP_NUM_THREADS=str(max(1, cores // procs)), PYTHONUNBUFFERED="1")
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(k, None)
+    tail = [__file__, "--child", "bare" if bare else "pipeline", "--vit", args.vit, "--inputs", str(args.inputs),
+            "--out", str(out), "--batch", str(batch), "--workers", str(workers), "--outputs", args.outputs,
+            "--device", args.device]  # fmt: skip
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)] if procs > 1 else []
+    proc = subprocess.run([sys.executable, *launcher, *tail], env=env, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({procs} procs, batch {batch}, workers {workers}):\n"
+                           f"{proc.stderr[-2000:]}")  # fmt: skip
+    return [json.loads(line[7:]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+
+
+def make_inputs(folder: Path, vit: str, count: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    h = CANVAS[vit] // 2
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = np.linspace(0, 255, 2 * h, dtype=np.float32)[None, :, None]
+    for i in range(count):  # smooth gradients plus noise: decodes like a photo, not like pure noise
+        noise = rng.normal(0, 20, (h, 2 * h, 3)).astype(np.float32)
+        img = np.clip(base + noise + 40 * i % 255, 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"pano_{i:04d}.jpg", quality=90)
+
+
+def summarise(results: list[dict], count: int) -> dict[str, float]:
+    slowest = max(r["seconds"] for r in results)
+    predicted = sum(r["predicted"] for r in results)
+    if predicted != count:
+        raise RuntimeError(f"{predicted} of {count} panoramas predicted")
+    busy = sum(r["model_seconds"] for r in results) / sum(r["seconds"] for r in results)
+    return {"pano_per_s": predicted / slowest, "seconds": slowest, "busy": busy}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--vit", default="vit_tiny", choices=tuple(CANVAS))
+    p.add_argument("--procs", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 2, 4])
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--count", type=int, default=8, help="panoramas per configuration (default: %(default)s)")
+    p.add_argument("--outputs", default="labels,color", help="default: %(default)s")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--child", choices=("pipeline", "bare"), help=argparse.SUPPRESS)
+    p.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        return (child_bare if args.child == "bare" else child_pipeline)(args)
+    with tempfile.TemporaryDirectory(prefix="panosamic-bench-") as tmp:
+        args.inputs = Path(tmp) / "in"
+        make_inputs(args.inputs, args.vit, args.count)
+        rows = run_grid(args, Path(tmp))
+    print_table(args, rows)
+
+
+def run_grid(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    bare = {b: summarise(run_child(args, 1, b, 0, tmp / "bare", True), args.count)["pano_per_s"] for b in args.batch}
+    rows = []
+    for procs in args.procs:
+        for batch in args.batch:
+            for workers in args.workers:
+                out = tmp / f"out_{procs}_{batch}_{workers}"
+                s = summarise(run_child(args, procs, batch, workers, out, False), args.count)
+                rows.append({"vit": args.vit, "device": args.device, "procs": procs, "batch": batch,
+                             "workers": workers, **s, "bare_pano_per_s": bare[batch],
+                             "vs_bare": s["pano_per_s"] / bare[batch]})  # fmt: skip
+                print(f"  procs {procs} batch {batch} workers {workers}: {s['pano_per_s']:.3f} pano/s", flush=True)
+    return rows
+
+
+def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    load = os.getloadavg()
+    print(f"\n{args.vit} at {CANVAS[args.vit] // 2}x{CANVAS[args.vit]} on {args.device}, {args.count} panoramas, "
+          f"{os.cpu_count()} cores, load average {load[0]:.1f} (outputs {args.outputs})")  # fmt: skip
+    print(f"{'procs':>5} {'batch':>5} {'workers':>7} {'pano/s':>8} {'busy':>6} {'bare/s':>8} {'vs bare':>8}")
+    for r in rows:
+        print(f"{r['procs']:>5} {r['batch']:>5} {r['workers']:>7} {r['pano_per_s']:>8.3f} {r['busy']:>6.1%} "
+              f"{r['bare_pano_per_s']:>8.3f} {r['vs_bare']:>8.1%}")  # fmt: skip
+    print(json.dumps({"benchmark": "predict_scale", "vit": args.vit, "device": args.device, "count": args.count,
+                      "cores": os.cpu_count(), "loadavg": load, "rows": rows}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

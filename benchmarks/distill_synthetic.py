@@ -28,8 +28,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -40,13 +41,15 @@ LATENCY_HW = (512, 1024)
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default=None, help="keep data and runs here (default: a temporary folder)")
-    p.add_argument("--rooms-per-area", type=int, default=4, help="labelled rooms per area (7 areas)")
-    p.add_argument("--extra-rooms-per-area", type=int, default=4, help="rooms per area of the unlabelled extras")
-    p.add_argument("--teacher-epochs", type=int, default=16)
-    p.add_argument("--student-epochs", type=int, default=30)
+    p.add_argument("--rooms-per-area", type=int, default=3, help="labelled rooms per area (7 areas)")
+    p.add_argument("--extra-rooms-per-area", type=int, default=3, help="rooms per area of the unlabelled extras")
+    p.add_argument("--teacher-epochs", type=int, default=12)
+    p.add_argument("--student-epochs", type=int, default=20)
     p.add_argument("--backbone", default="mobilenetv3_large_100")
     p.add_argument("--repeats", type=int, default=3, help="latency repeats (after one warm-up)")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2, help="CPU threads of the latency measurements")
+    p.add_argument("--train-threads", type=int, default=1,
+                   help="CPU threads while training and scoring (1: a shared machine oversubscribes OpenMP badly)")
     p.add_argument("--quick", action="store_true", help="smoke run: tiny data and epochs, ViT-B latency skipped")
     return p.parse_args(argv)
 
@@ -156,19 +159,47 @@ def median_latency(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
+def student_rows(student: torch.nn.Module, rgb: torch.Tensor, onnx_dir: Path, repeats: int,
+                 threads: int) -> tuple[dict[str, dict[str, Any]], float]:
+    """Rows ``student (torch fp32)`` (on the student's device) and ``student (onnxruntime)`` (CPU) for
+    one panorama ``rgb``, and the max |ONNX - torch| logit difference. Used by bench.py too."""
+    from panosamic.student.onnx import OnnxStudent, export_onnx
+
+    ort = OnnxStudent(export_onnx(student, onnx_dir / "student.onnx"), threads=threads)
+    sample = [{"image": rgb.to(student.device)}]
+    flops = gflop(lambda: student(sample))
+    with torch.no_grad():
+        onnx_err = float((ort([{"image": rgb.cpu()}])[0]["sem_preds"] - student(sample)[0]["sem_preds"].cpu()).abs().max())
+    sync = torch.cuda.synchronize if student.device.type == "cuda" else (lambda: None)
+    rows = {f"student (torch fp32{', ' + student.device.type if student.device.type != 'cpu' else ''})": {
+        "params_m": _params(student), "gflop": flops,
+        "latency_s": median_latency(lambda: (student(sample), sync()), repeats)}}
+    rows["student (onnxruntime)"] = {"params_m": _params(student), "gflop": flops,
+                                     "latency_s": median_latency(lambda: ort([{"image": rgb.cpu()}]), repeats)}
+    return rows, onnx_err
+
+
+def student_latency(backbone: str = "mobilenetv3_large_100", *, repeats: int = 3, threads: int = 2,
+                    device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """Latency rows of a randomly initialised student at 512x1024 (what bench.py --student prints)."""
+    import tempfile
+
+    from panosamic.student import PanoStudent, StudentConfig
+
+    torch.set_num_threads(threads)
+    student = PanoStudent(StudentConfig(backbone=backbone, native_size=LATENCY_HW)).to(device).eval()
+    rgb = torch.randint(0, 256, (3, *LATENCY_HW), generator=torch.Generator().manual_seed(0)).float()
+    with tempfile.TemporaryDirectory() as tmp:
+        return student_rows(student, rgb, Path(tmp), repeats, threads)[0]
+
+
 def speed(student: torch.nn.Module, work: Path, repeats: int, threads: int, with_vit_b: bool) -> dict[str, Any]:
     """Parameters, GFLOP and latency per 512x1024 panorama, side by side (the FLOP count is the warm-up)."""
     from panosamic.student import PanoStudent
-    from panosamic.student.onnx import OnnxStudent, export_onnx
 
     big = PanoStudent(student.config.replace(native_size=LATENCY_HW)).eval()
     big.load_state_dict(student.state_dict())  # the same trained network, native at 512x1024
-    g = torch.Generator().manual_seed(0)
-    rgb = torch.randint(0, 256, (3, *LATENCY_HW), generator=g).float()
-    onnx_path = export_onnx(big, work / "student_512x1024.onnx")
-    ort = OnnxStudent(onnx_path, threads=threads)
-    with torch.no_grad():
-        onnx_err = float((ort([{"image": rgb}])[0]["sem_preds"] - big([{"image": rgb}])[0]["sem_preds"]).abs().max())
+    rgb = torch.randint(0, 256, (3, *LATENCY_HW), generator=torch.Generator().manual_seed(0)).float()
     rows: dict[str, dict[str, Any]] = {}
     if with_vit_b:
         vit_b = vit_b_teacher()
@@ -176,13 +207,8 @@ def speed(student: torch.nn.Module, work: Path, repeats: int, threads: int, with
         rows["teacher ViT-B (torch fp32)"] = {"params_m": _params(vit_b), "gflop": flops,
                                               "latency_s": median_latency(lambda: vit_b([{"image": rgb}]), repeats)}
         del vit_b
-    flops = gflop(lambda: big([{"image": rgb}]))
-    rows["student (torch fp32)"] = {"params_m": _params(big), "gflop": flops,
-                                    "latency_s": median_latency(lambda: big([{"image": rgb}]), repeats)}
-    ort([{"image": rgb}])  # warm-up
-    rows["student (onnxruntime)"] = {"params_m": _params(big), "gflop": flops,
-                                     "latency_s": median_latency(lambda: ort([{"image": rgb}]), repeats)}
-    return {"rows": rows, "onnx_max_abs_diff": onnx_err}
+    student_part, onnx_err = student_rows(big, rgb, work, repeats, threads)
+    return {"rows": {**rows, **student_part}, "onnx_max_abs_diff": onnx_err}
 
 
 def _params(model: torch.nn.Module) -> float:
@@ -198,7 +224,7 @@ def table(quality: dict[str, Any], sp: dict[str, Any], tiny_teacher: torch.nn.Mo
         ratio = f"{ref / r['latency_s']:.1f}x faster" if ref else "-"
         lines.append(f"| {name} | {r['params_m']:.2f} | {r['gflop']:.1f} | {r['latency_s']:.3f} | {ratio} |")
     frac = quality["student_miou"] / quality["teacher_miou"] if quality["teacher_miou"] > 0 else float("nan")
-    lines += ["", "| held-out split (fold 1 test, %d panoramas) | value |" % quality["test_panoramas"], "|---|---|",
+    lines += ["", f"| held-out split (fold 1 test, {quality['test_panoramas']} panoramas) | value |", "|---|---|",
               f"| teacher mIoU (vit_tiny, {_params(tiny_teacher):.2f} M params) | {100 * quality['teacher_miou']:.2f} % |",
               f"| student mIoU | {100 * quality['student_miou']:.2f} % ({100 * frac:.1f} % of the teacher) |",
               f"| student-teacher argmax agreement | {100 * quality['agreement']:.2f} % |",
@@ -208,8 +234,7 @@ def table(quality: dict[str, Any], sp: dict[str, Any], tiny_teacher: torch.nn.Mo
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    torch.set_num_threads(args.train_threads)
     if args.quick:
         args.rooms_per_area, args.extra_rooms_per_area, args.teacher_epochs, args.student_epochs = 1, 1, 1, 1
         args.repeats = 1
@@ -226,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
 
         student = load_student(result.student_dir)
         quality = timed("scoring", lambda: score(teacher, student, data), clock)
+        torch.set_num_threads(args.threads)
+        load_speed = os.getloadavg()[0]
         sp = timed("speed", lambda: speed(student, work, args.repeats, args.threads, not args.quick), clock)
-    print(f"\nCPU threads {args.threads}, load average at start {load:.2f}, torch {torch.__version__}; "
+    print(f"\nlatency on {args.threads} CPU threads (training/scoring on {args.train_threads}); 1-min load average "
+          f"at start {load:.2f}, before the speed stage {load_speed:.2f}; torch {torch.__version__}; "
           f"stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in clock.items()))
     print(table(quality, sp, teacher))
     rows = sp["rows"]
@@ -236,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                "onnx_max_abs_diff": sp["onnx_max_abs_diff"], "rows": rows,
                "speedup_onnx_vs_vit_b": ref / rows["student (onnxruntime)"]["latency_s"] if ref else None,
                "speedup_torch_vs_vit_b": ref / rows["student (torch fp32)"]["latency_s"] if ref else None,
-               "stage_seconds": clock, "load_average_at_start": load, "threads": args.threads,
+               "stage_seconds": clock, "load_average_at_start": load, "load_average_before_speed": load_speed,
+               "threads": args.threads, "train_threads": args.train_threads,
                "student_backbone": args.backbone, "quick": args.quick}
     print(json.dumps(summary))
     return 0

@@ -67,7 +67,7 @@ def test_three_folds_in_one_command(synthetic: Path, tmp_path: Path, capsys) -> 
         # every sample exactly once (batch 3 does not divide the split: nothing dropped)
         assert f["num_samples"] == len(ds) and conf.sum() == labelled
         assert [s["sample"] for s in f["frame_metrics"]] == ds.sample_names
-        assert f["checkpoint"]["path"].endswith(f"ck_fold{f['fold']}.pth")
+        assert f["checkpoint"]["source"].endswith(f"ck_fold{f['fold']}.pth")
         assert len(list((tmp_path / "pred" / f"fold{f['fold']}").glob("*.png"))) == len(ds)
         assert (tmp_path / "plots" / f"fold{f['fold']}_iou.png").is_file()
         assert (tmp_path / "plots" / f"fold{f['fold']}_confusion.png").is_file()

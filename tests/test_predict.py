@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import build_model
 
 from panosamic.inference import inputs as I
-from panosamic.inference import predict as PR
+from panosamic.inference.predict import _prepare, predict, predict_batch
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
 from panosamic.model import PanoSAMic
@@ -50,7 +50,7 @@ def random_pano(h: int, seed: int = 0) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- API
 def test_predict_real_panorama_and_outputs(rgb_model, tmp_path):
-    res = PR.predict(rgb_model, REAL_PANO)
+    res = predict(rgb_model, REAL_PANO)
     assert res.labels.shape == (512, 1024) and res.labels.dtype == np.int64
     assert res.logits.shape == (13, 512, 1024) and res.logits.dtype == torch.float32
     np.testing.assert_array_equal(res.labels, res.logits.argmax(0).numpy())
@@ -76,23 +76,23 @@ def test_predict_real_panorama_and_outputs(rgb_model, tmp_path):
 
 @pytest.mark.parametrize("h", [32, 100, 257])
 def test_outputs_have_the_input_size(rgb_model, h):
-    res = PR.predict(rgb_model, random_pano(h, seed=h))
+    res = predict(rgb_model, random_pano(h, seed=h))
     assert res.labels.shape == (h, 2 * h) and res.logits.shape == (13, h, 2 * h)
 
 
 def test_predict_batch_mixed_sizes_matches_single(rgb_model):
     imgs = [random_pano(48, 1), random_pano(64, 2)]
-    batch = PR.predict_batch(rgb_model, imgs, batch_size=2)
+    batch = predict_batch(rgb_model, imgs, batch_size=2)
     assert [r.size for r in batch] == [(48, 96), (64, 128)]
-    single = PR.predict(rgb_model, imgs[1])
+    single = predict(rgb_model, imgs[1])
     torch.testing.assert_close(batch[1].logits, single.logits, atol=1e-4, rtol=1e-4)
-    bf16 = PR.predict(rgb_model, imgs[1], precision="bf16")
+    bf16 = predict(rgb_model, imgs[1], precision="bf16")
     assert bf16.logits.dtype == torch.float32 and bf16.labels.shape == (64, 128)
     assert (bf16.labels == single.labels).mean() > 0.5  # same model, lower precision
     with pytest.raises(TypeError, match="sequence"):
-        PR.predict_batch(rgb_model, imgs[0])
+        predict_batch(rgb_model, imgs[0])
     with pytest.raises(ValueError, match="equal counts"):
-        PR.predict_batch(rgb_model, imgs, depths=[None])
+        predict_batch(rgb_model, imgs, depths=[None])
 
 
 def test_input_types_agree(rgb_model, tmp_path):
@@ -113,27 +113,27 @@ def test_input_types_agree(rgb_model, tmp_path):
         loaded = I.load_image(source)
         assert loaded.dtype == torch.float32
         torch.testing.assert_close(loaded, ref)
-    torch.testing.assert_close(PR.predict(rgb_model, path).logits, PR.predict(rgb_model, chw).logits)
+    torch.testing.assert_close(predict(rgb_model, path).logits, predict(rgb_model, chw).logits)
 
 
 def test_non_panorama_refused(rgb_model):
     with pytest.raises(ValueError, match="width to be exactly twice the height"):
-        PR.predict(rgb_model, np.zeros((64, 100, 3), np.uint8))
+        predict(rgb_model, np.zeros((64, 100, 3), np.uint8))
     with pytest.raises(ValueError, match="greyscale"):
-        PR.predict(rgb_model, np.zeros((32, 64), np.uint8))
+        predict(rgb_model, np.zeros((32, 64), np.uint8))
     with pytest.raises(ValueError, match="0..255"):
-        PR.predict(rgb_model, np.full((32, 64, 3), 300.0))
+        predict(rgb_model, np.full((32, 64, 3), 300.0))
     with pytest.raises(TypeError, match="file path, PIL image"):
-        PR.predict(rgb_model, [1, 2, 3])
+        predict(rgb_model, [1, 2, 3])
     with pytest.raises(FileNotFoundError, match="nope.png"):
-        PR.predict(rgb_model, "nope.png")
+        predict(rgb_model, "nope.png")
     with pytest.raises(ValueError, match="precision"):
-        PR.predict(rgb_model, random_pano(16), precision="fp8")
+        predict(rgb_model, random_pano(16), precision="fp8")
 
 
 def test_refine_needs_instance_branch(rgb_model):
     with pytest.raises(ValueError, match="semantic_only=False"):
-        PR.predict(rgb_model, random_pano(16), refine=True)
+        predict(rgb_model, random_pano(16), refine=True)
 
 
 # ----------------------------------------------------------------------------- depth
@@ -163,19 +163,19 @@ def test_rgbd_model_needs_depth_and_uses_threshold():
     model = tiny(("image", "depth"), depth_threshold=8.0)
     img = random_pano(32, 1)
     with pytest.raises(ValueError, match="depth"):
-        PR.predict(model, img)
+        predict(model, img)
     metres = np.random.default_rng(2).uniform(0.5, 12.0, (32, 64))
-    a = PR.predict(model, img, metres, depth_scale=1.0)
+    a = predict(model, img, metres, depth_scale=1.0)
     assert a.logits.shape == (13, 32, 64)
     # what the model is given: the threshold of the checkpoint, or the override
-    b = PR._prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=model.depth_threshold)
+    b = _prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=model.depth_threshold)
     torch.testing.assert_close(b.inputs["depth"][0], torch.from_numpy(I.depth_to_disparity(metres, 8.0)))
-    c = PR._prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=4.0)
+    c = _prepare(model, img, metres, None, depth_scale=1.0, depth_threshold=4.0)
     torch.testing.assert_close(c.inputs["depth"][2], torch.from_numpy(I.depth_to_disparity(metres, 4.0)))
     with pytest.raises(ValueError, match="depth_threshold"):
-        PR.predict(tiny(("image", "depth")), img, metres, depth_scale=1.0)  # no threshold anywhere
+        predict(tiny(("image", "depth")), img, metres, depth_scale=1.0)  # no threshold anywhere
     with pytest.raises(ValueError, match="same size"):
-        PR.predict(model, img, np.zeros((16, 32), np.uint8))
+        predict(model, img, np.zeros((16, 32), np.uint8))
 
 
 # ----------------------------------------------------------------------------- refinement
@@ -186,7 +186,7 @@ def test_refine_labels_constant_within_masks():
         points_per_side=4, pred_iou_thresh=-1e9, stability_score_thresh=0.0, box_nms_thresh=0.95
     )
     img = random_pano(64, 5)
-    res = PR.predict(model, img, refine=True)
+    res = predict(model, img, refine=True)
     assert res.refined and len(res.instance_masks) > 0
     masks = [m["segmentation"].numpy() for m in res.instance_masks]
     areas = [m["area"] for m in res.instance_masks]

@@ -30,31 +30,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from panosamic.evaluation.args import add_shared_arguments
 from panosamic.specs import canonical_modalities
 
 FOLD_PLACEHOLDER = "{fold}"
 _COMMIT_IN_PATH = re.compile(r"snapshots[/\\]([0-9a-f]{40})[/\\]")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shared_arguments(parser, config_required=False)
-    parser.add_argument("--fold", default="1", help="fold number, or 'all' for every fold of the dataset")
-    parser.add_argument("--folds", type=int, nargs="+", default=None, help="several folds, e.g. --folds 1 2 3")
-    parser.add_argument("--checkpoint", default=None,
-                        help="training checkpoint (.pth or run dir), Hub repo id or local Hub folder; may hold {fold}")
-    parser.add_argument("--subfolder", default=None,
-                        help="Hub subfolder, e.g. stanford2d3ds-vith-rgb-fold{fold}")
-    parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
-    parser.add_argument("--output", default=None,
-                        help="JSON results file (default: evaluations/<dataset>_<date>.json)")
-    parser.add_argument("--plots", default=None, help="folder for per-class IoU and confusion-matrix PNGs")
-    parser.add_argument("--save-dir", "--save_dir", dest="save_dir", default=None,
-                        help="folder for colourised predictions (<fold>/<sample>.png)")
-    parser.add_argument("--refine", action="store_true",
-                        help="refine the semantic map with SAM instance masks (majority vote, slow)")
-    # taken from the checkpoint when it says (training checkpoints, our Hub folders); else the reference's defaults
-    parser.set_defaults(vit_model=None, modalities=None)
 
 
 # ---------------------------------------------------------------------------- sources
@@ -126,7 +105,7 @@ def check_flags(args: argparse.Namespace, model: Any, num_classes: int, source: 
     if args.modalities is not None and canonical_modalities(args.modalities) != model.modalities:
         wrong.append(f"--modalities {args.modalities} (the checkpoint uses {','.join(model.modalities)})")
     if model.num_classes != num_classes:
-        wrong.append(f"the dataset has {num_classes} classes (the checkpoint {model.num_classes})")
+        wrong.append(f"the checkpoint has {model.num_classes} classes, the dataset {num_classes}")
     if wrong:
         raise ValueError(f"{source.describe()} does not match: " + "; ".join(wrong))
 
@@ -174,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from panosamic.evaluation.validation import per_sample_scores, run_validation
 
     if args.batch_size < 1:
-        raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     info = get_dataset_info(args.dataset)
     folds = parse_folds(args, args.dataset)
     # every check before any work
@@ -224,6 +203,12 @@ def run(args: argparse.Namespace) -> int:
                     report.confusion_png(plots / f"fold{fold}_confusion.png", m)
             del model
         summary = report.summarise_folds(per_fold)
+        if ctx.is_main and args.plots:
+            from panosamic.evaluation.plots import plot_fold_summary
+
+            reported = next((f["checkpoint"].get("reported") for f in per_fold if f["checkpoint"].get("reported")), None)
+            plot_fold_summary(per_fold, Path(args.plots) / "folds_summary.png", reported=reported,
+                              title=f"{args.dataset}: {len(folds)} fold(s)")
         if ctx.is_main:
             if len(folds) > 1:
                 print(f"{len(folds)}-fold mean (mean of the per-fold scores): "
@@ -261,7 +246,7 @@ def _prediction_saver(save_dir: str, fold: int, names: list[str], palette):
     return save
 
 
-__all__ = ["CheckpointSource", "add_arguments", "load_fold_model", "parse_folds", "resolve_source", "run"]
+__all__ = ["CheckpointSource", "load_fold_model", "parse_folds", "resolve_source", "run"]
 
 if __name__ == "__main__":  # `python panosamic/evaluation/evaluate.py` with the reference's flags
     from panosamic.cli import run_script

@@ -106,6 +106,8 @@ def find_checkpoint(checkpoint: str | os.PathLike, *, subfolder: str | None = No
         if found is None:
             raise FileNotFoundError(f"no training run matches {spec!r}")
         p = found
+    if not p.exists() and p.suffix in (*_TRAINING_SUFFIXES, ".safetensors"):
+        raise FileNotFoundError(f"checkpoint not found: {p}")
     if p.is_file() and p.suffix in _TRAINING_SUFFIXES:
         return read_training_checkpoint(p)
     if _is_run_dir(p) and subfolder is None:

@@ -317,6 +317,13 @@ class Trainer:
             if self.logger is not None:
                 self.logger.close()
         finished = not stopped
+        if ctx.is_main:
+            from panosamic.evaluation.plots import plot_training_log
+
+            try:
+                print(f"training curves: {plot_training_log(self.run_dir, self.run_dir / 'train_log.png')}")
+            except ValueError as e:  # nothing logged yet
+                print(f"no training curves: {e}")
         if finished and not s.keep_last and ctx.is_main:
             (self.run_dir / runs.LAST_NAME).unlink(missing_ok=True)  # the reference's clean-up
         barrier()

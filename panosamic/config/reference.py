@@ -1,0 +1,141 @@
+"""The reference's config files: fusion settings plus training settings in one JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence
+
+from panosamic.config.attention import AttentionConfig, attention_dict, attention_from
+from panosamic.config.checks import ConfigError, as_bool, read_json, strip_keys
+from panosamic.config.model import ModelConfig
+from panosamic.config.training import LossConfig, LRSchedulerConfig, TrainingConfig
+from panosamic.constants import CANVAS_SIZE
+from panosamic.specs import canonical_modalities
+
+
+_REFERENCE_KEYS = {"channel_attention", "spatial_attention", "dual_view_fusion", "basic_fusion", "canvas_size",
+                   "loss", "optimizer", "lr_scheduler"}
+
+
+@dataclass(frozen=True)
+class PanoSAMicConfig:
+    """A reference config file (``config/config_*.json``): the fusion settings of an architecture
+    (``channel_attention``, ``spatial_attention``, ``dual_view_fusion``, ``basic_fusion``, and our
+    ``canvas_size``) plus the :class:`TrainingConfig` (``loss``, ``optimizer``, ``lr_scheduler``).
+    :meth:`model_config` completes it into a :class:`ModelConfig`.
+    """
+
+    channel_attention: AttentionConfig | None = field(default_factory=lambda: AttentionConfig(aggregation="max"))
+    spatial_attention: AttentionConfig | None = field(default_factory=lambda: AttentionConfig(aggregation="none"))
+    dual_view_fusion: bool = True
+    basic_fusion: Literal["concat", "add", "mult"] | None = None
+    canvas_size: int = CANVAS_SIZE
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def __post_init__(self) -> None:
+        self.model_config(vit="vit_tiny", modalities=("image",), num_classes=1)  # checks the architecture part
+
+    @property
+    def loss(self) -> LossConfig:
+        return self.training.loss
+
+    @property
+    def optimizer(self) -> str:
+        return self.training.optimizer
+
+    @property
+    def lr_scheduler(self) -> LRSchedulerConfig:
+        return self.training.lr_scheduler
+
+    def model_config(self, *, vit: str, modalities: Sequence[str] | str, num_classes: int, **use: Any) -> ModelConfig:
+        """The :class:`ModelConfig` of this architecture for a ViT, modality set and class count."""
+        return ModelConfig(
+            vit=vit,
+            modalities=canonical_modalities(modalities),
+            num_classes=num_classes,
+            channel_attention=self.channel_attention,
+            spatial_attention=self.spatial_attention,
+            dual_view=self.dual_view_fusion,
+            basic_fusion=self.basic_fusion,
+            canvas_size=self.canvas_size,
+            **use,
+        )
+
+    def replace(self, **changes: Any) -> PanoSAMicConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "config") -> PanoSAMicConfig:
+        """Build from a reference-style dict (comment keys ignored, unknown keys refused)."""
+        d = strip_keys(where, d, _REFERENCE_KEYS)
+        kw: dict[str, Any] = {}
+        for name in ("channel_attention", "spatial_attention"):
+            if name in d:
+                kw[name] = attention_from(name, d[name])
+        if "dual_view_fusion" in d:
+            kw["dual_view_fusion"] = as_bool("dual_view_fusion", d["dual_view_fusion"])
+        for name in ("basic_fusion", "canvas_size"):
+            if name in d:
+                kw[name] = d[name]
+        training: dict[str, Any] = {}
+        if d.get("loss") is not None:
+            training["loss"] = LossConfig.from_dict(d["loss"])
+        if d.get("lr_scheduler") is not None:
+            training["lr_scheduler"] = LRSchedulerConfig.from_dict(d["lr_scheduler"])
+        if "optimizer" in d:
+            training["optimizer"] = d["optimizer"]
+        return cls(training=TrainingConfig(**training), **kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Reference-style dict (the inverse of :meth:`from_dict`)."""
+        return {
+            "channel_attention": attention_dict(self.channel_attention),
+            "spatial_attention": attention_dict(self.spatial_attention),
+            "loss": self.loss.to_dict(),
+            "optimizer": self.optimizer,
+            "lr_scheduler": dataclasses.asdict(self.lr_scheduler),
+            "dual_view_fusion": self.dual_view_fusion,
+            "basic_fusion": self.basic_fusion,
+            "canvas_size": self.canvas_size,
+        }
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> PanoSAMicConfig:
+        try:
+            return cls.from_dict(read_json(path))
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        from panosamic.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def coerce(cls, config: PanoSAMicConfig | Mapping[str, Any] | str | os.PathLike) -> PanoSAMicConfig:
+        """Accept a config object, a dict or a JSON path."""
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, Mapping):
+            return cls.from_dict(config)
+        if isinstance(config, (str, os.PathLike)):
+            return cls.from_json(config)
+        raise TypeError(f"config must be a PanoSAMicConfig, a dict or a JSON path, got {type(config).__name__}")
+
+
+def model_config_from_v1(d: Mapping[str, Any]) -> ModelConfig:
+    """The layout of panosamic 0.1's config.json (architecture nested under ``config``)."""
+    keys = {"library_name", "library_version", "format_version", "vit_model", "modalities", "num_classes",
+            "class_names", "palette", "dataset", "fold", "depth_threshold", "native_size", "config"}
+    d = strip_keys("top level", d, keys)
+    missing = [k for k in ("vit_model", "modalities", "num_classes") if d.get(k) is None]
+    if missing:
+        raise ConfigError(f"missing field(s) {missing}")
+    if isinstance(d["modalities"], str):
+        raise ConfigError(f"modalities: expected a list of names, got the string {d['modalities']!r}")
+    ref = PanoSAMicConfig.from_dict(d.get("config") or {}, where="config")
+    use = {k: d.get(k) for k in ("class_names", "palette", "dataset", "fold", "depth_threshold")}
+    return ref.model_config(vit=d["vit_model"], modalities=tuple(d["modalities"]), num_classes=d["num_classes"], **use)

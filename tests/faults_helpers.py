@@ -26,6 +26,11 @@ from pathlib import Path
 from panosamic.io import is_temp_file
 
 TRACEBACK = "Traceback (most recent call last)"
+#: What the fork server imports before forking (the heavy code behind the commands).
+WARM = ("torch", "PIL.Image", "safetensors.torch", "huggingface_hub", "panosamic.cli", "panosamic.errors",
+        "panosamic.preflight", "panosamic.model", "panosamic.inference.cli", "panosamic.data.prepare",
+        "panosamic.data.synthetic", "panosamic.training.cli", "panosamic.training.trainer", "panosamic.training.export",
+        "panosamic.evaluation.evaluate", "panosamic.hub.push")
 ROOT = Path(__file__).resolve().parent.parent
 
 _SERVER = r"""
@@ -36,10 +41,12 @@ null = os.open(os.devnull, os.O_RDWR)
 os.dup2(null, 0)
 os.dup2(null, 1)
 sys.path.insert(0, TESTS)
-import torch  # noqa: F401  (imported once, before any fork; never used here)
-import panosamic.cli as cli
-for module, _ in cli.COMMANDS.values():
-    __import__(module)
+import importlib
+for module in WARM:  # imported once, before any fork; nothing here runs a tensor operation
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 (the child imports it again and reports the error as a user would see it)
+        pass
 reply.write("ready\n")
 
 
@@ -61,7 +68,9 @@ def child(req):
     try:
         if req["inject"]:
             exec(compile(req["inject"], "<fault injection>", "exec"), {"__name__": "__fault__"})
-        code = cli.main(req["argv"])
+        from panosamic.cli import main
+
+        code = main(req["argv"])
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, int) and e.code is not None:
@@ -128,7 +137,7 @@ class CliServer:
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
         self.scratch.mkdir(parents=True, exist_ok=True)
-        code = f"TESTS = {str(ROOT / 'tests')!r}\n" + _SERVER
+        code = f"TESTS = {str(ROOT / 'tests')!r}\nWARM = {WARM!r}\n" + _SERVER
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env=_base_env(), cwd=str(ROOT), text=True, bufsize=1)
         self._count = 0

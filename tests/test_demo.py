@@ -222,3 +222,9 @@ def test_cli_arguments():
     )
     with pytest.raises(ValueError, match="--port"):
         cli.run(parser.parse_args(["--checkpoint", "ck", "--port", "0"]))
+
+
+def test_cli_names_the_install_command_without_gradio(monkeypatch):
+    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"pip install 'panosamic\[demo\]'"):
+        cli.check_gradio()

@@ -171,8 +171,11 @@ def build_demo(
                 image = panorama_input(
                     label="Panorama (equirectangular, 2:1)", sources=["upload"], elem_id="panorama"
                 )
-                depth = gr.File(label="Depth image", file_types=AUX_FILE_TYPES, visible="depth" in mods)
-                normals = gr.File(label="Normals image", file_types=AUX_FILE_TYPES, visible="normals" in mods)
+                with gr.Row(visible=len(mods) > 1):
+                    depth = gr.File(label="Depth image", file_types=AUX_FILE_TYPES, visible="depth" in mods, height=120)
+                    normals = gr.File(
+                        label="Normals image", file_types=AUX_FILE_TYPES, visible="normals" in mods, height=120
+                    )
                 depth_scale = gr.Number(
                     value=0,
                     label="Depth scale: metres per stored unit (0 = the depth is pseudo-disparity, 0..255)",

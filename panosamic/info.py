@@ -1,10 +1,9 @@
-"""``panosamic info``: versions, devices, SAM weights found, and the model variants with their sizes."""
+"""What ``panosamic info`` reports: versions, devices, SAM weights found, and the model variants with
+their sizes (the command: :mod:`panosamic.cli.info`)."""
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata as metadata
-import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -48,26 +47,3 @@ def collect_info(sam_dir: str | None = None) -> dict[str, Any]:
 
     variants = {name: _count_parameters(name) for name in list_models(include_test=True)}
     return {"versions": versions, "devices": devices, "sam_weights": sam, "models": variants}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sam-dir", help="folder to look for SAM checkpoints in (default: ./sam_weights)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-
-def run(args: argparse.Namespace) -> int:
-    info = collect_info(args.sam_dir)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print("panosamic " + info["versions"]["panosamic"])
-    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "panosamic"))
-    d = info["devices"]
-    print(f"devices: {d['cpu_threads']} CPU threads; CUDA: " + (", ".join(d["cuda_devices"]) if d["cuda"] else "none"))
-    print("SAM checkpoints (panosamic download-sam VIT fetches one, MD5-verified):")
-    for vit, s in info["sam_weights"].items():
-        print(f"  {vit}: {s['file']}  " + (f"found at {s['found']}" if s["found"] else "not found"))
-    print("models (panosamic.list_models(); --checkpoint NAME loads one): encoder / trainable parameters")
-    for name, counts in info["models"].items():
-        print(f"  {name:<32} {counts['encoder'] / 1e6:8.1f} M / {counts['trainable'] / 1e6:8.1f} M")
-    return 0

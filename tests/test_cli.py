@@ -18,8 +18,8 @@ def test_every_subcommand_is_registered():
 def test_info_reports_parameter_counts(capsys):
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["variants_13_classes"]["vit_h-rgbdn"]["trainable"] == 367_808_522
-    assert info["variants_13_classes"]["vit_b-rgb"]["encoder"] == 89_670_912
+    assert info["models"]["stanford2d3ds-vith-rgbdn-fold1"]["trainable"] == 367_808_522
+    assert info["models"]["stanford2d3ds-vitb-rgbdn-fold1"]["encoder"] == 89_670_912
     assert set(info["sam_weights"]) == {"vit_b", "vit_l", "vit_h"}
 
 

@@ -29,12 +29,10 @@ with ``<name> = camera_<32 hex>_<roomType>_<roomNum>_frame_equirectangular_domai
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import re
 import sys
-import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -963,55 +961,3 @@ def parse_size(text: str) -> tuple[int, int]:
     if m is None:
         raise ValueError(f"size must be HEIGHTxWIDTH such as 1024x2048, got {text!r}")
     return _check_size((int(m.group(1)), int(m.group(2))))
-
-
-def _size_arg(text: str) -> tuple[int, int]:
-    try:
-        return parse_size(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="output folder (raw Stanford2D3DS layout)")
-    parser.add_argument(
-        "--areas", nargs="+", default=list(DEFAULT_AREAS), metavar="AREA",
-        help="areas to write (default: %(default)s)",
-    )  # fmt: skip
-    parser.add_argument("--rooms-per-area", type=int, default=2, metavar="N", help="panoramas per area (default 2)")
-    parser.add_argument(
-        "--size", type=_size_arg, default=DEFAULT_SIZE, metavar="HxW",
-        help="panorama HEIGHTxWIDTH, width = 2 x height (default 2048x4096, like the real data)",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
-    parser.add_argument(
-        "--overwrite", action="store_true",
-        help="write into a non-empty folder, replacing an earlier synthetic dataset there",
-    )  # fmt: skip
-    parser.add_argument(
-        "--domain", choices=sorted(DOMAINS), default=DEFAULT_DOMAIN.name,
-        help="look of the building and camera: materials, lighting, sensor, tripod height, caps (default %(default)s)",
-    )  # fmt: skip
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    manifest = make_synthetic_stanford(
-        args.out,
-        areas=args.areas,
-        rooms_per_area=args.rooms_per_area,
-        size=args.size,
-        seed=args.seed,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-        domain=getattr(args, "domain", None),
-    )
-    h, w = manifest.size
-    n, a = len(manifest.samples), len(manifest.areas)
-    print(
-        f"wrote {n} panorama{'s' * (n != 1)} ({h}x{w}) in {a} area{'s' * (a != 1)}, "
-        f"{len(manifest.semantic_labels) - 1} instances, domain {manifest.domain}, to {manifest.out_dir} "
-        f"in {time.perf_counter() - start:.1f} s"
-    )
-    return 0

@@ -10,7 +10,6 @@ comes from ``HF_TOKEN`` or ``hf auth login`` (or ``--token-file``); it is never 
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -88,35 +87,3 @@ def push_folder(
         allow_patterns=list(HUB_FILES),
     )
     return str(getattr(commit, "pr_url", None) or commit)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint_dir", type=Path, help="folder from `panosamic export` / save_pretrained")
-    parser.add_argument("repo_id", help="Hub repository, namespace/name (created if missing)")
-    parser.add_argument("--subfolder", default=None, help="subfolder in the repo, e.g. stanford2d3ds-vith-rgbd-fold1")
-    parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument("--revision", default=None, help="branch to push to (created if missing; default main)")
-    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of pushing")
-    parser.add_argument("--commit-message", default=None)
-    parser.add_argument(
-        "--token-file", type=Path, default=None,
-        help="read the Hub token from this file (default: HF_TOKEN or `hf auth login`)",
-    )  # fmt: skip
-
-
-def run(args: argparse.Namespace) -> int:
-    token = None
-    if args.token_file is not None:
-        token = args.token_file.read_text().strip() or None
-    url = push_folder(
-        args.checkpoint_dir,
-        args.repo_id,
-        subfolder=args.subfolder,
-        commit_message=args.commit_message,
-        private=True if args.private else None,
-        token=token,
-        revision=args.revision,
-        create_pr=args.create_pr,
-    )
-    print(url)
-    return 0

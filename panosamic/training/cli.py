@@ -1,11 +1,6 @@
 """``panosamic train`` (and ``python panosamic/evaluation/train.py``): train the fusion and decoder
-of PanoSAMic on a prepared dataset.
-
-The reference's flags (``--dataset_path --config_path --experiments_path --sam_weights_path
---num_gpus --workers_per_gpu --dataset --fold --batch_size --epochs --vit_model --modalities
---resume {last,best}``) plus ``--max-steps``, ``--limit-batches``, ``--precision``, ``--seed``,
-``--device``, ``--eval-every``, ``--log-every``. Multi-GPU: start with ``torchrun
---nproc_per_node N -m panosamic.cli train ...`` or pass ``--num_gpus N`` (processes spawned here).
+of PanoSAMic on a prepared dataset. The flags (the reference's, hyphenated, with its underscore
+spellings as aliases) are in :mod:`panosamic.cli.train`.
 """
 
 from __future__ import annotations
@@ -14,31 +9,6 @@ import argparse
 import dataclasses
 import os
 import sys
-
-from panosamic.evaluation.args import add_shared_arguments
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_shared_arguments(parser)
-    parser.add_argument("--fold", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--resume", choices=("last", "best"), default=None,
-                        help="continue the newest run of this experiment id from model_{last,best}.pth")
-    parser.add_argument("--compute_efficiency", "--compute-efficiency", action="store_true",
-                        help="print the parameter counts and exit")
-    parser.add_argument("--max-steps", "--max_steps", dest="max_steps", type=int, default=None,
-                        help="stop after this many optimiser steps (the schedule still spans all epochs)")
-    parser.add_argument("--limit-batches", "--limit_batches", dest="limit_batches", type=int, default=None,
-                        help="at most this many training steps per epoch (quick runs)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-every", "--eval_every", dest="eval_every", type=int, default=1,
-                        help="validate every N epochs (and after the last)")
-    parser.add_argument("--log-every", "--log_every", dest="log_every", type=int, default=5,
-                        help="log the training loss every N steps")
-    parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="no flip/roll/permute augmentation")
-    parser.add_argument("--keep-last", dest="keep_last", action="store_true",
-                        help="keep model_last.pth after a finished run (the reference deletes it)")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -109,19 +79,17 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.compute_efficiency:
         return _compute_efficiency(settings)
-    if args.num_gpus < 1:
-        raise ValueError(f"--num_gpus must be >= 1, got {args.num_gpus}")
     under_torchrun = "WORLD_SIZE" in os.environ
     if under_torchrun or args.num_gpus == 1:
         if under_torchrun and args.num_gpus not in (1, int(os.environ["WORLD_SIZE"])):
-            print(f"note: --num_gpus {args.num_gpus} ignored, torchrun started {os.environ['WORLD_SIZE']} processes",
+            print(f"note: --num-gpus {args.num_gpus} ignored, torchrun started {os.environ['WORLD_SIZE']} processes",
                   file=sys.stderr)
         return train_worker(dataclasses.asdict(settings))
     import torch
 
     if settings.device not in (None, "cpu") or (settings.device is None and torch.cuda.is_available()):
         if torch.cuda.device_count() < args.num_gpus:
-            raise ValueError(f"--num_gpus {args.num_gpus} but {torch.cuda.device_count()} CUDA device(s) visible")
+            raise ValueError(f"--num-gpus {args.num_gpus} but {torch.cuda.device_count()} CUDA device(s) visible")
     precheck(settings)
     from panosamic.distributed import spawn
 

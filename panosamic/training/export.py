@@ -1,6 +1,6 @@
 """Turn a training checkpoint into a Hub folder: trainable tensors, config.json, model card.
 
-    panosamic export runs/stanford2d3ds/.../model_best.pth OUT_DIR [--dtype bfloat16]
+    panosamic export experiments/stanford2d3ds/RUN/model_best.pth OUT [--dtype bfloat16]
 
 The checkpoint (``torch.load(weights_only=True)``, or the run folder holding it) is a dict whose
 ``model`` entry is the full state dict. Its ``model_config`` (or, for older runs, ``config``,
@@ -13,7 +13,6 @@ written; frozen SAM tensors are dropped and the result is refused if any would r
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,11 @@ def export_checkpoint(
 ) -> ExportResult:
     """Write the Hub folder of a training checkpoint (a ``.pth`` or a run folder); see the module docstring."""
     from panosamic.model import PanoSAMic
-    from panosamic.model.loading import find_run_checkpoint, read_training_checkpoint
+    from panosamic.model.loading import expand_run_pattern, find_run_checkpoint, read_training_checkpoint
 
-    path = Path(checkpoint)
+    path = Path(checkpoint).expanduser()
+    if not path.exists() and any(c in str(checkpoint) for c in "*?["):
+        path = expand_run_pattern(str(checkpoint)) or path
     path = find_run_checkpoint(path) if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"training checkpoint not found: {path}")
@@ -92,41 +93,3 @@ def export_checkpoint(
     )
     write_hub_folder(out_dir, tensors, config, card=card, dtype=dtype)
     return ExportResult(Path(out_dir), config, len(tensors), n_params, dropped)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", type=Path, help="training checkpoint (model_best.pth) or its run folder")
-    parser.add_argument("out_dir", type=Path, help="Hub folder to write (model.safetensors, config.json, README.md)")
-    parser.add_argument("--dataset", default=None, help="override the dataset recorded in the checkpoint")
-    parser.add_argument("--fold", type=int, default=None, help="override the fold recorded in the checkpoint")
-    parser.add_argument("--depth-threshold", dest="depth_threshold", type=float, default=None)
-    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
-                        help="cast the weights (published checkpoints are bfloat16); default: as trained")  # fmt: skip
-    parser.add_argument("--miou", type=float, default=None, help="mIoU for the card (fraction 0..1)")
-    parser.add_argument("--macc", type=float, default=None, help="mAcc for the card (fraction 0..1)")
-    parser.add_argument("--license", default=None, help="license for the card front matter (default apache-2.0)")
-    parser.add_argument("--repo-id", default=None, help="repo id shown in the card's usage snippet")
-    parser.add_argument("--subfolder", default=None, help="subfolder shown in the card (default: variant name)")
-
-
-def run(args: argparse.Namespace) -> int:
-    metrics = None
-    if args.miou is not None:
-        metrics = {"miou": args.miou, "macc": args.macc}
-    result = export_checkpoint(
-        args.checkpoint,
-        args.out_dir,
-        dataset=args.dataset,
-        fold=args.fold,
-        depth_threshold=args.depth_threshold,
-        dtype=args.dtype,
-        metrics=metrics,
-        license=args.license,
-        repo_id=args.repo_id,
-        subfolder=args.subfolder,
-    )
-    print(
-        f"wrote {result.out_dir}: {result.num_tensors} trainable tensors ({result.num_params:,} values), "
-        f"{result.dropped_frozen} frozen SAM tensors left out; variant {result.config.variant_name}"
-    )
-    return 0

@@ -11,7 +11,6 @@ Command line: ``panosamic download-sam {vit_b,vit_l,vit_h}``.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import os
@@ -253,27 +252,7 @@ def _as_state_dict(obj: Any, where: Any) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-# ---------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vit_model", nargs="+", choices=sorted(SAM_CHECKPOINTS), help="ViT size(s) to download")
-    parser.add_argument(
-        "--dir", type=Path, default=None,
-        help=f"folder to download into (default: ${CACHE_ENV}/sam, else ~/.cache/panosamic/sam)",
-    )  # fmt: skip
-    parser.add_argument("--force", action="store_true", help="download again even if the file exists")
-    parser.add_argument("--verify", action="store_true", help="also check the MD5 of files already present")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    for vit in args.vit_model:
-        path = download_sam_checkpoint(vit, args.dir, progress=not args.no_progress, force=args.force)
-        if args.verify:
-            verify_sam_checkpoint(path, vit)
-        print(path)
-    return 0
-
-
+# ---------------------------------------------------------------------------- script
 if __name__ == "__main__":  # pragma: no cover
     from panosamic.cli import main
 

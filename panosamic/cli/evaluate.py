@@ -1,0 +1,61 @@
+"""``panosamic evaluate`` flags (also ``python panosamic/evaluation/evaluate.py`` with the reference's flags)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from panosamic.cli import flags
+from panosamic.cli.train import check_num_classes
+
+DESCRIPTION = (
+    "Score checkpoints on one fold or on several (each fold from its own confusion matrix; the summary "
+    "is the mean of the per-fold scores). --checkpoint and --subfolder may hold {fold}. Without "
+    "--checkpoint, the newest run of the experiment id (--config --vit --modalities) under "
+    "--experiments-path is used. The reference's underscore flags (--dataset_path --config_path "
+    "--experiments_path --sam_weights_path --vit_model --num_gpus --workers_per_gpu --batch_size "
+    "--save_dir) are accepted too."
+)
+#: Folder of the results file when --output is not given.
+DEFAULT_OUTPUT_DIR = "evaluations"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    flags.add_shared_arguments(parser, config_required=False)
+    parser.add_argument("--fold", default="1", help="fold number, or 'all' for every fold of the dataset")
+    parser.add_argument("--folds", type=int, nargs="+", default=None, help="several folds, e.g. --folds 1 2 3")
+    parser.add_argument("--checkpoint", default=None, help=flags.CHECKPOINT_HELP + "; may hold {fold}")
+    flags.add_hub(parser, fold_pattern=True)
+    parser.add_argument("--output", default=None, metavar="FILE",
+                        help=f"JSON results file (default: {DEFAULT_OUTPUT_DIR}/<dataset>_<date>.json)")
+    parser.add_argument("--plots", default=None, metavar="DIR",
+                        help="folder for the per-class IoU, confusion-matrix and fold-summary PNGs")
+    flags.add(parser, "--save-dir", "--save_dir", dest="save_dir", default=None, metavar="DIR",
+              help="folder for colourised predictions (<fold>/<sample>.png)")
+    parser.add_argument("--refine", action="store_true",
+                        help="refine the semantic map with SAM instance masks (majority vote, slow)")  # fmt: skip
+
+
+def check(args: argparse.Namespace) -> None:
+    """Flag values and every output location, before any model is built."""
+    from panosamic.preflight import check_output_dir, check_output_file
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.workers_per_gpu < 0:
+        raise ValueError(f"--workers must be >= 0, got {args.workers_per_gpu}")
+    check_num_classes(args)
+    if args.output:
+        check_output_file(args.output, what="--output")
+    else:
+        check_output_dir(Path(DEFAULT_OUTPUT_DIR), what="--output (default folder)", create=False)
+    for flag, folder in (("--plots", args.plots), ("--save-dir", args.save_dir)):
+        if folder:
+            check_output_dir(folder, what=flag, create=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from panosamic.evaluation.evaluate import run as evaluate_run
+
+    return evaluate_run(args)

@@ -1,0 +1,54 @@
+"""``panosamic predict`` flags: segment panorama files and folders with any checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from panosamic.cli import flags
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="panorama files or folders (jpg/png/webp)")
+    parser.add_argument("--checkpoint", required=True, help=flags.CHECKPOINT_HELP)
+    flags.add_hub(parser)
+    parser.add_argument("--local-files-only", action="store_true", help="never download (offline)")
+    parser.add_argument("--depth", help="depth file (one input) or folder with depth files matched by name")
+    parser.add_argument("--normals", help="normals file (one input) or folder with normal images matched by name")
+    parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder")
+    parser.add_argument("--refine", action="store_true", help="refine labels with SAM's automatic masks (slower)")
+    flags.add_device(parser)
+    flags.add_precision(parser)
+    flags.add_batch_size(parser)
+    parser.add_argument(
+        "--sam-grid", choices=("image", "canvas"), default="image",
+        help="with --refine: prompt SAM only on the panorama, or on the whole padded canvas like the reference "
+        "(twice the work, same semantic logits)",
+    )  # fmt: skip
+    flags.add_progress(parser)
+    g = parser.add_argument_group("depth")
+    g.add_argument("--depth-scale", type=float, help="depth files are metric: metres per stored unit (e.g. 0.001)")
+    g.add_argument("--depth-threshold", type=float, help="metres mapped to black (default: the checkpoint's)")
+    g = parser.add_argument_group("output")
+    g.add_argument("--overlay-alpha", type=float, default=0.5, help="colour weight of the overlay")
+    g.add_argument("--overlay-format", choices=("jpg", "png"), default="jpg", help="file format of the overlay")
+    g = parser.add_argument_group("checkpoints without a config.json that are not published variants")
+    flags.add_architecture(g)
+    flags.add_sam_weights(g)
+    flags.add_debug(parser)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Flag values and the output folder, before any model is built."""
+    from panosamic.preflight import check_output_dir
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0.0 <= args.overlay_alpha <= 1.0:
+        raise ValueError(f"--overlay-alpha must lie in [0, 1], got {args.overlay_alpha}")
+    check_output_dir(args.out, what="--out", create=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from panosamic.inference.cli import run as predict_run
+
+    return predict_run(args)

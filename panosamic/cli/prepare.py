@@ -1,0 +1,63 @@
+"""``panosamic prepare`` flags: turn a raw dataset download into the processed layout."""
+
+from __future__ import annotations
+
+import argparse
+
+from panosamic.cli import flags
+
+#: Skipped samples listed by name at the end of a run (the rest are counted).
+MAX_LISTED = 10
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from panosamic.data.classes import DATASET_NAMES
+    from panosamic.data.depth import DEPTH_RESIZE_MODES
+
+    parser.add_argument("dataset", choices=DATASET_NAMES, help="which dataset the raw folder holds")
+    parser.add_argument("--raw", required=True, metavar="DIR", help="the raw download (the dataset's own layout)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (processed layout)")
+    parser.add_argument(
+        "--scale", type=float, default=None,
+        help="resize factor in (0, 1]; default: the reference's (stanford2d3ds 1.0, matterport3d 0.25, "
+        "structured3d 1.0). Use 0.25 for 2048x4096 Stanford panoramas (-> 512x1024, the model's size)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="delete what an earlier prepare wrote in --out (samples, caches) and start clean; without it a "
+        "rerun resumes, and refuses other --scale / --depth-resize than the folder was prepared with",
+    )  # fmt: skip
+    parser.add_argument("--skip-bad", action="store_true", help="skip samples with missing/unreadable raw files")
+    parser.add_argument(
+        "--depth-resize", choices=DEPTH_RESIZE_MODES, default="reference",
+        help="reference: Lanczos including the holes (what the published checkpoints saw); "
+        "hole-aware: no depth is invented next to holes (for new training)",
+    )  # fmt: skip
+    flags.add_progress(parser)
+    flags.add_debug(parser)
+
+
+def check(args: argparse.Namespace) -> None:
+    from panosamic.preflight import check_output_dir
+
+    check_output_dir(args.out, what="--out", create=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    from panosamic.data.prepare import prepare_dataset
+
+    report = prepare_dataset(
+        args.dataset, args.raw, args.out, args.scale, overwrite=args.overwrite, skip_bad=args.skip_bad,
+        depth_resize=args.depth_resize, progress=args.progress,
+    )  # fmt: skip
+    print(
+        f"prepared {report.num_samples} {report.dataset} panoramas in {report.out} "
+        f"({report.num_written} written, {report.num_existing} already done) in {report.seconds:.1f} s"
+    )
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} bad sample(s):")
+        for name, reason in report.skipped[:MAX_LISTED]:
+            print(f"  {name}: {reason}")
+        if len(report.skipped) > MAX_LISTED:
+            print(f"  ... and {len(report.skipped) - MAX_LISTED} more")
+    return 0

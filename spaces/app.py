@@ -2,8 +2,9 @@
 
 A Space is configured by environment variables (Space settings -> Variables):
 
-* ``PANOSAMIC_CHECKPOINT`` -- any checkpoint the library loads (default: the published repo);
-* ``PANOSAMIC_SUBFOLDER``  -- its variant subfolder (default: ``stanford2d3ds-vith-rgb-fold1``);
+* ``PANOSAMIC_CHECKPOINT`` -- any checkpoint the library loads: a published variant name (default:
+  ``stanford2d3ds-vith-rgb-fold1``; ``panosamic info`` lists them), a Hub repo id, a folder...;
+* ``PANOSAMIC_SUBFOLDER``  -- the subfolder of a Hub repo id (optional);
 * ``PANOSAMIC_DEVICE``     -- ``cpu`` (default) or ``cuda`` on GPU hardware;
 * ``PANOSAMIC_REFINE``     -- ``1`` to offer SAM refinement (loads SAM's instance branch).
 
@@ -16,17 +17,15 @@ import os
 
 from panosamic.apps.demo.app import build_demo, launch_demo
 from panosamic.apps.demo.backend import load_demo_model
-from panosamic.specs import PUBLISHED_REPO
 
-DEFAULT_SUBFOLDER = "stanford2d3ds-vith-rgb-fold1"
+#: The published variant the Space serves unless PANOSAMIC_CHECKPOINT says otherwise (RGB only).
+DEFAULT_VARIANT = "stanford2d3ds-vith-rgb-fold1"
 
 
 def main() -> None:
-    checkpoint = os.environ.get("PANOSAMIC_CHECKPOINT", PUBLISHED_REPO)
-    subfolder = os.environ.get("PANOSAMIC_SUBFOLDER", DEFAULT_SUBFOLDER if checkpoint == PUBLISHED_REPO else "")
     demo_model = load_demo_model(
-        checkpoint,
-        subfolder=subfolder or None,
+        os.environ.get("PANOSAMIC_CHECKPOINT", DEFAULT_VARIANT),
+        subfolder=os.environ.get("PANOSAMIC_SUBFOLDER") or None,
         device=os.environ.get("PANOSAMIC_DEVICE", "cpu"),
         refine=os.environ.get("PANOSAMIC_REFINE", "0") == "1",
     )

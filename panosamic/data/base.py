@@ -9,7 +9,7 @@ Processed layout (the reference's, readable by both implementations)::
                           normals.webp              lossless RGB colour-coded normals (if any)
                           instances.webp | semantics.png   labels (dataset-specific encoding)
     <root>/cache_samples_file_names.json            area -> sample folder names
-    <root>/cache_area_depth_statistics.json         area -> [histogram counts, bin edges]
+    <root>/cache_area_depth_statistics.json         area -> [histogram counts, bin edges], or [] (no samples)
     <root>/cache_splits_depth_statistics.json       depth thresholds (fold -> list, or a list)
     <root>/cache_class_weights.json                 per-class pixel counts (see below)
 """
@@ -29,13 +29,16 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from panosamic.constants import IGNORE_INDEX, canonical_modalities
+from panosamic.constants import IGNORE_INDEX
+from panosamic.specs import canonical_modalities
 from panosamic.data.classes import DatasetInfo
 from panosamic.data.depth import (
     DEFAULT_INLIER_RATIO,
     INLIER_RATIOS,
     DepthEncoding,
+    parse_area_histogram,
     pseudo_disparity,
+    sum_histograms,
     thresholds_from_histogram,
 )
 from panosamic.data.transforms import PanoramaAugmentation
@@ -153,6 +156,12 @@ class PanoramaDataset(Dataset, abc.ABC):
     whose RGB is exactly black get label -1), ``depth_inlier_ratio`` (one of
     :data:`INLIER_RATIOS`), ``allow_missing_areas`` (skip, with a warning, areas of the split
     whose folder is absent instead of raising).
+
+    Samples are ordered by area (the dataset's canonical order), then by sorted sample folder
+    name within an area (the reference keeps its preparation-time directory order instead).
+    An area folder without samples (e.g. a Structured3D scene whose rooms are all listed as
+    broken) contributes no samples and no depth statistics, whatever its statistics entry
+    (``[]``, absent, or an all-zero histogram).
     """
 
     info: ClassVar[DatasetInfo]
@@ -238,7 +247,8 @@ class PanoramaDataset(Dataset, abc.ABC):
 
     def _present_areas(self, areas: Sequence[str]) -> list[str]:
         present = [a for a in areas if (self.root / a).is_dir()]
-        missing = [a for a in areas if a not in present]
+        present_set = set(present)
+        missing = [a for a in areas if a not in present_set]
         if missing and not self.allow_missing_areas:
             shown = ", ".join(missing[:8]) + (f", ... ({len(missing)} in all)" if len(missing) > 8 else "")
             raise FileNotFoundError(
@@ -250,19 +260,26 @@ class PanoramaDataset(Dataset, abc.ABC):
             warnings.warn(f"{self.info.name}: {len(missing)} area(s) of the split are missing and skipped", stacklevel=3)
         return present
 
-    def _list_samples(self) -> list[Path]:
+    def _samples_cache(self) -> dict[str, Any] | None:
+        """The area -> sample names cache, or None when there is none."""
         cache_path = self.root / SAMPLES_CACHE
         cache = read_json(cache_path) if cache_path.is_file() else None
         if cache is not None and not isinstance(cache, dict):
             raise ValueError(f"{cache_path} must map area names to lists of sample names")
+        return cache
+
+    def _area_sample_names(self, area: str, cache: dict[str, Any] | None) -> list[str]:
+        """Sample folder names of an area, sorted by name (from the cache when it lists the area)."""
+        if cache is not None and area in cache:
+            return sorted(set(cache[area]))
+        return sorted(p.name for p in (self.root / area).iterdir() if p.is_dir())
+
+    def _list_samples(self) -> list[Path]:
+        cache_path = self.root / SAMPLES_CACHE
+        cache = self._samples_cache()
         dirs: list[Path] = []
         for area in self._present_areas(self.split_areas):
-            area_dir = self.root / area
-            if cache is not None and area in cache:
-                names = sorted(set(cache[area]))
-            else:
-                names = sorted(p.name for p in area_dir.iterdir() if p.is_dir())
-            dirs.extend(area_dir / n for n in names)
+            dirs.extend(self.root / area / n for n in self._area_sample_names(area, cache))
         if not dirs:
             raise ValueError(
                 f"{self.info.name} fold {self.fold} {self.split} has no samples under {self.root} "
@@ -326,31 +343,34 @@ class PanoramaDataset(Dataset, abc.ABC):
     def _thresholds_from_area_histograms(self, stats: Any, path: Path) -> list[float]:
         if not isinstance(stats, dict):
             raise ValueError(f"{path} must map area names to [counts, edges]")
-        train_areas = self.areas_of(self.fold, "train")
-        usable = [a for a in train_areas if a in stats and (self.root / a).is_dir()]
-        missing = [a for a in train_areas if a not in usable]
+        histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        missing: list[str] = []
+        cache: dict[str, Any] | None = None
+        for area in self.areas_of(self.fold, "train"):
+            if not (self.root / area).is_dir():
+                missing.append(area)
+                continue
+            histogram = parse_area_histogram(stats[area], area, path) if area in stats else None
+            if histogram is not None:
+                histograms[area] = histogram
+                continue
+            cache = self._samples_cache() if cache is None else cache
+            if not self._area_sample_names(area, cache):
+                continue  # an area without samples needs no histogram ([] or no entry)
+            if area in stats:
+                raise ValueError(
+                    f"{path}: entry {area!r} is [] but {self.root / area} has samples; "
+                    f"re-run `panosamic prepare {self.info.name} ...`"
+                )
+            missing.append(area)
         if missing and not self.allow_missing_areas:
             raise FileNotFoundError(
                 f"{path.name} has no depth histogram for training area(s) {missing[:8]} of fold {self.fold} "
                 f"(or their folders are missing); re-run `panosamic prepare {self.info.name} ...`"
             )
-        if not usable:
+        if not histograms:
             raise FileNotFoundError(f"{path.name} has no depth histogram for any training area of fold {self.fold}")
-        total: np.ndarray | None = None
-        edges: np.ndarray | None = None
-        for area in usable:
-            entry = stats[area]
-            if not (isinstance(entry, list) and len(entry) == 2):
-                raise ValueError(f"{path}: entry {area!r} must be [counts, edges]")
-            counts = np.asarray(entry[0], dtype=np.int64)
-            if total is None:
-                total, edges = counts.copy(), np.asarray(entry[1], dtype=np.float64)
-            elif counts.shape != total.shape:
-                raise ValueError(f"{path}: histogram of {area!r} has {counts.size} bins, expected {total.size}")
-            else:
-                total += counts
-        assert total is not None and edges is not None
-        return thresholds_from_histogram(total, edges)
+        return thresholds_from_histogram(*sum_histograms(histograms, path))
 
     # ----------------------------------------------------------------- loading
     def set_epoch(self, epoch: int) -> None:

@@ -11,7 +11,7 @@ the fold's training split lie, read off the summed per-area histograms written b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -87,6 +87,32 @@ def threshold_from_histogram(counts: Sequence[int], edges: Sequence[float], rati
 def thresholds_from_histogram(counts: Sequence[int], edges: Sequence[float]) -> list[float]:
     """Thresholds for every ratio of :data:`INLIER_RATIOS`, in that order."""
     return [threshold_from_histogram(counts, edges, r) for r in INLIER_RATIOS]
+
+
+def parse_area_histogram(entry: Any, area: str, source: object) -> tuple[np.ndarray, np.ndarray] | None:
+    """(int64 counts, float64 edges) of one entry of the per-area statistics file.
+
+    ``[]`` (what the reference writes for an area without samples) gives None.
+    """
+    if isinstance(entry, list) and not entry:
+        return None
+    if not (isinstance(entry, list) and len(entry) == 2):
+        raise ValueError(f"{source}: entry {area!r} must be [counts, edges], or [] for an area without samples")
+    return np.asarray(entry[0], dtype=np.int64), np.asarray(entry[1], dtype=np.float64)
+
+
+def sum_histograms(histograms: dict[str, tuple[np.ndarray, np.ndarray]], source: object) -> tuple[np.ndarray, np.ndarray]:
+    """Summed counts of per-area histograms (all with one bin count) and the first area's edges."""
+    if not histograms:
+        raise ValueError(f"{source}: no histogram to sum")
+    areas = list(histograms)
+    total, edges = histograms[areas[0]][0].copy(), histograms[areas[0]][1]
+    for area in areas[1:]:
+        counts = histograms[area][0]
+        if counts.shape != total.shape:
+            raise ValueError(f"{source}: histogram of {area!r} has {counts.size} bins, expected {total.size}")
+        total += counts
+    return total, edges
 
 
 def metres_to_disparity(depth_m: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:

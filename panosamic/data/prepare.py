@@ -4,10 +4,14 @@ Writes, per sample, ``rgb.webp`` (Lanczos), ``depth.png`` (16-bit; Lanczos inclu
 like the reference, or ``--depth-resize hole-aware``), ``depth_mask.webp`` (validity, nearest),
 ``normals.webp`` (nearest) and ``instances.webp`` / ``semantics.png`` (nearest), all lossless;
 then the sample list, the per-area depth histograms (of the processed depth, valid pixels
-only) and the assets. Every file is written atomically; a sample whose files all exist is
-skipped (its histogram is read back from them), so an interrupted run can simply be re-run.
-A missing or unreadable raw file stops the run with its name, or with ``--skip-bad`` is
-skipped and counted (skipped samples are left out of the sample list).
+only; ``[]`` for an area without samples, whose folder is left empty) and the assets.
+Every file is written atomically; the run's settings (dataset, scale, depth resizing) are
+recorded before any sample is written. A sample whose files all exist is skipped (its
+histogram is read back from them), so an interrupted run can simply be re-run with the same
+settings; other settings are refused unless ``--overwrite``, which starts clean (see
+:mod:`panosamic.data.prepare_output`). A missing or unreadable raw file stops the run with
+its name, or with ``--skip-bad`` is skipped and counted (skipped samples are left out of the
+sample list).
 """
 
 from __future__ import annotations
@@ -36,10 +40,17 @@ from panosamic.data.base import (
     RawLayout,
     RawSampleFiles,
     read_array,
-    read_json,
 )
 from panosamic.data.depth import DEPTH_RESIZE_MODES, resize_depth, resize_mask
 from panosamic.data.matterport3d import Matterport3DRaw
+from panosamic.data.prepare_output import (
+    CACHE_FILES,
+    SETTINGS_FILE,  # noqa: F401 (re-exported: where prepare records its settings)
+    check_settings,
+    record_settings,
+    remove_prepared_output,
+    remove_temp_files,
+)
 from panosamic.data.stanford2d3ds import Stanford2D3DSRaw
 from panosamic.data.structured3d import Structured3DRaw
 from panosamic.io import atomic_path, atomic_write_bytes, atomic_write_text
@@ -49,8 +60,8 @@ RAW_LAYOUTS: dict[str, type[RawLayout]] = {
     "matterport3d": Matterport3DRaw,
     "structured3d": Structured3DRaw,
 }
-#: Our record of how a folder was prepared (the reference ignores it).
-SETTINGS_FILE = "cache_prepare_settings.json"
+#: Label file names of all datasets (what ``overwrite`` may delete in a sample folder).
+LABEL_FILES: tuple[str, ...] = tuple(dict.fromkeys(layout.label_file for layout in RAW_LAYOUTS.values()))
 _MAX_LISTED = 10
 
 
@@ -171,16 +182,78 @@ def _copy_assets(raw: Path, out: Path) -> None:
                 atomic_write_bytes(target, path.read_bytes())
 
 
-def _check_settings(out: Path, settings: dict, overwrite: bool) -> None:
-    path = out / SETTINGS_FILE
-    if overwrite or not path.is_file():
-        return
-    previous = read_json(path)
-    if previous != settings:
-        raise ValueError(
-            f"{out} was prepared with {previous}, now asked for {settings}; "
-            "use the same options to resume, or --overwrite to redo every sample"
-        )
+def _check_inputs(
+    dataset: str, raw: Path, out: Path, scale: float | None, depth_resize: str
+) -> tuple[RawLayout, float]:
+    if dataset not in RAW_LAYOUTS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {tuple(RAW_LAYOUTS)}")
+    layout = RAW_LAYOUTS[dataset]()
+    if not raw.is_dir():
+        raise FileNotFoundError(f"raw {dataset} folder {raw} does not exist")
+    if out.resolve() == raw.resolve():
+        raise ValueError("--out must differ from --raw")
+    scale = layout.default_scale if scale is None else float(scale)
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"scale must be in (0, 1], got {scale}")
+    if depth_resize not in DEPTH_RESIZE_MODES:
+        raise ValueError(f"depth_resize must be one of {DEPTH_RESIZE_MODES}, got {depth_resize!r}")
+    return layout, scale
+
+
+def _find_work(
+    layout: RawLayout, raw: Path, skip_bad: bool
+) -> tuple[dict[str, list[str]], dict[tuple[str, str], str]]:
+    """area -> sample names of the raw folder, and the samples with missing raw files."""
+    layout.check(raw)
+    areas = layout.find_areas(raw)
+    samples = {area: layout.find_samples(raw, area) for area in areas}
+    if not any(samples.values()):
+        raise FileNotFoundError(f"no {layout.name} samples found in {raw} (areas: {areas[:8]})")
+    bad: dict[tuple[str, str], str] = {}
+    for area, names in samples.items():
+        for name in names:
+            missing = [str(p) for p in layout.sample_files(raw, area, name).paths().values() if not p.is_file()]
+            if missing:
+                bad[(area, name)] = f"missing raw file {missing[0]}"
+    if bad and not skip_bad:
+        listed = "\n  ".join(bad[k] for k in list(bad)[:_MAX_LISTED])
+        more = f"\n  ... {len(bad)} samples in all" if len(bad) > _MAX_LISTED else ""
+        raise FileNotFoundError(f"{len(bad)} sample(s) have missing raw files:\n  {listed}{more}\n(--skip-bad skips them)")
+    return samples, bad
+
+
+def _take_over(out: Path, areas: list[str], settings: dict, overwrite: bool) -> None:
+    """Check (or, with ``overwrite``, clear) earlier output and record this run's settings."""
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        remove_prepared_output(out, areas, LABEL_FILES)
+    else:
+        check_settings(out, settings)
+    remove_temp_files(out, CACHE_FILES)
+    record_settings(out, settings)
+
+
+def _prepare_one(
+    layout: RawLayout, raw: Path, out: Path, area: str, name: str, scale: float, depth_resize: str
+) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
+    """(processed depth, valid) of one sample and whether it was written (False: already done)."""
+    sample_dir = out / area / name
+    outputs = _outputs(layout, sample_dir)
+    remove_temp_files(sample_dir, [p.name for p in outputs])
+    if all(p.is_file() for p in outputs):
+        try:
+            return _read_processed_depth(sample_dir), False
+        except OSError:
+            pass
+    files = layout.sample_files(raw, area, name)
+    return process_sample(layout, files, sample_dir, scale, depth_resize), True
+
+
+def _write_area_caches(out: Path, done: dict[str, list[str]], hist: dict[str, list]) -> None:
+    """Sample lists and per-area histograms; an area without samples gets [] (as the reference)."""
+    atomic_write_text(out / SAMPLES_CACHE, json.dumps({a: sorted(names) for a, names in done.items()}))
+    stats = {a: [h[0].tolist(), np.asarray(h[1]).tolist()] if done[a] else [] for a, h in hist.items()}
+    atomic_write_text(out / AREA_DEPTH_CACHE, json.dumps(stats))
 
 
 def prepare_dataset(
@@ -194,48 +267,25 @@ def prepare_dataset(
     depth_resize: str = "reference",
     progress: bool = True,
 ) -> PrepareReport:
-    """Prepare ``raw`` (a download in the dataset's raw layout) into ``out``; see the module doc."""
+    """Prepare ``raw`` (a download in the dataset's raw layout) into ``out``; see the module doc.
+
+    ``overwrite``: delete what an earlier run wrote in ``out`` and start clean; otherwise a run
+    resumes an earlier one with the same settings and refuses one with other settings.
+    """
     started = time.perf_counter()
-    if dataset not in RAW_LAYOUTS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {tuple(RAW_LAYOUTS)}")
-    layout = RAW_LAYOUTS[dataset]()
     raw, out = Path(raw), Path(out)
-    if not raw.is_dir():
-        raise FileNotFoundError(f"raw {dataset} folder {raw} does not exist")
-    if out.resolve() == raw.resolve():
-        raise ValueError("--out must differ from --raw")
-    scale = layout.default_scale if scale is None else float(scale)
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"scale must be in (0, 1], got {scale}")
-    if depth_resize not in DEPTH_RESIZE_MODES:
-        raise ValueError(f"depth_resize must be one of {DEPTH_RESIZE_MODES}, got {depth_resize!r}")
-
-    # Everything that can be checked is checked before any file is written.
-    layout.check(raw)
-    areas = layout.find_areas(raw)
-    samples = {area: layout.find_samples(raw, area) for area in areas}
-    if not any(samples.values()):
-        raise FileNotFoundError(f"no {dataset} samples found in {raw} (areas: {areas[:8]})")
-    report = PrepareReport(dataset=dataset, out=out)
-    bad: dict[tuple[str, str], str] = {}
-    for area, names in samples.items():
-        for name in names:
-            missing = [str(p) for p in layout.sample_files(raw, area, name).paths().values() if not p.is_file()]
-            if missing:
-                bad[(area, name)] = f"missing raw file {missing[0]}"
-    if bad and not skip_bad:
-        listed = "\n  ".join(bad[k] for k in list(bad)[:_MAX_LISTED])
-        more = f"\n  ... {len(bad)} samples in all" if len(bad) > _MAX_LISTED else ""
-        raise FileNotFoundError(f"{len(bad)} sample(s) have missing raw files:\n  {listed}{more}\n(--skip-bad skips them)")
-    settings = {"dataset": dataset, "scale": scale, "depth_resize": depth_resize}
-    out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, settings, overwrite)
+    layout, scale = _check_inputs(dataset, raw, out, scale, depth_resize)
+    samples, bad = _find_work(layout, raw, skip_bad)  # everything checkable is checked before writing
+    areas = list(samples)
+    _take_over(out, areas, {"dataset": dataset, "scale": scale, "depth_resize": depth_resize}, overwrite)
     _copy_assets(raw, out)
+    for area in areas:
+        (out / area).mkdir(exist_ok=True)  # areas without samples stay as empty folders
 
+    report = PrepareReport(dataset=dataset, out=out)
     hist = {area: [np.zeros(layout.depth.hist_bins, np.int64), None] for area in areas}
     done: dict[str, list[str]] = {area: [] for area in areas}
     total = sum(len(v) for v in samples.values())
-    wrote_any = False
     with tqdm(total=total, desc=f"prepare {dataset}", unit="pano", disable=not progress, file=sys.stderr) as bar:
         for area in areas:
             for name in samples[area]:
@@ -243,37 +293,21 @@ def prepare_dataset(
                 bar.update(1)
                 if (area, name) in bad:
                     continue
-                sample_dir = out / area / name
-                arrays = None
-                if not overwrite and all(p.is_file() for p in _outputs(layout, sample_dir)):
-                    try:
-                        arrays = _read_processed_depth(sample_dir)
-                        report.num_existing += 1
-                    except OSError:
-                        arrays = None
-                if arrays is None:
-                    try:
-                        arrays = process_sample(layout, layout.sample_files(raw, area, name), sample_dir, scale, depth_resize)
-                    except RawFileError as e:
-                        if not skip_bad:
-                            raise RawFileError(e.path, f"{e.reason}; fix or re-download it, or pass --skip-bad") from None
-                        bad[(area, name)] = str(e)
-                        continue
-                    report.num_written += 1
-                    wrote_any = True
-                counts, edges = layout.depth.histogram(*arrays)
+                try:
+                    arrays, written = _prepare_one(layout, raw, out, area, name, scale, depth_resize)
+                except RawFileError as e:
+                    if not skip_bad:
+                        raise RawFileError(e.path, f"{e.reason}; fix or re-download it, or pass --skip-bad") from None
+                    bad[(area, name)] = str(e)
+                    continue
+                report.num_written += written
+                report.num_existing += not written
+                counts, hist[area][1] = layout.depth.histogram(*arrays)
                 hist[area][0] += counts
-                hist[area][1] = edges
                 done[area].append(name)
 
-    for area in areas:
-        if hist[area][1] is None:
-            hist[area][1] = layout.depth.empty_histogram()[1]
-    atomic_write_text(out / SAMPLES_CACHE, json.dumps({a: sorted(done[a]) for a in areas}))
-    stats = {a: [hist[a][0].tolist(), np.asarray(hist[a][1]).tolist()] for a in areas}
-    atomic_write_text(out / AREA_DEPTH_CACHE, json.dumps(stats))
-    atomic_write_text(out / SETTINGS_FILE, json.dumps(settings))
-    if wrote_any:  # derived caches of an older state would be stale (the reference trusts them)
+    _write_area_caches(out, done, hist)
+    if report.num_written:  # derived caches of an older state would be stale (the reference trusts them)
         for stale in (SPLIT_DEPTH_CACHE, CLASS_WEIGHTS_CACHE):
             (out / stale).unlink(missing_ok=True)
     report.num_samples = sum(len(v) for v in done.values())
@@ -294,7 +328,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resize factor in (0, 1]; default: the reference's (stanford2d3ds 1.0, matterport3d 0.25, "
         "structured3d 1.0). Use 0.25 for 2048x4096 Stanford panoramas (-> 512x1024, the model's size)",
     )
-    parser.add_argument("--overwrite", action="store_true", help="redo samples that are already prepared")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete what an earlier prepare wrote in --out (samples, caches) and start clean; without it a "
+        "rerun resumes, and refuses other --scale / --depth-resize than the folder was prepared with",
+    )
     parser.add_argument("--skip-bad", action="store_true", help="skip samples with missing/unreadable raw files")
     parser.add_argument(
         "--depth-resize",

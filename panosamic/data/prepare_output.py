@@ -1,0 +1,125 @@
+"""What ``panosamic prepare`` owns in its output folder, and how a run takes it over.
+
+A run records its settings (``cache_prepare_settings.json``) before it writes any sample, so a
+rerun knows what the samples already there were made with: the same settings resume, other
+settings are refused (one line naming each differing setting), and ``overwrite`` first removes
+everything prepare wrote before (sample files, caches, the record; nothing else) and starts clean.
+Temp files that ``panosamic.io`` left behind when a run was killed are removed by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from panosamic.data.base import (
+    AREA_DEPTH_CACHE,
+    ASSETS_DIR,
+    CLASS_WEIGHTS_CACHE,
+    DEPTH_FILE,
+    DEPTH_MASK_FILE,
+    NORMALS_FILE,
+    RGB_FILE,
+    SAMPLES_CACHE,
+    SPLIT_DEPTH_CACHE,
+    read_json,
+)
+from panosamic.io import atomic_write_text
+
+#: Our record of how a folder was prepared (the reference ignores it).
+SETTINGS_FILE = "cache_prepare_settings.json"
+#: Dataset-wide files prepare writes (derived caches included: the loaders rebuild them).
+CACHE_FILES: tuple[str, ...] = (SAMPLES_CACHE, AREA_DEPTH_CACHE, SPLIT_DEPTH_CACHE, CLASS_WEIGHTS_CACHE, SETTINGS_FILE)
+#: Per-sample files every dataset writes (the label file's name is the dataset's).
+SAMPLE_FILES: tuple[str, ...] = (RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, NORMALS_FILE)
+_UNSET = "<unset>"
+
+
+def is_temp_file(name: str, target: str) -> bool:
+    """Whether ``name`` is a temp file ``panosamic.io`` makes while writing ``target``
+    (``.<target>.<random>.tmp<suffix>``)."""
+    prefix = f".{target}."
+    return name.startswith(prefix) and ".tmp" in name[len(prefix) :]
+
+
+def remove_temp_files(directory: Path, targets: Iterable[str]) -> int:
+    """Delete the leftover temp files of ``targets`` in ``directory``; returns how many."""
+    if not directory.is_dir():
+        return 0
+    targets = tuple(targets)
+    removed = 0
+    for path in directory.iterdir():
+        if path.name.startswith(".") and path.is_file() and any(is_temp_file(path.name, t) for t in targets):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _differences(previous: dict[str, Any], settings: dict[str, Any]) -> tuple[list[str], list[str]]:
+    keys = [k for k in settings if previous.get(k, _UNSET) != settings[k]]
+    keys += [k for k in previous if k not in settings]
+    was = [f"{k}={previous.get(k, _UNSET)!r}" for k in keys]
+    now = [f"{k}={settings.get(k, _UNSET)!r}" for k in keys]
+    return was, now
+
+
+def check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Refuse to resume ``out`` when it was prepared with other settings (no record: resume)."""
+    path = out / SETTINGS_FILE
+    if not path.is_file():
+        return
+    previous = read_json(path)
+    if not isinstance(previous, dict):
+        raise ValueError(f"{path} is not a settings record (a JSON object); delete it or pass --overwrite")
+    was, now = _differences(previous, settings)
+    if was:
+        raise ValueError(
+            f"{out} was prepared with {', '.join(was)} but this run asks for {', '.join(now)}; "
+            "rerun with the same options to resume, or pass --overwrite to delete the prepared samples and start again"
+        )
+
+
+def record_settings(out: Path, settings: dict[str, Any]) -> None:
+    """Write the settings record atomically (before any sample is written)."""
+    atomic_write_text(out / SETTINGS_FILE, json.dumps(settings, sort_keys=True))
+
+
+def _listed_areas(out: Path) -> set[str]:
+    """Areas named by an earlier run's caches (unreadable caches name none)."""
+    names: set[str] = set()
+    for cache in (SAMPLES_CACHE, AREA_DEPTH_CACHE):
+        try:
+            content = read_json(out / cache) if (out / cache).is_file() else None
+        except ValueError:
+            content = None
+        if isinstance(content, dict):
+            names.update(str(k) for k in content)
+    return names
+
+
+def _remove_sample_dir(sample_dir: Path, names: tuple[str, ...]) -> None:
+    remove_temp_files(sample_dir, names)
+    for name in names:
+        (sample_dir / name).unlink(missing_ok=True)
+    if not any(sample_dir.iterdir()):
+        sample_dir.rmdir()
+
+
+def remove_prepared_output(out: Path, areas: Iterable[str], label_files: Iterable[str]) -> None:
+    """Delete what prepare wrote in ``out``: the sample files of ``areas`` and of the areas the
+    earlier caches name (folders left empty go too), the caches and the settings record.
+    Anything else (other files, the assets) stays."""
+    names = tuple(dict.fromkeys((*SAMPLE_FILES, *label_files)))
+    for area in sorted(set(areas) | _listed_areas(out)):
+        area_dir = out / area
+        if area == ASSETS_DIR or Path(area).name != area or not area_dir.is_dir() or area_dir.is_symlink():
+            continue
+        for sample_dir in area_dir.iterdir():
+            if sample_dir.is_dir() and not sample_dir.is_symlink():
+                _remove_sample_dir(sample_dir, names)
+        if not any(area_dir.iterdir()):
+            area_dir.rmdir()
+    remove_temp_files(out, CACHE_FILES)
+    for name in CACHE_FILES:
+        (out / name).unlink(missing_ok=True)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +15,9 @@ import pytest
 from PIL import Image
 
 from panosamic.cli import main
-from panosamic.data import build_dataset
+from panosamic.data import build_dataset, collate_panoramas
 from panosamic.data.depth import STANFORD_DEPTH
+from panosamic.data import prepare as prepare_module
 from panosamic.data.prepare import RawFileError, prepare_dataset
 from panosamic.data.stanford2d3ds import AREAS, FOLDS
 from panosamic.data.synthetic import make_synthetic_stanford, render_room, room_seed
@@ -200,3 +205,126 @@ def test_quarter_scale_cli_matches_reference_facts(tmp_path):
     with pytest.raises(FileNotFoundError, match="training area"), pytest.warns(UserWarning):  # area_1 alone has no fold-3 training data
         build_dataset("stanford2d3ds", out, 3, "test", ("image", "depth"), allow_missing_areas=True)
     assert np.array_equal(ds[0][1].numpy(), room.class_map[2::4, 2::4])
+
+
+# --------------------------------------------------------------------------- settings, overwrite, kill -9
+def _sizes(out: Path) -> set[tuple[int, int]]:
+    """(width, height) of every prepared sample's files."""
+    return {Image.open(p).size for p in out.glob("area_*/*/*") if p.suffix in (".webp", ".png")}
+
+
+def _temp_files(root: Path) -> list[Path]:
+    """Leftover temp files of panosamic.io (``.<name>.<random>.tmp<suffix>``)."""
+    return [p for p in root.rglob(".*") if ".tmp" in p.name]
+
+
+def test_settings_are_recorded_first_and_other_settings_are_refused(synth, tmp_path, monkeypatch):
+    manifest, _, _, _ = synth
+    out = tmp_path / "out"
+    calls = []
+    original = prepare_module.process_sample
+
+    def crash_after_five(*args, **kwargs):
+        if len(calls) == 5:
+            raise RuntimeError("simulated crash")
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(prepare_module, "process_sample", crash_after_five)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        prepare_dataset("stanford2d3ds", manifest.out_dir, out, scale=1.0, progress=False)
+    monkeypatch.undo()
+    settings = json.loads((out / "cache_prepare_settings.json").read_text())
+    assert settings == {"dataset": "stanford2d3ds", "depth_resize": "reference", "scale": 1.0}
+    assert _sizes(out) == {(64, 32)} and len(list(out.glob("area_*/*/rgb.webp"))) == 5
+    assert not (out / "cache_samples_file_names.json").exists()
+
+    before = sorted(out.rglob("*"))
+    with pytest.raises(ValueError) as info:
+        prepare_dataset("stanford2d3ds", manifest.out_dir, out, scale=0.5, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and "scale=1.0" in message and "scale=0.5" in message and "--overwrite" in message
+    with pytest.raises(ValueError, match="depth_resize='reference'.*depth_resize='hole-aware'"):
+        prepare_dataset("stanford2d3ds", manifest.out_dir, out, scale=1.0, depth_resize="hole-aware", progress=False)
+    assert sorted(out.rglob("*")) == before  # a refused run writes nothing
+
+    (out / "notes.txt").write_text("mine")  # not prepare's: overwrite keeps it
+    report = prepare_dataset("stanford2d3ds", manifest.out_dir, out, scale=0.5, overwrite=True, progress=False)
+    assert (report.num_written, report.num_existing, report.num_samples) == (14, 0, 14)
+    assert _sizes(out) == {(32, 16)} and (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "cache_prepare_settings.json").read_text())["scale"] == 0.5
+    ds = build_dataset("stanford2d3ds", out, fold=1, split="train", augment=False)
+    assert collate_panoramas([ds[0], ds[len(ds) - 1]])[1].shape == (2, 16, 32)
+    # A resumed run with the same settings is accepted and redoes nothing.
+    report = prepare_dataset("stanford2d3ds", manifest.out_dir, out, scale=0.5, progress=False)
+    assert (report.num_written, report.num_existing) == (0, 14)
+
+
+def test_overwrite_removes_only_what_prepare_wrote(synth, tmp_path):
+    manifest, _, out, _ = synth
+    root = tmp_path / "out"
+    shutil.copytree(out, root)
+    s = manifest.samples[0]
+    (root / s.area / s.name / "my_notes.txt").write_bytes(b"x")  # a user's file inside a sample folder
+    foreign = root / "extra" / "x" / "rgb.webp"  # a folder that is neither in the raw folder nor in the caches
+    foreign.parent.mkdir(parents=True)
+    foreign.write_bytes(b"x")
+    report = prepare_dataset("stanford2d3ds", manifest.out_dir, root, scale=0.5, overwrite=True, progress=False)
+    assert report.num_written == 14 and _sizes(root) == {(32, 16)} and foreign.read_bytes() == b"x"
+    assert sorted(p.name for p in (root / s.area / s.name).iterdir()) == [
+        "depth.png", "depth_mask.webp", "instances.webp", "my_notes.txt", "normals.webp", "rgb.webp"
+    ]  # fmt: skip
+
+
+def test_resume_removes_stale_temp_files(synth, tmp_path):
+    manifest, _, out, _ = synth
+    root = tmp_path / "out"
+    shutil.copytree(out, root)
+    s = manifest.samples[2]
+    stale = [root / s.area / s.name / ".rgb.webp.k2j4x9.tmp.webp", root / ".cache_samples_file_names.json.a1b2.tmp.json"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    (root / s.area / s.name / "depth.png").unlink()  # the sample a killed run was writing
+    report = prepare_dataset("stanford2d3ds", manifest.out_dir, root, progress=False)
+    assert (report.num_written, report.num_existing) == (1, 13)
+    assert not _temp_files(root)
+
+
+def _prepare_cli(raw: Path, out: Path, *flags: str) -> list[str]:
+    return [sys.executable, "-m", "panosamic.cli", "prepare", "stanford2d3ds", "--raw", str(raw), "--out", str(out),
+            "--no-progress", *flags]  # fmt: skip
+
+
+def _kill_when_busy(process, out: Path, min_done: int, deadline_s: float = 120.0) -> None:
+    """SIGKILL ``process`` as soon as ``min_done`` samples are complete (it is then writing the next)."""
+    started = time.monotonic()
+    while process.poll() is None and time.monotonic() - started < deadline_s:
+        if len(list(out.glob("area_*/*/rgb.webp"))) >= min_done:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    process.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_prepare_then_rerun(tmp_path):
+    make_synthetic_stanford(tmp_path / "raw", areas=AREAS, rooms_per_area=2, size=(128, 256), seed=4)
+    out = tmp_path / "out"
+    process = subprocess.Popen(_prepare_cli(tmp_path / "raw", out, "--scale", "1.0"), stderr=subprocess.PIPE)
+    _kill_when_busy(process, out, min_done=3)
+    assert process.returncode == -9, "prepare finished before it could be killed"
+    assert (out / "cache_prepare_settings.json").is_file() and not (out / "cache_samples_file_names.json").exists()
+    assert 3 <= len(list(out.glob("area_*/*/rgb.webp"))) < 14
+
+    refused = subprocess.run(_prepare_cli(tmp_path / "raw", out, "--scale", "0.5"), capture_output=True, text=True)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "scale=1.0" in refused.stderr and "--overwrite" in refused.stderr
+
+    resumed = subprocess.run(_prepare_cli(tmp_path / "raw", out), capture_output=True, text=True)  # default scale 1.0
+    assert resumed.returncode == 0, resumed.stderr
+    names = json.loads((out / "cache_samples_file_names.json").read_text())
+    assert sum(len(v) for v in names.values()) == 14 and _sizes(out) == {(256, 128)} and not _temp_files(out)
+
+    again = subprocess.run(_prepare_cli(tmp_path / "raw", out, "--scale", "0.5", "--overwrite"), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert _sizes(out) == {(128, 64)} and len(list(out.glob("area_*/*/rgb.webp"))) == 14 and not _temp_files(out)

@@ -8,7 +8,8 @@ from panosamic.cli import flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="panorama files or folders (jpg/png/webp)")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="panorama files or folders (jpg/png/webp); or --manifest / --dataset")
     parser.add_argument("--checkpoint", required=True, help=flags.CHECKPOINT_HELP)
     flags.add_hub(parser)
     parser.add_argument("--local-files-only", action="store_true", help="never download (offline)")
@@ -34,13 +35,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("checkpoints without a config.json that are not published variants")
     flags.add_architecture(g)
     flags.add_sam_weights(g)
+    add_scale_arguments(parser)
     flags.add_debug(parser)
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the scaled path (:func:`panosamic.inference.scale.predict_dataset`)."""
+    from panosamic.data.classes import DATASET_NAMES
+
+    g = parser.add_argument_group("at scale (also under torchrun --nproc_per_node N)")
+    g.add_argument("--manifest", metavar="FILE",
+                   help="a .txt (one path per line) or .csv (image[,depth,normals] columns) list of panoramas")
+    g.add_argument("--dataset", choices=DATASET_NAMES, help="predict a prepared dataset's split")
+    g.add_argument("--dataset-path", metavar="DIR", help="the prepared dataset folder (with --dataset)")
+    g.add_argument("--split", default="test", choices=("train", "test"), help="with --dataset")
+    g.add_argument("--fold", type=int, default=1, help="with --dataset")
+    g.add_argument("--outputs", metavar="KINDS",
+                   help="comma-separated subset of labels,color,overlay,probs (default: labels,color,overlay)")
+    g.add_argument("--workers", type=int, metavar="N", help="data-loading processes per process (default: 2)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip panoramas the output folder's progress log says are finished")
+    g.add_argument("--fingerprint", default="stat",
+                   help="how changed inputs are found: stat (size and mtime) or hash (content)")  # fmt: skip
 
 
 def check(args: argparse.Namespace) -> None:
     """Flag values and the output folder, before any model is built."""
     from panosamic.preflight import check_output_dir
 
+    if not (args.inputs or args.manifest or args.dataset):
+        raise ValueError("nothing to predict: give panorama files or folders, --manifest FILE, or "
+                         "--dataset NAME --dataset-path DIR")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not 0.0 <= args.overlay_alpha <= 1.0:

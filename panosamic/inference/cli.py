@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from panosamic.inference.inputs import _unique_names, collect_inputs, match_aux
 from panosamic.inference.predict import _prepare, _Prepared, _resolve_device, _run
 from panosamic.inference.result import LEGEND_FILE, SUMMARY_FILE, PredictionResult, _save_image, class_info
 from panosamic.io import atomic_write_text
+from panosamic.progress import Progress
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -52,107 +52,111 @@ def load_model_from_args(args: argparse.Namespace) -> Any:
     )  # fmt: skip
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+#: Errors of one panorama that skip it (the others are still predicted).
+_PANORAMA_ERRORS = (ValueError, TypeError, OSError, RuntimeError, MemoryError)
 
+
+class _FilePredictor:
+    """Predicts panorama files batch by batch; a failing panorama is skipped, not the folder."""
+
+    def __init__(self, args: argparse.Namespace, model: Any, progress: Progress) -> None:
+        self.args, self.model, self.progress = args, model, progress
+        self.out_dir = Path(args.out)
+        self.threshold = args.depth_threshold if args.depth_threshold is not None else getattr(model, "depth_threshold", None)
+        self.class_names, self.palette = class_info(model)
+        self.summary: dict[str, Any] = {
+            "checkpoint": str(args.checkpoint), "subfolder": args.subfolder, "refine": bool(args.refine),
+            "class_names": list(self.class_names), "palette": self.palette.tolist(), "predictions": {}, "skipped": [],
+        }  # fmt: skip
+
+    def fail(self, path: Path, err: BaseException) -> None:
+        from panosamic.errors import describe_error
+
+        msg = describe_error(err, context=str(path))
+        self.summary["skipped"].append({"input": str(path), "error": msg})
+        self.progress.write(f"panosamic predict: skipped {path}: {msg}")
+        self.progress.update(1)
+
+    def prepare(self, todo: list[tuple[Path, Path | None, Path | None, str]]) -> list[tuple[Path, _Prepared]]:
+        args, batch = self.args, []
+        for path, d, nm, name in todo:
+            try:
+                for kind, found, folder in (("depth", d, args.depth), ("normals", nm, args.normals)):
+                    if kind in self.model.modalities and found is None and folder is not None:
+                        raise FileNotFoundError(f"no {kind} file matching {path.name} in {folder}")
+                prep = _prepare(self.model, path, d, nm, depth_scale=args.depth_scale,
+                                depth_threshold=self.threshold, name=name)  # fmt: skip
+                batch.append((path, prep))
+            except _PANORAMA_ERRORS as e:
+                self.fail(path, e)
+        return batch
+
+    def infer(self, batch: list[tuple[Path, _Prepared]]) -> list[tuple[Path, _Prepared, PredictionResult]]:
+        def forward(preps: list[_Prepared]) -> list[PredictionResult]:
+            return _run(self.model, preps, refine=self.args.refine, device=None, precision=self.args.precision)
+
+        if not batch:
+            return []
+        try:
+            return [(path, prep, res) for (path, prep), res in zip(batch, forward([p for _, p in batch]))]
+        except _PANORAMA_ERRORS as e:
+            if len(batch) == 1:
+                self.fail(batch[0][0], e)
+                return []
+        done = []
+        for path, prep in batch:  # find the panorama that fails, keep the others
+            try:
+                done.append((path, prep, forward([prep])[0]))
+            except _PANORAMA_ERRORS as e:
+                self.fail(path, e)
+        return done
+
+    def save(self, path: Path, prep: _Prepared, res: PredictionResult) -> None:
+        try:
+            files = res.save(self.out_dir, prep.name, overlay_alpha=self.args.overlay_alpha,
+                             overlay_format=self.args.overlay_format, legend=False)  # fmt: skip
+        except _PANORAMA_ERRORS as e:
+            self.fail(path, e)
+            return
+        self.summary["predictions"][prep.name] = {"input": str(path), "files": {k: v.name for k, v in files.items()},
+                                                  **res.summary()}  # fmt: skip
+        self.progress.update(1)
+
+    def finish(self, seconds: float) -> int:
+        done, skipped = len(self.summary["predictions"]), len(self.summary["skipped"])
+        self.summary["seconds"] = round(seconds, 3)
+        self.summary["seconds_per_panorama"] = round(seconds / max(done, 1), 3)
+        if done:
+            _save_image(viz.legend(self.class_names, self.palette), self.out_dir / LEGEND_FILE)
+            self.summary["legend"] = LEGEND_FILE
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.out_dir / SUMMARY_FILE, json.dumps(self.summary, indent=2) + "\n")
+        note = f"; skipped {skipped} (listed above and in {SUMMARY_FILE})" if skipped else ""
+        print(f"wrote {done} prediction{'s' * (done != 1)} to {self.out_dir} in {seconds:.1f} s{note}")
+        return 1 if skipped else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from panosamic.inference.scale_cli import run_scaled, wants_scaled
+
+    if wants_scaled(args):
+        model = load_model_from_args(args)
+        args.device = str(_resolve_device(model, pick_device(args.device)))
+        return run_scaled(args, model)
     inputs = collect_inputs(args.inputs)
     depths = match_aux(inputs, args.depth, "depth")
     normals = match_aux(inputs, args.normals, "normals")
-    names = _unique_names(inputs)
-    out_dir = Path(args.out)
+    todo = list(zip(inputs, depths, normals, _unique_names(inputs)))
     model = load_model_from_args(args)
     _resolve_device(model, pick_device(args.device))
     if args.refine:
         from panosamic.modeling.instance import InstanceSettings
 
         model.instance_settings = InstanceSettings(grid=args.sam_grid)
-    threshold = (
-        args.depth_threshold if args.depth_threshold is not None else getattr(model, "depth_threshold", None)
-    )
-    class_names, palette = class_info(model)
-
-    summary: dict[str, Any] = {
-        "checkpoint": str(args.checkpoint),
-        "subfolder": args.subfolder,
-        "refine": bool(args.refine),
-        "class_names": list(class_names),
-        "palette": palette.tolist(),
-        "predictions": {},
-        "skipped": [],
-    }
-    failed: list[tuple[Path, str]] = []
-
-    def fail(path: Path, err: BaseException) -> None:
-        msg = str(err) or type(err).__name__
-        failed.append((path, msg))
-        summary["skipped"].append({"input": str(path), "error": msg})
-        tqdm.write(f"panosamic predict: skipped {path}: {msg}", file=sys.stderr)
-
     start = time.perf_counter()
-    todo = list(zip(inputs, depths, normals, names))
-    with tqdm(total=len(todo), unit="pano", desc="predict", disable=None) as bar:
+    with Progress(len(todo), "predict", "pano", bar=args.progress) as progress:
+        job = _FilePredictor(args, model, progress)
         for b in range(0, len(todo), args.batch_size):
-            batch: list[tuple[Path, _Prepared]] = []
-            for path, d, nm, name in todo[b : b + args.batch_size]:
-                try:
-                    for kind, found, folder in (("depth", d, args.depth), ("normals", nm, args.normals)):
-                        if kind in model.modalities and found is None and folder is not None:
-                            raise FileNotFoundError(f"no {kind} file matching {path.name} in {folder}")
-                    prep = _prepare(
-                        model, path, d, nm, depth_scale=args.depth_scale, depth_threshold=threshold, name=name
-                    )
-                    batch.append((path, prep))
-                except (ValueError, TypeError, OSError) as e:
-                    fail(path, e)
-                    bar.update(1)
-            if not batch:
-                continue
-
-            def infer(preps: list[_Prepared]) -> list[PredictionResult]:
-                return _run(model, preps, refine=args.refine, device=None, precision=args.precision)
-
-            done_batch: list[tuple[Path, _Prepared, PredictionResult]] = []
-            try:
-                results = infer([p for _, p in batch])
-                done_batch = [(path, prep, res) for (path, prep), res in zip(batch, results)]
-            except (ValueError, RuntimeError) as e:
-                if len(batch) == 1:
-                    fail(batch[0][0], e)
-                    bar.update(1)
-                    continue
-                for path, prep in batch:  # find the panorama that fails, keep the others
-                    try:
-                        done_batch.append((path, prep, infer([prep])[0]))
-                    except (ValueError, RuntimeError) as e1:
-                        fail(path, e1)
-                        bar.update(1)
-            for path, prep, res in done_batch:
-                try:
-                    files = res.save(
-                        out_dir,
-                        prep.name,
-                        overlay_alpha=args.overlay_alpha,
-                        overlay_format=args.overlay_format,
-                        legend=False,
-                    )
-                    summary["predictions"][prep.name] = {
-                        "input": str(path),
-                        "files": {k: v.name for k, v in files.items()},
-                        **res.summary(),
-                    }
-                except OSError as e:
-                    fail(path, e)
-                bar.update(1)
-    seconds = time.perf_counter() - start
-    done = len(summary["predictions"])
-    summary["seconds"] = round(seconds, 3)
-    summary["seconds_per_panorama"] = round(seconds / max(done, 1), 3)
-    if done:
-        _save_image(viz.legend(class_names, palette), out_dir / LEGEND_FILE)
-        summary["legend"] = LEGEND_FILE
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    print(f"wrote {done} prediction(s) to {out_dir}" + (f"; skipped {len(failed)}:" if failed else ""))
-    for path, msg in failed:
-        print(f"  {path}: {msg}", file=sys.stderr)
-    return 1 if failed else 0
+            for path, prep, res in job.infer(job.prepare(todo[b : b + args.batch_size])):
+                job.save(path, prep, res)
+    return job.finish(time.perf_counter() - start)

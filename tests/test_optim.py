@@ -8,7 +8,7 @@ import pytest
 import torch
 from pytorch_optimizer import Ranger21
 
-from panosamic.config import LRSchedulerConfig, PanoSAMicConfig
+from panosamic.config import LRSchedulerConfig, TrainingConfig
 from panosamic.training.optim import build_optimizer, current_lr, lr_plan, scaled_max_lr
 
 
@@ -38,7 +38,7 @@ def test_lr_scaling_matches_reference_examples() -> None:
 
 
 def test_ranger21_plan_and_schedule(capsys) -> None:
-    cfg = PanoSAMicConfig(lr_scheduler=LRSchedulerConfig(max_lr=4e-3, start_lr=1e-5, warm_up_ratio=0.5,
+    cfg = TrainingConfig(lr_scheduler=LRSchedulerConfig(max_lr=4e-3, start_lr=1e-5, warm_up_ratio=0.5,
                                                          wind_down_ratio=2.0))
     plan = lr_plan(cfg, iters_per_epoch=10, epochs=4, num_gpus=1, batch_size=1)
     assert (plan.max_lr, plan.warm_up, plan.warm_down, plan.num_iterations) == (1e-3, 5, 20, 40)
@@ -61,7 +61,7 @@ def test_ranger21_plan_and_schedule(capsys) -> None:
 
 @pytest.mark.parametrize("name", ["Ranger21", "RAdam"])
 def test_resume_is_exact(name: str) -> None:
-    cfg = PanoSAMicConfig(optimizer=name, lr_scheduler=LRSchedulerConfig(warm_up_ratio=0.3, wind_down_ratio=1.0))
+    cfg = TrainingConfig(optimizer=name, lr_scheduler=LRSchedulerConfig(warm_up_ratio=0.3, wind_down_ratio=1.0))
     plan = lr_plan(cfg, iters_per_epoch=5, epochs=3, num_gpus=1, batch_size=4)
     m1 = _model()
     o1, s1 = build_optimizer(m1.parameters(), cfg, plan)
@@ -88,7 +88,7 @@ def test_resume_is_exact(name: str) -> None:
 
 
 def test_radam_lambda_schedule() -> None:
-    cfg = PanoSAMicConfig(optimizer="RAdam", lr_scheduler=LRSchedulerConfig(
+    cfg = TrainingConfig(optimizer="RAdam", lr_scheduler=LRSchedulerConfig(
         start_lr=1e-4, max_lr=4e-3, intermediate_lr=5e-4, warm_up_ratio=1.0, wind_down_ratio=1.0))
     plan = lr_plan(cfg, iters_per_epoch=4, epochs=4, num_gpus=1, batch_size=1)  # max 1e-3
     model = _model()
@@ -109,7 +109,7 @@ def test_radam_lambda_schedule() -> None:
 
 def test_bad_plan() -> None:
     with pytest.raises(ValueError, match="iteration"):
-        lr_plan(PanoSAMicConfig(), 0, 1, 1, 1)
+        lr_plan(TrainingConfig(), 0, 1, 1, 1)
     with pytest.raises(ValueError, match="trainable"):
-        build_optimizer([torch.nn.Parameter(torch.ones(1), requires_grad=False)], PanoSAMicConfig(),
-                        lr_plan(PanoSAMicConfig(), 1, 1, 1, 1))
+        build_optimizer([torch.nn.Parameter(torch.ones(1), requires_grad=False)], TrainingConfig(),
+                        lr_plan(TrainingConfig(), 1, 1, 1, 1))

@@ -18,7 +18,7 @@ from typing import Iterable
 import torch
 from pytorch_optimizer import Ranger21
 
-from panosamic.config import PanoSAMicConfig
+from panosamic.config import TrainingConfig
 
 __all__ = ["LRPlan", "build_optimizer", "current_lr", "lr_plan", "scaled_max_lr"]
 
@@ -55,7 +55,7 @@ class LRPlan:
         return self.iters_per_epoch * self.epochs
 
 
-def lr_plan(config: PanoSAMicConfig, iters_per_epoch: int, epochs: int, num_gpus: int, batch_size: int) -> LRPlan:
+def lr_plan(config: TrainingConfig, iters_per_epoch: int, epochs: int, num_gpus: int, batch_size: int) -> LRPlan:
     if iters_per_epoch < 1:
         raise ValueError(f"an epoch needs at least one iteration, got {iters_per_epoch} (dataset too small?)")
     if epochs < 1:
@@ -94,7 +94,7 @@ def _lambda_lr(plan: LRPlan):
 
 
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], config: PanoSAMicConfig, plan: LRPlan
+    params: Iterable[torch.nn.Parameter], config: TrainingConfig, plan: LRPlan
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
     """Ranger21 (scheduler ``None``) or RAdam + LambdaLR, from the config's ``optimizer`` name."""
     params = [p for p in params if p.requires_grad]

@@ -115,13 +115,21 @@ class Trainer:
     """Set up with :meth:`__init__` (all checks happen there), then :meth:`fit`."""
 
     def __init__(self, settings: TrainSettings, ctx: DistContext | None = None):
+        self.s = settings
+        self.ctx = ctx or DistContext()
+        self.config = PanoSAMicConfig.from_json(settings.config_path)  # checked fields -> one-line errors
+        self._build_data()  # every input is checked before any work
+        self._build_model()
+        self._build_optimisation()
+        self._start_run()
+
+    # ------------------------------------------------------------------ set-up
+    def _build_data(self) -> None:
+        """Datasets, resume target and batch plan; every check that needs no model."""
         from panosamic.data import build_dataset, get_dataset_info
         from panosamic.data.transforms import PanoramaAugmentation
 
-        self.s = s = settings
-        self.ctx = ctx = ctx or DistContext()
-        # --- inputs, checked before any work
-        self.config = PanoSAMicConfig.from_json(s.config_path)  # unknown fields -> ValueError
+        s, ctx = self.s, self.ctx
         self.info = get_dataset_info(s.dataset)
         if not Path(s.dataset_path).is_dir():
             raise FileNotFoundError(f"dataset folder not found: {s.dataset_path}")
@@ -147,14 +155,15 @@ class Trainer:
         if self.iters_per_epoch < 1:
             raise ValueError(
                 f"{len(self.train_ds)} training samples make no complete global batch of "
-                f"{s.batch_size} x {ctx.world_size} processes: lower --batch_size"
+                f"{s.batch_size} x {ctx.world_size} processes: lower --batch-size"
             )
         self.total_steps = self.iters_per_epoch * s.epochs
-        self.plan = lr_plan(self.config, self.iters_per_epoch, s.epochs, ctx.world_size, s.batch_size)
+        self.plan = lr_plan(self.config.training, self.iters_per_epoch, s.epochs, ctx.world_size, s.batch_size)
 
-        # --- model, loss, optimiser
+    def _build_model(self) -> None:
         from panosamic.model import PanoSAMic
 
+        s = self.s
         seed_everything(s.seed, 1_000_000, 0)  # the same initial weights on every rank and in every repeat
         threshold = float(self.train_ds.depth_threshold) if "depth" in s.modalities else None
         self.model = PanoSAMic(self.config.model_config(
@@ -167,18 +176,25 @@ class Trainer:
         self.model.configure_inference(precision=s.precision)
         if self.resume_ckpt is None:
             self._load_sam()
-        self.model.to(ctx.device)
+        self.model.to(self.ctx.device)
+
+    def _build_optimisation(self) -> None:
+        ctx = self.ctx
         class_weights = None
         if self.config.loss.cross_entropy is not None or self.config.loss.focal is not None:
             class_weights = class_weights_from_counts(self.train_ds.class_pixel_counts(), self.info.class_names)
         self.loss_fn = PanoSAMicLoss(self.config.loss, self.info.num_classes, class_weights,
                                      total_steps=self.total_steps).to(ctx.device)
-        self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config, self.plan)
+        self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.training, self.plan)
         self.net: torch.nn.Module = self.model
         if ctx.distributed:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
             )
+
+    def _start_run(self) -> None:
+        """Counters (restored when resuming), the run folder and the log."""
+        s, ctx = self.s, self.ctx
         self.global_step = 0
         self.start_epoch = 0
         self.skip_batches = 0
@@ -192,7 +208,6 @@ class Trainer:
             self.run_dir = Path(broadcast_object(str(run_dir) if run_dir else None))
         self.logger = RunLogger(self.run_dir, truncate_after_step=self.global_step) if ctx.is_main else None
 
-    # ------------------------------------------------------------------ set-up helpers
     def _load_sam(self) -> None:
         s = self.s
         if s.sam_weights_path is None and s.vit_model not in SAM_VITS:

@@ -1,0 +1,49 @@
+"""The README's "Try it offline" block, run as written (only its output folder moves to a temp dir)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = "data/tutorial"
+
+
+def tutorial_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"<!-- tutorial:.*?-->\s*```bash\n(.*?)```\s*<!-- /tutorial -->", text, re.S)
+    assert m, "README.md has no tutorial block between <!-- tutorial: ... --> and <!-- /tutorial -->"
+    joined = m.group(1).replace("\\\n", " ")
+    return [line.strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_tutorial_block_uses_only_the_cli():
+    commands = tutorial_commands()
+    assert [c.split()[2] for c in commands] == ["synth", "prepare", "train", "export", "evaluate", "predict"]
+    assert all(c.startswith("uv run panosamic ") for c in commands)
+
+
+@pytest.mark.slow
+def test_tutorial_runs_and_ends_in_a_prediction(tmp_path):
+    out = tmp_path / "tutorial"
+    for command in tutorial_commands():
+        argv = shlex.split(command.replace(OUT, str(out)))
+        assert argv[:3] == ["uv", "run", "panosamic"]
+        done = subprocess.run([sys.executable, "-m", "panosamic.cli", *argv[3:]], cwd=ROOT, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr
+    pred = out / "predictions"
+    stem = "pano_asmasuxybohhcj"
+    for name in (f"{stem}_labels.png", f"{stem}_color.png", f"{stem}_overlay.jpg", "legend.png", "summary.json"):
+        assert (pred / name).is_file(), name
+    assert Image.open(pred / f"{stem}_labels.png").size == Image.open(
+        ROOT / "tests/fixtures/real/panocontext_unlabelled" / f"{stem}.png").size
+    assert list((out / "plots").glob("*.png")) and (out / "evaluation.json").is_file()
+    assert list((out / "experiments").rglob("train_log.png"))

@@ -156,9 +156,7 @@ def build_demo(
     """
     demo_model = _as_demo_model(model)
     root = Path(cache_dir) if cache_dir is not None else Path(tempfile.mkdtemp(prefix="panosamic-demo-"))
-    store = ResultStore(root / "results")
-    handlers = Handlers(demo_model, store)
-    mods = demo_model.modalities
+    handlers = Handlers(demo_model, ResultStore(root / "results"))
     gr.set_static_paths([STATIC_DIR, root])
     with gr.Blocks(title="PanoSAMic demo") as demo:
         gr.Markdown(
@@ -168,62 +166,78 @@ def build_demo(
         )
         with gr.Row():
             with gr.Column(scale=1):
-                image = panorama_input(
-                    label="Panorama (equirectangular, 2:1)", sources=["upload"], elem_id="panorama"
-                )
-                with gr.Row(visible=len(mods) > 1):
-                    depth = gr.File(label="Depth image", file_types=AUX_FILE_TYPES, visible="depth" in mods, height=120)
-                    normals = gr.File(
-                        label="Normals image", file_types=AUX_FILE_TYPES, visible="normals" in mods, height=120
-                    )
-                depth_scale = gr.Number(
-                    value=0,
-                    label="Depth scale: metres per stored unit (0 = the depth is pseudo-disparity, 0..255)",
-                    visible="depth" in mods,
-                )
-                alpha = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05, label="Overlay opacity")
-                refine = gr.Checkbox(
-                    value=False,
-                    label="Refine with SAM masks",
-                    interactive=demo_model.can_refine,
-                    info="majority vote inside SAM's automatic masks (slower)"
-                    if demo_model.can_refine
-                    else "needs SAM's instance branch: start the demo with --refine",
-                )
+                ins = _input_widgets(demo_model)
                 run = gr.Button("Segment", variant="primary", elem_id="segment-button")
                 if examples:
+                    threshold = getattr(demo_model.model, "depth_threshold", None)
                     gr.Examples(
-                        example_rows(mods, root / "examples", getattr(demo_model.model, "depth_threshold", None)),
-                        inputs=[image, depth, normals],
+                        example_rows(demo_model.modalities, root / "examples", threshold),
+                        inputs=[ins["image"], ins["depth"], ins["normals"]],
                         label="Examples",
                     )
             with gr.Column(scale=2):
-                overlay = gr.Image(label="Overlay", type="pil", format="png", interactive=False, elem_id="overlay")
-                viewer = gr.HTML(viewer_html(None), label=f"360° view (Pannellum {PANNELLUM_VERSION})")
-                with gr.Row():
-                    legend = gr.Image(label="Legend", type="pil", format="png", interactive=False)
-                    chart = gr.BarPlot(
-                        x="class",
-                        y="percent",
-                        color="class",
-                        color_map=dict(zip(demo_model.class_names, _hex_palette(demo_model))),
-                        sort=list(demo_model.class_names),
-                        y_title="% of pixels",
-                        x_label_angle=-45,
-                        label="Pixels per class",
-                        elem_id="fractions",
-                    )
-                timings = gr.Markdown(elem_id="timings")
+                outs = _output_widgets(demo_model)
         state = gr.State(None, time_to_live=1800)
         run.click(
             _user_errors(handlers.segment),
-            inputs=[image, depth, normals, depth_scale, alpha, refine],
-            outputs=[overlay, legend, chart, timings, viewer, state],
+            inputs=[ins[k] for k in ("image", "depth", "normals", "depth_scale", "alpha", "refine")],
+            outputs=[*(outs[k] for k in ("overlay", "legend", "chart", "timings", "viewer")), state],
         )
-        alpha.release(_user_errors(handlers.reblend), inputs=[state, alpha], outputs=[overlay, viewer])
+        ins["alpha"].release(
+            _user_errors(handlers.reblend), inputs=[state, ins["alpha"]], outputs=[outs["overlay"], outs["viewer"]]
+        )
     demo.panosamic_paths = [str(STATIC_DIR), str(root)]  # type: ignore[attr-defined]
     demo.panosamic_handlers = handlers  # type: ignore[attr-defined]
     return demo
+
+
+def _input_widgets(demo_model: DemoModel) -> dict[str, gr.components.Component]:
+    """Upload boxes and settings; depth / normals only show when the model takes them."""
+    mods = demo_model.modalities
+    w: dict[str, gr.components.Component] = {}
+    w["image"] = panorama_input(label="Panorama (equirectangular, 2:1)", sources=["upload"], elem_id="panorama")
+    with gr.Row(visible=len(mods) > 1):
+        for kind in ("depth", "normals"):
+            w[kind] = gr.File(
+                label=f"{kind.capitalize()} image", file_types=AUX_FILE_TYPES, visible=kind in mods, height=120
+            )
+    w["depth_scale"] = gr.Number(
+        value=0,
+        label="Depth scale: metres per stored unit (0 = the depth is pseudo-disparity, 0..255)",
+        visible="depth" in mods,
+    )
+    w["alpha"] = gr.Slider(0.0, 1.0, value=DEFAULT_ALPHA, step=0.05, label="Overlay opacity")
+    w["refine"] = gr.Checkbox(
+        value=False,
+        label="Refine with SAM masks",
+        interactive=demo_model.can_refine,
+        info="majority vote inside SAM's automatic masks (slower)"
+        if demo_model.can_refine
+        else "needs SAM's instance branch: start the demo with --refine",
+    )
+    return w
+
+
+def _output_widgets(demo_model: DemoModel) -> dict[str, gr.components.Component]:
+    """Overlay, 360° view, legend, class chart and timings."""
+    w: dict[str, gr.components.Component] = {}
+    w["overlay"] = gr.Image(label="Overlay", type="pil", format="png", interactive=False, elem_id="overlay")
+    w["viewer"] = gr.HTML(viewer_html(None), label=f"360° view (Pannellum {PANNELLUM_VERSION})")
+    with gr.Row():
+        w["legend"] = gr.Image(label="Legend", type="pil", format="png", interactive=False)
+        w["chart"] = gr.BarPlot(
+            x="class",
+            y="percent",
+            color="class",
+            color_map=dict(zip(demo_model.class_names, _hex_palette(demo_model))),
+            sort=list(demo_model.class_names),
+            y_title="% of pixels",
+            x_label_angle=-45,
+            label="Pixels per class",
+            elem_id="fractions",
+        )
+    w["timings"] = gr.Markdown(elem_id="timings")
+    return w
 
 
 def _hex_palette(demo_model: DemoModel) -> list[str]:

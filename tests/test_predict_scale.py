@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import make_tiny_model
@@ -181,7 +182,7 @@ def test_is_finished_needs_same_input_checkpoint_options_and_files(tmp_path):
         assert not is_finished(dict(entry, **{key: value}), expected, tmp_path)
     src.write_bytes(b"other data")
     assert not is_finished(entry, dict(expected, input=file_fingerprint({"image": src})), tmp_path)
-    assert file_fingerprint({"image": src}, "content")["image"] != file_fingerprint({"image": src})["image"]
+    assert file_fingerprint({"image": src}, "hash")["image"] != file_fingerprint({"image": src})["image"]
     (tmp_path / "x_labels.png").unlink()
     assert not is_finished(entry, expected, tmp_path)  # a deleted output is written again
 
@@ -214,3 +215,60 @@ def test_options_are_checked():
         collect_items(["a.png"], manifest="list.txt")
     with pytest.raises(ValueError, match="needs --dataset-path"):
         collect_items(dataset="stanford2d3ds")
+
+
+@pytest.mark.slow
+def test_dataset_split_with_depth(tmp_path):
+    from panosamic.data import build_dataset
+    from panosamic.data.prepare import prepare_dataset
+    from panosamic.data.synthetic import make_synthetic_stanford
+    from panosamic.inference import predict
+
+    make_synthetic_stanford(tmp_path / "raw", rooms_per_area=1, size=(64, 128))  # depth statistics need all areas
+    root = tmp_path / "processed"
+    prepare_dataset("stanford2d3ds", tmp_path / "raw", root, scale=1.0, progress=False)
+    model = make_tiny_model(modalities=("image", "depth"), canvas_size=128)
+    out = tmp_path / "out"
+    report = predict_dataset(model, out_dir=out, dataset="stanford2d3ds", dataset_path=root, split="test", fold=1,
+                             outputs="labels", workers=1, progress=False)  # fmt: skip
+    ds = build_dataset("stanford2d3ds", root, fold=1, split="test", modalities=("image", "depth"), augment=False)
+    assert (report.predicted, len(report.failed)) == (len(ds), 0) == (2, 0)
+    rows = [json.loads(x) for x in (out / SUMMARY_JSONL).read_text().splitlines()]
+    assert [r["name"] for r in rows] == ds.sample_names  # area/sample, in the dataset's order
+    inputs = ds.load_inputs(0)
+    expected = predict(model, inputs["image"], depth=inputs["depth"]).labels
+    assert np.array_equal(_labels(out, ds.sample_names[0]), expected)
+
+
+def test_panosamic_predict_takes_the_scaled_path(setup, tmp_path, capsys):
+    from panosamic.cli import main, parse_args
+    from panosamic.inference.scale_cli import wants_scaled
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "p0.png").write_bytes((setup / "in" / "p0.png").read_bytes())
+    out = tmp_path / "out"
+    argv = ["predict", str(folder), "--checkpoint", str(setup / "model"), "--out", str(out)]
+    assert not wants_scaled(parse_args(argv)) and wants_scaled(parse_args([*argv, "--workers", "0"]))
+    assert main([*argv, "--outputs", "labels,overlay", "--workers", "0", "--no-resume", "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p0_labels.png", "p0_overlay.jpg", "progress", SUMMARY_JSONL]
+    assert "predicted 1, already finished 0, failed 0" in capsys.readouterr().out
+
+
+def test_source_decodes_resizes_and_reports_bad_inputs(tmp_path):
+    from panosamic.inference.sources import PanoramaSource, items_from_paths, resize_inputs
+
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (32, 64), dtype=np.uint8)).save(tmp_path / "a_depth.png")
+    Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(tmp_path / "b.png")
+    (tmp_path / "c.png").write_bytes(b"junk")
+    items = items_from_paths([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"], depth=tmp_path)
+    source = PanoramaSource(items, ("image", "depth"), (64, 128), keep_rgb=True)
+    a, b, c = (source[i] for i in range(3))
+    assert a["error"] is None and a["size"] == (32, 64) and a["rgb"].shape == (32, 64, 3)
+    assert {k: tuple(v.shape) for k, v in a["inputs"].items()} == {"image": (3, 64, 128), "depth": (3, 64, 128)}
+    assert "no depth file for" in b["error"] and "cannot decode" in c["error"]
+    x = {"image": torch.rand(3, 32, 64) * 255, "normals": torch.rand(3, 32, 64) * 255}
+    y = resize_inputs(x, (64, 128))  # bilinear for the image, nearest for normals, like the model
+    assert torch.equal(y["normals"][:, ::2, ::2], x["normals"])

@@ -22,7 +22,7 @@ import torch
 #: Sub-folder of the output folder holding the per-rank logs.
 PROGRESS_DIR = "progress"
 #: How input files are fingerprinted.
-FINGERPRINTS: tuple[str, ...] = ("stat", "content")
+FINGERPRINTS: tuple[str, ...] = ("stat", "hash")
 _CHUNK = 1 << 20
 
 
@@ -40,12 +40,12 @@ def _sha256_file(path: Path) -> str:
 
 
 def file_fingerprint(files: Mapping[str, Path], mode: str = "stat") -> dict[str, Any]:
-    """``{kind: [size, mtime_ns]}`` (``mode="stat"``) or ``{kind: sha256}`` (``"content"``) of the files."""
+    """``{kind: [size, mtime_ns]}`` (``mode="stat"``) or ``{kind: sha256 of the content}`` (``"hash"``) of the files."""
     if mode not in FINGERPRINTS:
         raise ValueError(f"fingerprint must be one of {FINGERPRINTS}, got {mode!r}")
     out: dict[str, Any] = {}
     for kind, path in sorted(files.items()):
-        if mode == "content":
+        if mode == "hash":
             out[kind] = _sha256_file(path)
         else:
             st = os.stat(path)

@@ -7,7 +7,7 @@ Python::
 
 Shell (8 GPUs; every rank loads the model, takes every 8th input and writes its own outputs)::
 
-    torchrun --nproc_per_node 8 -m panosamic predict captures/ --checkpoint CKPT --device cuda \\
+    torchrun --nproc_per_node 8 -m panosamic.cli predict captures/ --checkpoint CKPT --device cuda \\
         --out out/ --outputs labels,probs --batch-size 4 --workers 6
 
 Inputs are sorted; rank ``r`` of ``W`` takes inputs ``r, r + W, ...`` and never waits on another
@@ -114,9 +114,13 @@ class ScaleReport:
 
 def _dist_setup(device: str | torch.device | None, model: Any) -> tuple[int, int, torch.device, bool]:
     """(rank, world size, device, whether we created the process group) from torchrun's environment."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    if dist.is_available() and dist.is_initialized():  # a group the caller made (e.g. spawned processes)
+        world, rank = dist.get_world_size(), dist.get_rank()
+    else:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -217,6 +221,7 @@ def _run_rank(model: Any, dev: torch.device, todo: list[tuple[int, Item, dict[st
             facts = fut.result()
         except (OSError, ValueError) as e:
             failed.append({"input": item.key, "error": f"writing the outputs failed: {e}"})
+            bar.update(1)
             return
         entry = {"key": item.key, "name": item.name, **expected, **facts, "time": time.time(), "rank": rank}
         log.append(entry)  # only now is the panorama finished

@@ -1,7 +1,8 @@
-"""``panosamic predict`` on the scaled path: the flags and the call (:func:`predict_dataset`).
+"""``panosamic predict`` on the scaled path: from the parsed flags to :func:`predict_dataset`.
 
-The predict CLI calls ``add_scale_arguments(parser)`` once and, in its ``run``, after loading the
-model: ``if wants_scaled(args): return run_scaled(args, model)``.
+The flags are :func:`panosamic.cli.predict.add_scale_arguments` (torch-free, for a quick ``--help``);
+``panosamic.inference.cli.run`` loads the model and, ``if wants_scaled(args)``, returns
+``run_scaled(args, model)``.
 """
 
 from __future__ import annotations
@@ -11,24 +12,7 @@ import os
 import sys
 from typing import Any
 
-from panosamic.inference.manifest import FINGERPRINTS
 from panosamic.inference.scale import DEFAULT_OUTPUTS, ScaleOptions, predict_dataset
-
-
-def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``panosamic predict`` flags of the scaled path (sources, outputs, workers, resume)."""
-    g = parser.add_argument_group("at scale (also under torchrun --nproc_per_node N)")
-    g.add_argument("--manifest", help="a .txt (one path per line) or .csv (image[,depth,normals] columns) list of panoramas")
-    g.add_argument("--dataset", help="predict a prepared dataset's split: its name (e.g. stanford2d3ds)")
-    g.add_argument("--dataset-path", help="the prepared dataset folder (with --dataset)")
-    g.add_argument("--split", default="test", choices=("train", "test"), help="with --dataset (default: %(default)s)")
-    g.add_argument("--fold", type=int, default=1, help="with --dataset (default: %(default)s)")
-    g.add_argument("--outputs", help=f"comma-separated subset of labels,color,overlay,probs (default: {DEFAULT_OUTPUTS})")
-    g.add_argument("--workers", type=int, help="DataLoader workers decoding inputs per process (default: 2)")
-    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="skip panoramas the output folder's progress log says are finished (default: on)")  # fmt: skip
-    g.add_argument("--fingerprint", choices=FINGERPRINTS, default="stat",
-                   help="detect changed inputs by size+mtime (stat) or by content hash (default: %(default)s)")  # fmt: skip
 
 
 def wants_scaled(args: argparse.Namespace) -> bool:
@@ -45,6 +29,7 @@ def options_from_args(args: argparse.Namespace) -> ScaleOptions:
         precision=getattr(args, "precision", "fp32"), depth_scale=getattr(args, "depth_scale", None),
         depth_threshold=getattr(args, "depth_threshold", None), overlay_alpha=getattr(args, "overlay_alpha", 0.5),
         overlay_format=getattr(args, "overlay_format", "jpg"), fingerprint=args.fingerprint,
+        progress=getattr(args, "progress", True),
     )  # fmt: skip
 
 

@@ -157,7 +157,7 @@ _FLAG_NAMES: Sequence[tuple[re.Pattern[str], str]] = (
     (re.compile(r"\bsam_weights(?:_path)?=<"), "--sam-weights <"),
     (re.compile(r"\bsam_weights(?:_path)?=(?=\S)"), "--sam-weights "),
     (re.compile(r"\bsubfolder=(?=\S)"), "--subfolder "),
-    (re.compile(r"\blocal_files_only=True\b"), "--local-files-only"),
+    (re.compile(r"(?<![\w-])local_files_only(?:=True)?\b"), "--local-files-only"),
     (re.compile(r"(?<![\w-])(?:--)?config_path\b"), "--config"),
     (re.compile(r"(?<![\w-])(?:--)?vit_model\b"), "--vit"),
     (re.compile(r"--batch_size\b"), "--batch-size"),

@@ -59,7 +59,8 @@ def _read_file(path: str | os.PathLike, what: str) -> np.ndarray | Image.Image:
             img.load()
             return img.copy()
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
-        raise ValueError(f"cannot decode {what} image {p}: {e}") from e
+        kind = what if what == "image" else f"{what} image"  # never "image image"
+        raise ValueError(f"cannot decode {kind} {p}: {e}") from e
 
 
 def _to_array(source: Any, what: str) -> np.ndarray:

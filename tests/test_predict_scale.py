@@ -76,9 +76,11 @@ def _labels(out: Path, name: str) -> np.ndarray:
 def test_two_processes_write_each_panorama_once_like_one_process(setup, tmp_path):
     out2, out1 = tmp_path / "two", tmp_path / "one"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(setup / "script.py"), str(setup / "model"), str(setup / "in"), str(out2), "2", "1", "labels,probs"]
+           "-m", "panosamic.cli", "predict", str(setup / "in"), "--checkpoint", str(setup / "model"), "--out", str(out2),
+           "--outputs", "labels,probs", "--batch-size", "2", "--workers", "1", "--no-progress"]  # what users run
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "6 panorama(s) on 2 process(es): predicted 5, already finished 0, failed 1" in proc.stdout, proc.stderr
+    assert proc.returncode == 1  # one input failed
     assert "broken.png" in proc.stderr  # the corrupt file is reported ...
     failed = [json.loads(line) for line in (out2 / FAILED_JSONL).read_text().splitlines()]
     assert [Path(f["input"]).name for f in failed] == ["broken.png"]  # ... and listed, once

@@ -21,6 +21,7 @@ from panosamic.data import prepare as prepare_module
 from panosamic.data.prepare import RawFileError, prepare_dataset
 from panosamic.data.stanford2d3ds import AREAS, FOLDS
 from panosamic.data.synthetic import make_synthetic_stanford, render_room, room_seed
+from panosamic.io import is_temp_file
 
 SIZE = (32, 64)
 SEED = 3
@@ -214,8 +215,8 @@ def _sizes(out: Path) -> set[tuple[int, int]]:
 
 
 def _temp_files(root: Path) -> list[Path]:
-    """Leftover temp files of panosamic.io (``.<name>.<random>.tmp<suffix>``)."""
-    return [p for p in root.rglob(".*") if ".tmp" in p.name]
+    """Leftover temp files of panosamic.io."""
+    return [p for p in root.rglob(".*") if is_temp_file(p.name)]
 
 
 def test_settings_are_recorded_first_and_other_settings_are_refused(synth, tmp_path, monkeypatch):
@@ -281,10 +282,12 @@ def test_resume_removes_stale_temp_files(synth, tmp_path):
     root = tmp_path / "out"
     shutil.copytree(out, root)
     s = manifest.samples[2]
-    stale = [root / s.area / s.name / ".rgb.webp.k2j4x9.tmp.webp", root / ".cache_samples_file_names.json.a1b2.tmp.json"]
-    for path in stale:
-        path.write_bytes(b"partial")
-    (root / s.area / s.name / "depth.png").unlink()  # the sample a killed run was writing
+    targets = [root / s.area / s.name / "depth.png", root / "cache_samples_file_names.json"]
+    # Temp files of a writer that is gone (as a killed prepare leaves them): made by a finished process.
+    code = "import sys; from panosamic.io import temp_path_for as t; [open(t(p), 'w').close() for p in sys.argv[1:]]"
+    subprocess.run([sys.executable, "-c", code, *map(str, targets)], check=True)
+    assert len(_temp_files(root)) == 2
+    targets[0].unlink()  # the sample a killed run was writing
     report = prepare_dataset("stanford2d3ds", manifest.out_dir, root, progress=False)
     assert (report.num_written, report.num_existing) == (1, 13)
     assert not _temp_files(root)
@@ -295,15 +298,18 @@ def _prepare_cli(raw: Path, out: Path, *flags: str) -> list[str]:
             "--no-progress", *flags]  # fmt: skip
 
 
-def _kill_when_busy(process, out: Path, min_done: int, deadline_s: float = 120.0) -> None:
-    """SIGKILL ``process`` as soon as ``min_done`` samples are complete (it is then writing the next)."""
+def _kill_mid_write(process, out: Path, min_done: int, deadline_s: float = 120.0) -> list[Path]:
+    """SIGKILL ``process`` while it writes a file, once ``min_done`` samples are done; returns the temp
+    files it left."""
     started = time.monotonic()
     while process.poll() is None and time.monotonic() - started < deadline_s:
-        if len(list(out.glob("area_*/*/rgb.webp"))) >= min_done:
+        if len(list(out.glob("area_*/*/rgb.webp"))) < min_done:
+            time.sleep(0.005)
+        elif [p for p in out.glob("area_*/*/.*") if is_temp_file(p.name)]:  # busy: a write takes milliseconds
             process.send_signal(signal.SIGKILL)
             break
-        time.sleep(0.002)
     process.wait(timeout=60)
+    return _temp_files(out)
 
 
 @pytest.mark.slow
@@ -311,8 +317,9 @@ def test_kill_9_mid_prepare_then_rerun(tmp_path):
     make_synthetic_stanford(tmp_path / "raw", areas=AREAS, rooms_per_area=2, size=(128, 256), seed=4)
     out = tmp_path / "out"
     process = subprocess.Popen(_prepare_cli(tmp_path / "raw", out, "--scale", "1.0"), stderr=subprocess.PIPE)
-    _kill_when_busy(process, out, min_done=3)
+    left = _kill_mid_write(process, out, min_done=3)
     assert process.returncode == -9, "prepare finished before it could be killed"
+    assert left, "the kill should have interrupted a write"
     assert (out / "cache_prepare_settings.json").is_file() and not (out / "cache_samples_file_names.json").exists()
     assert 3 <= len(list(out.glob("area_*/*/rgb.webp"))) < 14
 

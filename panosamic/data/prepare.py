@@ -44,12 +44,10 @@ from panosamic.data.base import (
 from panosamic.data.depth import DEPTH_RESIZE_MODES, resize_depth, resize_mask
 from panosamic.data.matterport3d import Matterport3DRaw
 from panosamic.data.prepare_output import (
-    CACHE_FILES,
     SETTINGS_FILE,  # noqa: F401 (re-exported: where prepare records its settings)
     check_settings,
     record_settings,
     remove_prepared_output,
-    remove_temp_files,
 )
 from panosamic.data.stanford2d3ds import Stanford2D3DSRaw
 from panosamic.data.structured3d import Structured3DRaw
@@ -229,7 +227,6 @@ def _take_over(out: Path, areas: list[str], settings: dict, overwrite: bool) -> 
         remove_prepared_output(out, areas, LABEL_FILES)
     else:
         check_settings(out, settings)
-    remove_temp_files(out, CACHE_FILES)
     record_settings(out, settings)
 
 
@@ -238,9 +235,7 @@ def _prepare_one(
 ) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
     """(processed depth, valid) of one sample and whether it was written (False: already done)."""
     sample_dir = out / area / name
-    outputs = _outputs(layout, sample_dir)
-    remove_temp_files(sample_dir, [p.name for p in outputs])
-    if all(p.is_file() for p in outputs):
+    if all(p.is_file() for p in _outputs(layout, sample_dir)):
         try:
             return _read_processed_depth(sample_dir), False
         except OSError:

@@ -4,7 +4,8 @@ A run records its settings (``cache_prepare_settings.json``) before it writes an
 rerun knows what the samples already there were made with: the same settings resume, other
 settings are refused (one line naming each differing setting), and ``overwrite`` first removes
 everything prepare wrote before (sample files, caches, the record; nothing else) and starts clean.
-Temp files that ``panosamic.io`` left behind when a run was killed are removed by the next run.
+Temp files a killed run left behind are removed by ``panosamic.io`` on the next write into their
+folder (every sample a rerun redoes is such a folder).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from panosamic.data.base import (
     SPLIT_DEPTH_CACHE,
     read_json,
 )
-from panosamic.io import atomic_write_text
+from panosamic.io import atomic_write_text, remove_stale_temp_files
 
 #: Our record of how a folder was prepared (the reference ignores it).
 SETTINGS_FILE = "cache_prepare_settings.json"
@@ -34,26 +35,6 @@ CACHE_FILES: tuple[str, ...] = (SAMPLES_CACHE, AREA_DEPTH_CACHE, SPLIT_DEPTH_CAC
 #: Per-sample files every dataset writes (the label file's name is the dataset's).
 SAMPLE_FILES: tuple[str, ...] = (RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, NORMALS_FILE)
 _UNSET = "<unset>"
-
-
-def is_temp_file(name: str, target: str) -> bool:
-    """Whether ``name`` is a temp file ``panosamic.io`` makes while writing ``target``
-    (``.<target>.<random>.tmp<suffix>``)."""
-    prefix = f".{target}."
-    return name.startswith(prefix) and ".tmp" in name[len(prefix) :]
-
-
-def remove_temp_files(directory: Path, targets: Iterable[str]) -> int:
-    """Delete the leftover temp files of ``targets`` in ``directory``; returns how many."""
-    if not directory.is_dir():
-        return 0
-    targets = tuple(targets)
-    removed = 0
-    for path in directory.iterdir():
-        if path.name.startswith(".") and path.is_file() and any(is_temp_file(path.name, t) for t in targets):
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def _differences(previous: dict[str, Any], settings: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -99,7 +80,7 @@ def _listed_areas(out: Path) -> set[str]:
 
 
 def _remove_sample_dir(sample_dir: Path, names: tuple[str, ...]) -> None:
-    remove_temp_files(sample_dir, names)
+    remove_stale_temp_files(sample_dir)
     for name in names:
         (sample_dir / name).unlink(missing_ok=True)
     if not any(sample_dir.iterdir()):
@@ -120,6 +101,6 @@ def remove_prepared_output(out: Path, areas: Iterable[str], label_files: Iterabl
                 _remove_sample_dir(sample_dir, names)
         if not any(area_dir.iterdir()):
             area_dir.rmdir()
-    remove_temp_files(out, CACHE_FILES)
+    remove_stale_temp_files(out)
     for name in CACHE_FILES:
         (out / name).unlink(missing_ok=True)

@@ -38,6 +38,7 @@ from panosamic.constants import IGNORE_INDEX
 from panosamic.evaluation.report import RunLogger
 from panosamic.evaluation.validation import move_inputs
 from panosamic.runs import LAST_NAME, timestamp
+from panosamic.specs import SAM_VITS
 from panosamic.training import checkpoint as ckpt_mod
 from panosamic.distributed import DistContext, GlobalBatchSampler, ShardSampler, all_reduce_sum, barrier
 from panosamic.training.trainer import seed_everything
@@ -150,12 +151,17 @@ class AdaptTrainer:
         inputs, labels = collate_panoramas([self.source[order[(start + j) % n]] for j in range(b)])
         return move_inputs(inputs, self.ctx.device), labels.to(self.ctx.device)
 
-    def _student_loss(self, inputs: list[dict[str, torch.Tensor]], labels: torch.Tensor) -> torch.Tensor:
+    def _losses(self, inputs: list[dict[str, torch.Tensor]], labels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Cross-entropy of the student on each group of ``labels`` (target, then source), from one forward
+        pass over all inputs (one pass per step, as DDP expects; the groups may differ in size)."""
         outs = self.net(inputs)
-        logits = torch.stack([o["sem_preds"] for o in outs]).float()
-        if not (labels != IGNORE_INDEX).any():
-            return logits.sum() * 0.0  # keeps DDP's gradient buckets in step
-        return F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        losses, start = [], 0
+        for y in labels:
+            lg = torch.stack([o["sem_preds"] for o in outs[start : start + y.shape[0]]]).float()
+            start += y.shape[0]
+            kept = (y != IGNORE_INDEX).any()
+            losses.append(F.cross_entropy(lg, y, ignore_index=IGNORE_INDEX) if kept else lg.sum() * 0.0)
+        return losses
 
     def step(self, epoch: int, step_in_epoch: int, inputs: list[dict[str, torch.Tensor]],
              indices: list[int]) -> dict[str, float]:
@@ -163,15 +169,17 @@ class AdaptTrainer:
         labels = self.pseudo_labels(inputs, indices)
         views = [self.strong(x, y, _view_generator(self.s.seed, epoch, i))
                  for x, y, i in zip(inputs, labels, indices)]
-        strong_inputs, strong_labels = [v[0] for v in views], torch.stack([v[1] for v in views])
-        loss_t = self._student_loss(strong_inputs, strong_labels)
-        loss = loss_t
-        values = {"adapt/target_loss": float(loss_t.detach()),
+        batch, groups = [v[0] for v in views], [torch.stack([v[1] for v in views])]
+        mixed = self.source is not None and self.s.source_weight > 0
+        if mixed:
+            src_inputs, src_labels = self._source_batch(epoch, step_in_epoch)
+            batch, groups = batch + src_inputs, groups + [src_labels]
+        losses = self._losses(batch, groups)
+        loss = losses[0] + (self.s.source_weight * losses[1] if mixed else 0.0)
+        values = {"adapt/target_loss": float(losses[0].detach()),
                   "adapt/kept": float((labels != IGNORE_INDEX).float().mean())}
-        if self.source is not None and self.s.source_weight > 0:
-            loss_s = self._student_loss(*self._source_batch(epoch, step_in_epoch))
-            loss = loss + self.s.source_weight * loss_s
-            values["adapt/source_loss"] = float(loss_s.detach())
+        if mixed:
+            values["adapt/source_loss"] = float(losses[1].detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -313,6 +321,11 @@ class AdaptTrainer:
             ck.pop(key)
         self._save(ADAPTED_NAME, ck)
         self.teacher.save_pretrained(self.out_dir)
+        if self.s.train_encoder and self.teacher.config.vit in SAM_VITS:
+            import warnings
+
+            warnings.warn(f"the Hub layout in {self.out_dir} holds Meta's SAM encoder, not the adapted one "
+                          f"(--train-encoder): load {ADAPTED_NAME} instead", stacklevel=2)
         if not self.s.keep_last:
             (self.out_dir / LAST_NAME).unlink(missing_ok=True)
         if self.masks is not None and not self.s.keep_last:

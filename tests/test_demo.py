@@ -220,8 +220,18 @@ def test_cli_arguments():
     assert (args.checkpoint, args.subfolder, args.port, args.share, args.refine, args.host) == (
         "ck", "s", 8001, True, True, "127.0.0.1"
     )
+    assert args.device == "auto" and args.sam_weights_path is None
     with pytest.raises(ValueError, match="--port"):
-        cli.run(parser.parse_args(["--checkpoint", "ck", "--port", "0"]))
+        cli.check(parser.parse_args(["--checkpoint", "ck", "--port", "0"]))
+
+
+def test_demo_is_a_subcommand_whose_help_needs_neither_gradio_nor_torch():
+    code = (
+        "import sys\nfrom panosamic.cli import main\ntry:\n    main(['demo', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'gradio', 'torch'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "--checkpoint" in out.stdout and "--share" in out.stdout and out.stdout.strip().endswith("[]")
 
 
 def test_cli_names_the_install_command_without_gradio(monkeypatch):

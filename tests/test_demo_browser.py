@@ -1,4 +1,4 @@
-"""The web demo in a real browser: ``panosamic demo`` serves a tiny test checkpoint on 127.0.0.1, headless
+"""The web demo in a real browser: ``panosamic demo`` (the CLI, in a subprocess) serves a tiny test checkpoint on 127.0.0.1, headless
 Chromium (Debian's ``chromium`` + ``chromium-driver``, driven by Selenium) uploads the real panorama,
 the overlay shown equals the library's own prediction, the 360° view loads, turns and toggles, and a
 non-2:1 upload shows the library's message while the server keeps serving.
@@ -46,18 +46,6 @@ CHROME_FLAGS = (
 )
 START_TIMEOUT = 180  # s: the server imports torch and gradio and loads the checkpoint
 RESULT_TIMEOUT = 120  # s: one prediction on a loaded CI machine
-ALPHA = 0.5  # the page's default overlay opacity
-# Starts the demo through the CLI (`panosamic demo` once registered, else its module directly).
-LAUNCH = """
-import argparse, sys
-from panosamic import cli
-if "demo" in getattr(cli, "COMMANDS", {}):
-    sys.exit(cli.main(["demo", *sys.argv[1:]]))
-from panosamic.apps.demo import cli as demo_cli
-parser = argparse.ArgumentParser()
-demo_cli.add_arguments(parser)
-sys.exit(demo_cli.run(parser.parse_args(sys.argv[1:])))
-"""
 
 if not (CHROMIUM and CHROMEDRIVER):
     pytest.skip(
@@ -83,8 +71,8 @@ def checkpoint(tmp_path_factory) -> Path:
 def server(checkpoint, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "demo.log"
-    cmd = [sys.executable, "-c", LAUNCH, "--checkpoint", str(checkpoint), "--host", "127.0.0.1",
-           "--port", str(port), "--cache-dir", str(log.parent / "cache")]
+    cmd = [sys.executable, "-m", "panosamic.cli", "demo", "--checkpoint", str(checkpoint), "--host", "127.0.0.1",
+           "--port", str(port), "--device", "cpu", "--cache-dir", str(log.parent / "cache")]  # `panosamic demo ...`
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -185,6 +173,7 @@ def drag_and_toggle_viewer(d, screens: Path) -> None:
 
 # ---------------------------------------------------------------------------- tests
 def test_overlay_shown_is_the_librarys_prediction_and_the_360_view_works(server, driver, screens, checkpoint):
+    from panosamic.apps.demo.backend import DEFAULT_ALPHA
     from panosamic.inference import predict
     from panosamic.model import load_model
 
@@ -192,7 +181,7 @@ def test_overlay_shown_is_the_librarys_prediction_and_the_360_view_works(server,
     segment(driver, REAL)
     src = shown_overlay(driver)
     shown = fetch_image(src)
-    expected = np.asarray(predict(load_model(checkpoint), REAL).overlay(ALPHA))
+    expected = np.asarray(predict(load_model(checkpoint), REAL).overlay(DEFAULT_ALPHA))
     assert shown.shape == expected.shape == (512, 1024, 3)
     assert np.array_equal(shown, expected)
     body = driver.find_element(By.TAG_NAME, "body").text

@@ -185,24 +185,28 @@ def load_demo_model(
     *,
     subfolder: str | None = None,
     revision: str | None = None,
+    config: Any = None,
     sam_weights: str | None = None,
-    device: str = "cpu",
+    device: str = "auto",
     refine: bool = False,
     local_files_only: bool = False,
     max_width: int = MAX_WIDTH,
 ) -> DemoModel:
-    """Load any checkpoint the library loads, once; ``refine`` also builds SAM's instance branch."""
+    """Load any checkpoint :func:`panosamic.load_model` takes, once; ``refine`` also builds SAM's
+    instance branch; ``device="auto"``: CUDA when available, else the CPU."""
+    from panosamic.inference.cli import pick_device
     from panosamic.model import load_model
 
     t0 = time.perf_counter()
     model = load_model(
         checkpoint,
         subfolder=subfolder,
-        revision=revision,
+        config=config,
         sam_weights=sam_weights,
-        device=device,
-        local_files_only=local_files_only,
+        device=pick_device(device),
         semantic_only=not refine,
+        revision=revision,
+        local_files_only=local_files_only,
     )
     label = str(checkpoint) + (f" / {subfolder}" if subfolder else "")
     return DemoModel(model, checkpoint=label, load_seconds=time.perf_counter() - t0, max_width=max_width)

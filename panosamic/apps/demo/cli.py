@@ -1,6 +1,6 @@
 """``panosamic demo``: serve the web demo (Gradio) for one checkpoint.
 
-Needs the optional extra: ``pip install 'panosamic[demo]'`` (in a checkout: ``uv run --extra demo
+Needs the optional extra: ``pip install 'panosamic[demo]'`` (in a source checkout: ``uv run --extra demo
 panosamic demo --checkpoint ...``). Importing this module imports neither Gradio nor torch, so
 ``panosamic --help`` stays fast.
 """
@@ -11,9 +11,13 @@ import argparse
 import importlib.util
 import os
 
+from panosamic.cli import flags
+
 #: Where the command listens by default (Gradio's usual port).
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+#: Largest panorama width the page accepts by default.
+DEFAULT_MAX_WIDTH = 4096
 GRADIO_MISSING = (
     "the demo needs Gradio, which is not installed: pip install 'panosamic[demo]' "
     "(in a source checkout: uv run --extra demo panosamic demo ...)"
@@ -21,26 +25,25 @@ GRADIO_MISSING = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        help="any checkpoint the library loads: a published variant name, a Hub repo id (with --subfolder), "
-        "a local Hub-layout folder, a .safetensors file, a training .pth or run folder",
-    )
-    parser.add_argument("--subfolder", help="variant subfolder of a Hub repo, e.g. stanford2d3ds-vith-rgb-fold1")
-    parser.add_argument("--revision", help="Hub revision")
-    parser.add_argument("--sam-weights", help="SAM .pth file or folder (default: the cache; downloaded if missing)")
+    parser.add_argument("--checkpoint", required=True, help=flags.CHECKPOINT_HELP)
+    flags.add_hub(parser)
     parser.add_argument("--local-files-only", action="store_true", help="never download (offline)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    flags.add_device(parser)
     parser.add_argument(
         "--refine", action="store_true", help="also build SAM's instance branch so the page offers SAM refinement"
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
-    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
-    parser.add_argument("--max-width", type=int, default=4096, help="largest panorama width accepted (default: %(default)s)")
-    parser.add_argument("--cache-dir", help="folder for the viewer images and examples (default: a temp folder)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    g = parser.add_argument_group("server")
+    g.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (0.0.0.0: every interface)")
+    g.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    g.add_argument("--share", action="store_true", help="also serve through a temporary public gradio.live link")
+    g.add_argument("--max-width", type=int, default=DEFAULT_MAX_WIDTH, metavar="N",
+                   help="widest panorama the page accepts")  # fmt: skip
+    g.add_argument("--cache-dir", metavar="DIR", help="folder for the viewer's images and the examples "
+                   "(default: a new temporary folder)")  # fmt: skip
+    g = parser.add_argument_group("checkpoints without a config.json that are not published variants")
+    flags.add_architecture(g)
+    flags.add_sam_weights(g)
+    flags.add_debug(parser)
 
 
 def check_gradio() -> None:
@@ -49,21 +52,28 @@ def check_gradio() -> None:
         raise RuntimeError(GRADIO_MISSING)
 
 
-def run(args: argparse.Namespace) -> int:
-    check_gradio()
+def check(args: argparse.Namespace) -> None:
+    """Cheap checks before loading anything."""
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must lie in 1..65535, got {args.port}")
     if args.max_width < 2:
         raise ValueError(f"--max-width must be at least 2, got {args.max_width}")
+    check_gradio()
+
+
+def run(args: argparse.Namespace) -> int:
+    check(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from panosamic.apps.demo.app import build_demo, launch_demo
     from panosamic.apps.demo.backend import load_demo_model
+    from panosamic.inference.cli import config_from_args
 
     demo_model = load_demo_model(
         args.checkpoint,
         subfolder=args.subfolder,
         revision=args.revision,
-        sam_weights=args.sam_weights,
+        config=config_from_args(args),
+        sam_weights=args.sam_weights_path,
         device=args.device,
         refine=args.refine,
         local_files_only=args.local_files_only,

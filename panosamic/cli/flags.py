@@ -158,8 +158,8 @@ _FLAG_NAMES: Sequence[tuple[re.Pattern[str], str]] = (
     (re.compile(r"\bsam_weights(?:_path)?=(?=\S)"), "--sam-weights "),
     (re.compile(r"\bsubfolder=(?=\S)"), "--subfolder "),
     (re.compile(r"(?<![\w-])local_files_only(?:=True)?\b"), "--local-files-only"),
-    (re.compile(r"(?<![\w-])(?:--)?config_path\b"), "--config"),
-    (re.compile(r"(?<![\w-])(?:--)?vit_model\b"), "--vit"),
+    (re.compile(r"give all of config_path, vit_model, modalities, num_classes"),
+     "give all of --config, --vit, --modalities, --num-classes"),
     (re.compile(r"--batch_size\b"), "--batch-size"),
     (re.compile(r"--num_gpus\b"), "--num-gpus"),
 )

@@ -176,14 +176,14 @@ def test_is_finished_needs_same_input_checkpoint_options_and_files(tmp_path):
     (tmp_path / "x_labels.png").write_bytes(b"png")
     src = tmp_path / "x.png"
     src.write_bytes(b"data")
-    expected = {"input": file_fingerprint({"image": src}), "checkpoint": "c1", "options": "o1",
+    expected = {"fingerprint": file_fingerprint({"image": src}), "checkpoint": "c1", "options": "o1",
                 "files": {"labels": "x_labels.png"}}
     entry = json.loads(json.dumps(expected))
     assert is_finished(entry, expected, tmp_path)
     for key, value in (("checkpoint", "c2"), ("options", "o2"), ("files", {"labels": "y_labels.png"})):
         assert not is_finished(dict(entry, **{key: value}), expected, tmp_path)
     src.write_bytes(b"other data")
-    assert not is_finished(entry, dict(expected, input=file_fingerprint({"image": src})), tmp_path)
+    assert not is_finished(entry, dict(expected, fingerprint=file_fingerprint({"image": src})), tmp_path)
     assert file_fingerprint({"image": src}, "hash")["image"] != file_fingerprint({"image": src})["image"]
     (tmp_path / "x_labels.png").unlink()
     assert not is_finished(entry, expected, tmp_path)  # a deleted output is written again

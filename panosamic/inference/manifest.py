@@ -132,11 +132,11 @@ def read_progress(out_dir: str | os.PathLike, keys: Collection[str] | None = Non
 
 
 def is_finished(entry: Mapping[str, Any] | None, expected: Mapping[str, Any], out_dir: Path) -> bool:
-    """Whether a log entry still holds: the same ``input`` fingerprint, ``checkpoint``, ``options``
+    """Whether a log entry still holds: the same input ``fingerprint``, ``checkpoint``, ``options``
     and ``files`` as ``expected``, and every one of those files exists under ``out_dir``."""
     if not entry:
         return False
     want = json.loads(json.dumps(dict(expected)))  # tuples -> lists, as read back from JSON
-    if any(entry.get(k) != want.get(k) for k in ("input", "checkpoint", "options", "files")):
+    if any(entry.get(k) != want.get(k) for k in ("fingerprint", "checkpoint", "options", "files")):
         return False
     return all((out_dir / f).is_file() for f in entry["files"].values())

@@ -46,7 +46,7 @@ from panosamic.inference.writers import write_summary_part
 
 #: Outputs when none are asked for.
 DEFAULT_OUTPUTS = "labels,color,overlay"
-_ROW_KEYS = ("name", "key", "size", "class_fractions", "files")
+_ROW_KEYS = ("name", "size", "class_fractions", "files")
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,8 @@ def _forward_each(model: Any, samples: list[dict[str, Any]], dev: torch.device, 
 
 
 def _row(entry: dict[str, Any]) -> dict[str, Any]:
-    return {k: entry[k] for k in _ROW_KEYS if k in entry}
+    """A summary.jsonl row from a resume-log entry."""
+    return {"input": entry["key"], **{k: entry[k] for k in _ROW_KEYS if k in entry}}
 
 
 def _run_rank(model: Any, dev: torch.device, todo: list[tuple[int, Item, dict[str, Any]]], source: PanoramaSource,
@@ -265,7 +266,7 @@ def _plan(items: Sequence[Item], mine: Sequence[int], out: Path, opts: ScaleOpti
             report.failed.append({"input": item.key, "error": f"cannot read {e.filename}: {e.strerror}"})
             continue
         files = output_files(item.name, opts.outputs, opts.overlay_format)
-        expected = {"input": fp, "checkpoint": ckpt, "options": opt_id, "files": files}
+        expected = {"fingerprint": fp, "checkpoint": ckpt, "options": opt_id, "files": files}
         entry = previous.get(item.key)
         if is_finished(entry, expected, out):
             rows[p] = _row(entry)  # type: ignore[arg-type]

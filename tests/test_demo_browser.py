@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # the lead registers a `browser` marker; then: pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 pytest.importorskip("gradio", reason="the demo extra (gradio) is not installed: uv run --extra demo pytest")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (dev group) is not installed")

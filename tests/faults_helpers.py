@@ -191,6 +191,15 @@ def run_fresh(argv: list[str], *, env: dict[str, str] | None = None, cwd: Path |
 
 
 # ---------------------------------------------------------------------------- assertions
+def record(text: str) -> None:
+    """Append ``test id<TAB>message`` to ``$PANOSAMIC_FAULTS_LOG`` if set (the fault -> message table)."""
+    log = os.environ.get("PANOSAMIC_FAULTS_LOG")
+    if log:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split("::")[-1].rsplit(" ", 1)[0]
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{test}\t{' | '.join(ln for ln in text.splitlines() if ln.strip())}\n")
+
+
 def assert_error(res: Result, command: str, *culprits: str, rc: int = 1) -> str:
     """The command failed with ``rc``, one ``panosamic COMMAND: error:`` line naming every culprit, no traceback."""
     assert TRACEBACK not in res.text, f"traceback printed:\n{res.err[-3000:]}"
@@ -201,6 +210,7 @@ def assert_error(res: Result, command: str, *culprits: str, rc: int = 1) -> str:
     line = lines[0]
     for c in culprits:
         assert c.lower() in line.lower(), f"{c!r} not named in: {line}"
+    record(line)
     return line
 
 

@@ -32,6 +32,7 @@ from faults_helpers import (
     kill_in_torch_save,
     modes,
     raise_in,
+    record,
     temp_files,
 )
 from tmpfs import tmpfs
@@ -343,6 +344,7 @@ def test_predict_full_disk(cli, model_dir, panos, tmp_path):
         assert res.rc == 1 and TRACEBACK not in res.text, res.err
         assert "panosamic predict:" in res.err and ("disk full" in res.err or "full disk" in res.err), res.err
         assert str(full) in res.err
+        record(res.err)
         assert_no_temp(full)
         for p in (full / "pred").glob("*.png") if (full / "pred").exists() else []:
             Image.open(p).load()  # whatever is there is complete
@@ -357,6 +359,7 @@ def test_predict_folder_with_bad_panoramas(cli, model_dir, panos, tmp_path):
     assert res.rc == 1, res.err  # documented: 1 when some inputs were skipped
     assert TRACEBACK not in res.text
     assert "c_not_2to1.png" in res.err and "d_corrupt.png" in res.err
+    record(res.err)
     assert sorted(predicted(out)) == ["a", "b"]
     skipped = {Path(s["input"]).name for s in json.loads((out / "summary.json").read_text())["skipped"]}
     assert skipped == {"c_not_2to1.png", "d_corrupt.png"}
@@ -380,6 +383,7 @@ def test_predict_huge_panorama_does_not_stop_the_folder(cli, model_dir, panos, h
     res = cli.run(predict_argv(model_dir, out, folder), inject=cap)
     assert TRACEBACK not in res.text, res.err[-2000:]
     assert {"a", "b"} <= set(predicted(out)), res.err
+    record(res.err or f"exit {res.rc}: predicted {sorted(predicted(out))}")
     if "huge" not in predicted(out):
         assert res.rc == 1 and "huge.png" in res.err, res.err
         assert not list(out.glob("huge_*"))
@@ -402,6 +406,7 @@ def test_predict_out_of_memory_skips_one_panorama(cli, model_dir, panos, tmp_pat
     res = cli.run(predict_argv(model_dir, out, panos), inject=OOM_FOR_A)
     assert res.rc == 1 and TRACEBACK not in res.text, res.err
     assert "a.png" in res.err and "out of memory" in res.err, res.err
+    record(res.err)
     assert sorted(predicted(out)) == ["b"]
     assert not list(out.glob("a_*"))
     assert_no_temp(out)
@@ -434,6 +439,7 @@ def test_interrupt_is_one_line(cli, model_dir, panos, tmp_path):
     res = cli.run(predict_argv(model_dir, tmp_path / "out", panos),
                   inject=raise_in("panosamic.model:load_model", "KeyboardInterrupt()"))
     assert res.rc == 130 and TRACEBACK not in res.text and "interrupted" in res.err, res.err
+    record(res.err)
 
 
 def test_debug_flag_shows_the_traceback(cli, panos, tmp_path):
@@ -444,6 +450,7 @@ def test_debug_flag_shows_the_traceback(cli, panos, tmp_path):
 def test_unknown_flag_is_a_usage_error(cli, model_dir, panos, tmp_path):
     res = cli.run([*predict_argv(model_dir, tmp_path / "out", panos), "--no-such-flag"])
     assert res.rc == 2 and TRACEBACK not in res.text and "--no-such-flag" in res.err
+    record(res.err.splitlines()[-1])
 
 
 # ============================================================================ prepare
@@ -533,16 +540,19 @@ def test_train_killed_during_checkpoint_write_then_resumed(cli, processed, tmp_p
     cfg = ref_config(tmp_path / "cfg.json")
     exp = tmp_path / "exp"
     argv = train_argv(processed, cfg, exp, "--epochs", "2", "--eval-every", "100", "--keep-last")
-    killed = cli.run(argv, inject=kill_in_torch_save(2, "model_last"))
+    killed = cli.run(argv, inject=kill_in_torch_save(2, "model_last"), umask=0o027)
     assert killed.rc == -9, killed.err
     (run,) = (exp / DATASET).iterdir()
     assert temp_files(run), "the kill should have left a partial checkpoint"
-    res = cli.run([*argv, "--resume", "last"])
+    res = cli.run([*argv, "--resume", "last"], umask=0o027)
     assert res.rc == 0 and TRACEBACK not in res.text, res.err
     assert_no_temp(exp)
     from panosamic.training.checkpoint import load_checkpoint
 
     assert load_checkpoint(run / "model_last.pth")["epoch"] == 2
+    got = modes(exp)  # checkpoints, log and settings follow the umask too
+    assert {"model_last.pth", "model_best.pth"} <= {Path(k).name for k in got}
+    assert set(got.values()) == {0o640}, {k: oct(v) for k, v in got.items()}
 
 
 def test_train_disk_full_during_checkpoint_write(cli, processed, tmp_path):

@@ -98,6 +98,10 @@ def modality_set_name(modalities: Sequence[str] | str) -> str:
     return next(name for name, value in MODALITY_SETS.items() if value == mods)
 
 
+# ---------------------------------------------------------------------------- datasets
+#: The supported datasets (their classes and palettes: :mod:`panosamic.data.classes`).
+DATASET_NAMES: tuple[str, ...] = ("stanford2d3ds", "matterport3d", "structured3d")
+
 # ---------------------------------------------------------------------------- SAM files
 #: Where Meta publishes the SAM checkpoints.
 SAM_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything"

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 
 from panosamic.cli import flags
+from panosamic.specs import DATASET_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from panosamic.data.classes import DATASET_NAMES
-
     parser.add_argument("checkpoint", metavar="CHECKPOINT",
                         help="training checkpoint (model_best.pth / model_last.pth) or its run folder")
     parser.add_argument("out", metavar="OUT", help="Hub folder to write (model.safetensors, config.json, README.md)")

@@ -11,7 +11,7 @@ import copy
 import re
 from collections.abc import Sequence
 
-from panosamic.specs import VIT_SPECS
+from panosamic.specs import DATASET_NAMES, VIT_SPECS
 
 #: Precisions every model-running subcommand accepts.
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
@@ -123,8 +123,6 @@ def add_architecture(
 
 def add_dataset(parser: argparse.ArgumentParser, *, required: bool = True, reference: bool = False) -> None:
     """``--dataset --dataset-path``."""
-    from panosamic.data.classes import DATASET_NAMES
-
     add(parser, "--dataset-path", *_aliases(reference, "--dataset_path"), dest="dataset_path", required=required,
         metavar="DIR", help="processed dataset folder (see `panosamic prepare`)")  # fmt: skip
     parser.add_argument("--dataset", required=required, choices=DATASET_NAMES, help="which dataset it is")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from panosamic.cli import flags
+from panosamic.specs import DATASET_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,8 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the scaled path (:func:`panosamic.inference.scale.predict_dataset`)."""
-    from panosamic.data.classes import DATASET_NAMES
-
     g = parser.add_argument_group("at scale (also under torchrun --nproc_per_node N)")
     g.add_argument("--manifest", metavar="FILE",
                    help="a .txt (one path per line) or .csv (image[,depth,normals] columns) list of panoramas")

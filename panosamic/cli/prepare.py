@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from panosamic.cli import flags
+from panosamic.specs import DATASET_NAMES
 
 #: Skipped samples listed by name at the end of a run (the rest are counted).
 MAX_LISTED = 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from panosamic.data.classes import DATASET_NAMES
     from panosamic.data.depth import DEPTH_RESIZE_MODES
 
     parser.add_argument("dataset", choices=DATASET_NAMES, help="which dataset the raw folder holds")

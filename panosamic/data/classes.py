@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from panosamic.specs import DATASET_NAMES
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -106,8 +108,8 @@ STRUCTURED3D = DatasetInfo(
 )
 
 DATASET_INFOS: dict[str, DatasetInfo] = {i.name: i for i in (STANFORD2D3DS, MATTERPORT3D, STRUCTURED3D)}
-#: Names accepted by :func:`get_dataset_info` and ``build_dataset``.
-DATASET_NAMES: tuple[str, ...] = tuple(DATASET_INFOS)
+if tuple(DATASET_INFOS) != DATASET_NAMES:  # one list of datasets (specs), one class table each
+    raise ImportError(f"class tables {tuple(DATASET_INFOS)} do not match panosamic.specs.DATASET_NAMES {DATASET_NAMES}")
 
 
 def get_dataset_info(name: str) -> DatasetInfo:

@@ -61,10 +61,15 @@ def find_run_dir(experiments_path: str | os.PathLike, dataset: str, exp_id: str,
     root = _dataset_root(experiments_path, dataset)
     if not runs:
         raise FileNotFoundError(f"no previous run '*_{exp_id}' under {root}")
-    raise FileNotFoundError(
-        f"no {name} in the run(s) of '{exp_id}' under {root} (newest: {runs[0].name}); "
-        + ("a finished run deletes model_last.pth: resume 'best' or start a new run" if which == "last" else "")
-    )
+    newest = runs[0]
+    if not any((newest / f"model_{w}.pth").is_file() for w in ("last", "best")):
+        hint = ("it holds no checkpoint (it stopped before its first checkpoint was written: killed, out of "
+                "memory or disk full?); start a new run")
+    elif which == "last":
+        hint = "a finished run deletes model_last.pth (--keep-last keeps it): resume 'best' or start a new run"
+    else:
+        hint = "resume 'last' or start a new run"
+    raise FileNotFoundError(f"no {name} in the run(s) of '{exp_id}' under {root} (newest: {newest.name}); {hint}")
 
 
 def timestamp() -> str:

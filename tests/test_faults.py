@@ -562,6 +562,10 @@ def test_train_disk_full_during_checkpoint_write(cli, processed, tmp_path):
         line = assert_error(res, "train", str(full))
         assert "disk full" in line or "free" in line, line
         assert_no_temp(full)
+        # resuming that run says what happened (not "a finished run deletes model_last.pth")
+        res = cli.run(train_argv(processed, cfg, full / "exp", "--epochs", "1", "--resume", "last"))
+        line = assert_error(res, "train", "model_last.pth", "holds no checkpoint")
+        assert "finished run" not in line
 
 
 def test_train_experiments_path_is_a_file(cli, processed, tmp_path):

@@ -16,16 +16,13 @@ sample list).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from panosamic.data.base import (
     AREA_DEPTH_CACHE,
@@ -52,6 +49,7 @@ from panosamic.data.prepare_output import (
 from panosamic.data.stanford2d3ds import Stanford2D3DSRaw
 from panosamic.data.structured3d import Structured3DRaw
 from panosamic.io import atomic_path, atomic_write_bytes, atomic_write_text
+from panosamic.progress import Progress
 
 RAW_LAYOUTS: dict[str, type[RawLayout]] = {
     "stanford2d3ds": Stanford2D3DSRaw,
@@ -281,10 +279,10 @@ def prepare_dataset(
     hist = {area: [np.zeros(layout.depth.hist_bins, np.int64), None] for area in areas}
     done: dict[str, list[str]] = {area: [] for area in areas}
     total = sum(len(v) for v in samples.values())
-    with tqdm(total=total, desc=f"prepare {dataset}", unit="pano", disable=not progress, file=sys.stderr) as bar:
+    with Progress(total, f"prepare {dataset}", "pano", bar=progress) as bar:  # no bar: a line every few seconds
         for area in areas:
             for name in samples[area]:
-                bar.set_postfix_str(area, refresh=False)
+                bar.set_postfix(area=area)
                 bar.update(1)
                 if (area, name) in bad:
                     continue
@@ -309,57 +307,3 @@ def prepare_dataset(
     report.skipped = [(f"{a}/{n}", reason) for (a, n), reason in bad.items()]
     report.seconds = time.perf_counter() - started
     return report
-
-
-# --------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=tuple(RAW_LAYOUTS), help="which dataset the raw folder holds")
-    parser.add_argument("--raw", required=True, type=Path, help="the raw download (dataset's own layout)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (processed layout)")
-    parser.add_argument(
-        "--scale",
-        type=float,
-        default=None,
-        help="resize factor in (0, 1]; default: the reference's (stanford2d3ds 1.0, matterport3d 0.25, "
-        "structured3d 1.0). Use 0.25 for 2048x4096 Stanford panoramas (-> 512x1024, the model's size)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete what an earlier prepare wrote in --out (samples, caches) and start clean; without it a "
-        "rerun resumes, and refuses other --scale / --depth-resize than the folder was prepared with",
-    )
-    parser.add_argument("--skip-bad", action="store_true", help="skip samples with missing/unreadable raw files")
-    parser.add_argument(
-        "--depth-resize",
-        choices=DEPTH_RESIZE_MODES,
-        default="reference",
-        help="reference: Lanczos including the holes (what the published checkpoints saw); "
-        "hole-aware: no depth is invented next to holes (for new training)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-
-
-def run(args: argparse.Namespace) -> int:
-    report = prepare_dataset(
-        args.dataset,
-        args.raw,
-        args.out,
-        args.scale,
-        overwrite=args.overwrite,
-        skip_bad=args.skip_bad,
-        depth_resize=args.depth_resize,
-        progress=not args.no_progress,
-    )
-    print(
-        f"prepared {report.num_samples} {report.dataset} panoramas in {report.out} "
-        f"({report.num_written} written, {report.num_existing} already done) in {report.seconds:.1f} s"
-    )
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} bad sample(s):")
-        for name, reason in report.skipped[:_MAX_LISTED]:
-            print(f"  {name}: {reason}")
-        if len(report.skipped) > _MAX_LISTED:
-            print(f"  ... and {len(report.skipped) - _MAX_LISTED} more")
-    return 0

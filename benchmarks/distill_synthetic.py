@@ -219,9 +219,9 @@ def _params(model: torch.nn.Module) -> float:
 def table(quality: dict[str, Any], sp: dict[str, Any], tiny_teacher: torch.nn.Module) -> str:
     rows = sp["rows"]
     ref = rows.get("teacher ViT-B (torch fp32)", {}).get("latency_s")
-    lines = ["| model | params (M) | GFLOP / pano | CPU latency 512x1024 (s) | vs ViT-B |", "|---|---|---|---|---|"]
+    lines = ["| model | params (M) | GFLOP / pano | CPU latency 512x1024 (s) | speed-up vs ViT-B |", "|---|---|---|---|---|"]
     for name, r in rows.items():
-        ratio = f"{ref / r['latency_s']:.1f}x faster" if ref else "-"
+        ratio = f"{ref / r['latency_s']:.1f}x" if ref else "-"
         lines.append(f"| {name} | {r['params_m']:.2f} | {r['gflop']:.1f} | {r['latency_s']:.3f} | {ratio} |")
     frac = quality["student_miou"] / quality["teacher_miou"] if quality["teacher_miou"] > 0 else float("nan")
     lines += ["", f"| held-out split (fold 1 test, {quality['test_panoramas']} panoramas) | value |", "|---|---|",

@@ -274,9 +274,10 @@ def test_config_json_not_json(cli, model_dir, panos, tmp_path):
         ({"num_classes": "13"}, "num_classes"),
         ({"vit": "vit_q"}, "vit"),
         ({"palette": [[0, 0, 0]]}, "palette"),
+        ({"library_name": "transformers"}, "transformers"),
     ],
     ids=["dual_view-string", "modalities-string", "depth_threshold-abc", "unknown-top-level-key",
-         "num_classes-string", "unknown-vit", "short-palette"],
+         "num_classes-string", "unknown-vit", "short-palette", "other-library"],
 )
 def test_config_json_field_refused(cli, model_dir, panos, tmp_path, change, field):
     folder = model_copy(model_dir, tmp_path / "m", **change)
@@ -410,6 +411,19 @@ def test_predict_out_of_memory_skips_one_panorama(cli, model_dir, panos, tmp_pat
     assert sorted(predicted(out)) == ["b"]
     assert not list(out.glob("a_*"))
     assert_no_temp(out)
+
+
+def test_predict_killed_then_rerun(cli, model_dir, panos, tmp_path):
+    out = tmp_path / "out"
+    killed = cli.run(predict_argv(model_dir, out, panos), inject=kill_at_replace(3, str(out)))
+    assert killed.rc == -9
+    assert temp_files(out), "the kill should have left a temp file"
+    res = cli.run(predict_argv(model_dir, out, panos))
+    assert res.rc == 0 and TRACEBACK not in res.text, res.err
+    assert_no_temp(out)
+    assert sorted(predicted(out)) == ["a", "b"]
+    for p in out.glob("*_*.*"):
+        Image.open(p).load()  # complete files only
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--batch-size", "0"), ("--overlay-alpha", "2")])
@@ -622,7 +636,57 @@ def test_evaluate_read_only_save_dir(cli, processed, train_ckpt, tmp_path):
         assert "mIoU" not in res.out
 
 
+def test_evaluate_outputs_follow_the_umask(cli, processed, train_ckpt, tmp_path):
+    out = tmp_path / "eval"
+    res = cli.run(eval_argv(processed, "--checkpoint", train_ckpt, "--output", out / "r.json", "--plots",
+                            out / "plots", "--save-dir", out / "pred"), umask=0o022)
+    assert res.rc == 0, res.err
+    got = modes(out)
+    assert "r.json" in got and any(k.startswith("plots/") for k in got) and any(k.startswith("pred/") for k in got)
+    assert set(got.values()) == {0o644}, got
+    assert_no_temp(out)
+
+
 # ============================================================================ export
+def _edited_checkpoint(train_ckpt: Path, dest: Path, edit) -> Path:
+    ck = torch.load(train_ckpt, weights_only=True)
+    edit(ck)
+    torch.save(ck, dest)
+    return dest
+
+
+def test_export_checkpoint_with_a_bad_config_field(cli, train_ckpt, tmp_path):
+    bad = _edited_checkpoint(train_ckpt, tmp_path / "model_best.pth", lambda ck: ck["config"].update(optimizer="Adamm"))
+    out = tmp_path / "hub"
+    assert_error(cli.run(["export", bad, out]), "export", str(bad), "optimizer", "Adamm")
+    assert files_under(out) == []
+
+
+def test_export_refuses_nan_weights(cli, train_ckpt, tmp_path):
+    name = "semantic_decoder.decoder_attention.0.conv.bias"
+
+    def poison(ck):
+        assert name in ck["model"]
+        ck["model"][name] = ck["model"][name].clone().fill_(float("nan"))
+
+    bad = _edited_checkpoint(train_ckpt, tmp_path / "model_best.pth", poison)
+    out = tmp_path / "hub"
+    assert_error(cli.run(["export", bad, out]), "export", name, "NaN")
+    assert files_under(out) == []
+
+
+def test_export_killed_then_rerun(cli, train_ckpt, tmp_path):
+    import panosamic
+
+    out = tmp_path / "hub"
+    assert cli.run(["export", train_ckpt, out], inject=kill_at_replace(1, "model.safetensors")).rc == -9
+    assert temp_files(out) and not (out / "model.safetensors").exists()
+    res = cli.run(["export", train_ckpt, out])
+    assert res.rc == 0 and TRACEBACK not in res.text, res.err
+    assert_no_temp(out)
+    panosamic.load_model(out)  # complete and loadable
+
+
 def test_export_truncated_checkpoint(cli, train_ckpt, tmp_path):
     bad = tmp_path / "model_best.pth"
     bad.write_bytes(train_ckpt.read_bytes()[:1000])

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from panosamic.config import ModelConfig, PanoSAMicConfig
+from panosamic.config import ConfigError, ModelConfig, PanoSAMicConfig
 from panosamic.hub.files import read_weights, saved_prefixes
 from panosamic.hub.loading import resolve_checkpoint
 from panosamic.hub.metadata import CONFIG_NAME
@@ -71,6 +71,17 @@ def expand_run_pattern(pattern: str) -> Path | None:
     return runs[-1] if runs else None  # run folders are named by date: the last is the newest
 
 
+def reference_config(d: Any, path: Path) -> PanoSAMicConfig:
+    """The reference config stored in a training checkpoint; an error names the checkpoint file."""
+    where = f"{path} (config)"
+    try:
+        return PanoSAMicConfig.from_dict(d, where=where)
+    except ConfigError as e:
+        if str(e).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def training_config(ck: Mapping[str, Any], path: Path) -> ModelConfig:
     """The ModelConfig a training checkpoint was trained with."""
     if ck.get("model_config") is not None:
@@ -79,7 +90,7 @@ def training_config(ck: Mapping[str, Any], path: Path) -> ModelConfig:
     if missing:
         raise ValueError(f"{path} does not record {', '.join(missing)}; it is not a panosamic training checkpoint")
     use = {k: ck.get(k) for k in ("class_names", "dataset", "fold", "depth_threshold")}
-    return PanoSAMicConfig.from_dict(ck["config"], where=f"{path} (config)").model_config(
+    return reference_config(ck["config"], path).model_config(
         vit=ck["vit_model"], modalities=tuple(ck["modalities"]), num_classes=int(ck["num_classes"]), **use
     )
 
@@ -91,7 +102,7 @@ def read_training_checkpoint(path: Path) -> Checkpoint:
     state = {k.removeprefix("module."): v for k, v in obj["model"].items()}
     meta: dict[str, Any] = {k: obj.get(k) for k in ("epoch", "global_step", "miou", "macc", "date", "best_miou")}
     if isinstance(obj.get("config"), Mapping):
-        meta["training"] = PanoSAMicConfig.from_dict(obj["config"], where=f"{path} (config)").training
+        meta["training"] = reference_config(obj["config"], path).training
     return Checkpoint(training_config(obj, path), state, str(path), "training", meta)
 
 

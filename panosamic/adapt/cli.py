@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from panosamic.adapt.settings import PRECISIONS, AdaptSettings
+from panosamic.adapt.settings import AdaptSettings
+from panosamic.cli import flags
 
-__all__ = ["add_arguments", "add_parser", "run"]
+__all__ = ["add_arguments", "add_parser", "check", "run"]
 
 HELP = "adapt a model to unlabelled panoramas (mean-teacher self-training)"
 _D = AdaptSettings()
@@ -22,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="unlabelled panorama files or folders (jpg/png/webp)")
     p.add_argument("--checkpoint", required=True,
                    help="the model to adapt: variant name, Hub id, local folder, .safetensors, training .pth or run")
-    p.add_argument("--subfolder", help="Hub subfolder (variant), e.g. stanford2d3ds-vith-rgbd-fold1")
+    flags.add_hub(p)
     p.add_argument("--out", required=True, help="output folder: adapted.pth, config.json + weights, train_log.jsonl")
     p.add_argument("--depth", help="folder of depth files matched by name (models using depth)")
     p.add_argument("--normals", help="folder of normal images matched by name (models using normals)")
@@ -53,13 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     g.add_argument("--keep-last", action="store_true", help="keep model_last.pth at the end")
     g.add_argument("--seed", type=int, default=0, help="default: %(default)s")
-    g.add_argument("--precision", choices=PRECISIONS, default="fp32", help="default: %(default)s")
-    g.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    flags.add_precision(g)
+    flags.add_device(g)
     g.add_argument("--workers", type=int, default=0, help="data-loading processes (default: %(default)s)")
-    g.add_argument("--sam-weights", help="SAM .pth file or folder (default: the cache; downloaded if missing)")
+    flags.add_sam_weights(g)
     g.add_argument("--local-files-only", action="store_true", help="never download (offline)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    flags.add_progress(g, "--quiet")
+    flags.add_debug(p)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -76,8 +77,15 @@ def settings_from_args(args: argparse.Namespace) -> AdaptSettings:
         keep_fraction=args.keep_fraction, max_threshold=args.max_threshold, threshold_every=args.threshold_every,
         refine_masks=args.refine_masks, photometric=not args.no_photometric, source_weight=args.source_weight,
         train_encoder=args.train_encoder, max_steps=args.max_steps, seed=args.seed, precision=args.precision,
-        workers=args.workers, keep_last=args.keep_last, progress=not args.quiet,
+        workers=args.workers, keep_last=args.keep_last, progress=args.progress,
     )  # fmt: skip
+
+
+def check(args: argparse.Namespace) -> None:
+    """Cheap checks before any work: the settings and the source flags."""
+    settings_from_args(args)
+    if (args.source_dataset is None) != (args.source_path is None):
+        raise ValueError("--source-dataset and --source-path go together: give both or neither")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,13 +94,13 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     ctx = init_distributed(args.device)
-    load = {"subfolder": args.subfolder, "local_files_only": bool(args.local_files_only)}
+    load = {"subfolder": args.subfolder, "revision": args.revision, "local_files_only": bool(args.local_files_only)}
     try:
         result = adapt(
             args.checkpoint, args.inputs, args.out, settings=settings, depth=args.depth, normals=args.normals,
             depth_scale=args.depth_scale, depth_threshold=args.depth_threshold, source_dataset=args.source_dataset,
             source_path=args.source_path, source_fold=args.source_fold, resume=args.resume,
-            sam_weights=args.sam_weights, ctx=ctx, load={k: v for k, v in load.items() if v is not None},
+            sam_weights=args.sam_weights_path, ctx=ctx, load={k: v for k, v in load.items() if v is not None},
         )  # fmt: skip
     finally:
         cleanup_distributed()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +53,7 @@ from panosamic.data.synthetic_domains import (
     get_domain,
 )
 from panosamic.io import atomic_path, atomic_write_text
+from panosamic.progress import Progress
 
 #: The 13 Stanford2D3DS classes, in training-index order (0..12).
 CLASS_NAMES: tuple[str, ...] = (
@@ -893,11 +893,7 @@ def make_synthetic_stanford(
     samples: list[SyntheticSample] = []
     jobs = [(a, i) for a in areas for i in range(int(rooms_per_area))]
     counters: dict[str, dict[str, int]] = {a: {} for a in areas}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), desc="synth", unit="pano", file=sys.stderr)
+    bar = Progress(len(jobs), "synth", "pano", bar=progress)  # without a bar: a line every few seconds
     for area, i in jobs:
         room = render_room(room_seed(seed, area, i), (h, w), room_number=i + 1, domain=look)
         label_indices = [0]
@@ -931,10 +927,8 @@ def make_synthetic_stanford(
                 label_indices=tuple(label_indices),
             )
         )
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+        bar.update(1)
+    bar.close()
     labels_path = out / "assets" / "semantic_labels.json"
     atomic_write_text(labels_path, json.dumps(labels))
     return SyntheticManifest(

@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: every fold uses the same checkpoint {sources[folds[0]].describe()} "
               "(put {fold} in --checkpoint/--subfolder for per-fold weights)", file=sys.stderr)
     if "WORLD_SIZE" not in os.environ and args.num_gpus > 1:
-        print("note: --num_gpus > 1 evaluates under torchrun only (torchrun --nproc_per_node N -m panosamic.cli "
+        print("note: --num-gpus > 1 evaluates under torchrun only (torchrun --nproc_per_node N -m panosamic.cli "
               "evaluate ...); evaluating in one process", file=sys.stderr)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     output = Path(args.output) if args.output else Path("evaluations") / f"{args.dataset}_{stamp}.json"

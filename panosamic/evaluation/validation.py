@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from panosamic.distributed import DistContext, ShardSampler, all_reduce_sum
 from panosamic.evaluation.metrics import ConfusionMatrix, SegmentationMetrics
+from panosamic.progress import Progress
 
 __all__ = ["ValidationResult", "move_inputs", "run_validation", "unwrap"]
 
@@ -95,11 +96,8 @@ def run_validation(
     refine_fn = None
     if refine:
         from panosamic.modeling.instance_semantic_fusion import refine_semantic_with_instances as refine_fn
-    bar = None
-    if progress and ctx.is_main:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(sampler), desc=desc, unit="pano", leave=False, dynamic_ncols=True)
+    # a bar on a terminal, else (or without progress) a line every few seconds; other ranks are silent
+    bar = Progress(len(sampler), desc, "pano", bar=progress, silent=not ctx.is_main)
     indices = iter(sampler)
     try:
         for inputs, labels in loader:
@@ -122,11 +120,9 @@ def run_validation(
                     on_sample(idx, preds[b], labels[b])
             counts[0] += preds.shape[0]
             counts[1] += 1
-            if bar is not None:
-                bar.update(preds.shape[0])
+            bar.update(preds.shape[0])
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         net.train(was_training)
     cm.all_reduce()
     per_sample = _gather_dict(per_sample)

@@ -40,6 +40,7 @@ from panosamic.training.losses import PanoSAMicLoss, class_weights_from_counts
 from panosamic.training.optim import build_optimizer, current_lr, lr_plan
 from panosamic.evaluation.report import RunLogger, format_class_table, versions
 from panosamic.evaluation.validation import move_inputs, run_validation
+from panosamic.progress import Progress
 
 __all__ = ["TrainResult", "TrainSettings", "Trainer"]
 
@@ -109,6 +110,11 @@ def seed_everything(seed: int, epoch: int, rank: int) -> None:
     torch.manual_seed(value)
     np.random.seed(int(s[0]))
     random.seed(value)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 step``, ``2 steps``."""
+    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 class Trainer:
@@ -314,7 +320,8 @@ class Trainer:
         if ctx.is_main:
             print(f"run directory: {self.run_dir}")
             print(f"{len(self.train_ds)} training / {len(self.val_ds)} validation panoramas; "
-                  f"{self.iters_per_epoch} steps per epoch x {s.epochs} epochs; max_lr {self.plan.max_lr:.3g}")
+                  f"{_count(self.iters_per_epoch, 'step')} per epoch x {_count(s.epochs, 'epoch')}; "
+                  f"max_lr {self.plan.max_lr:.3g}")
         stopped = False
         try:
             for epoch in range(self.start_epoch, s.epochs):
@@ -352,12 +359,9 @@ class Trainer:
         self.sampler.set_epoch(epoch, skip)
         loader = DataLoader(self.train_ds, batch_sampler=self.sampler, num_workers=s.workers, collate_fn=collate)
         self.net.train()
-        bar = None
-        if s.progress and ctx.is_main:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.iters_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{s.epochs}", unit="step",
-                       dynamic_ncols=True)
+        # a bar on a terminal, else (or with --no-progress) a line every few seconds; other ranks are silent
+        bar = Progress(self.iters_per_epoch, f"epoch {epoch + 1}/{s.epochs}", "step", bar=s.progress,
+                       silent=not ctx.is_main, initial=skip)
         step_in_epoch = skip
         t0 = time.perf_counter()
         try:
@@ -382,17 +386,14 @@ class Trainer:
                     if self.loss_fn.schedule is not None:
                         values["train/w_first"] = out.w1
                     self._log(epoch + 1, values)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.set_postfix(loss=f"{float(loss):.4f}")
+                bar.update(1)
                 if s.max_steps is not None and self.global_step >= s.max_steps and step_in_epoch < self.iters_per_epoch:
                     self._save(runs.LAST_NAME, self._checkpoint(epoch + 1, False, step_in_epoch, None))
-                    if ctx.is_main:
-                        print(f"stopped at step {self.global_step} (--max-steps); resume with --resume last")
+                    bar.write(f"stopped at step {self.global_step} (--max-steps); resume with --resume last")
                     return True
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         return False
 
     def _end_of_epoch(self, epoch: int) -> dict[str, Any] | None:

@@ -11,16 +11,13 @@ Read-only and full disks are small tmpfs mounts (root only; skipped with the rea
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import load_file, save_file
-
 from conftest import make_tiny_model
 from faults_helpers import (
     TRACEBACK,
@@ -35,14 +32,14 @@ from faults_helpers import (
     record,
     temp_files,
 )
+from hub_server import LoopbackHub
+from PIL import Image
+from safetensors.torch import load_file, save_file
 from tmpfs import tmpfs
-
-sys.path.insert(0, str(Path(__file__).parent))
-from hub_server import LoopbackHub  # noqa: E402
 
 pytestmark = [
     pytest.mark.faults,
-    pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="the CLI fork server needs os.fork (POSIX)"),
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="the CLI fork server needs os.fork (POSIX)"),
 ]
 
 DATASET = "stanford2d3ds"
@@ -226,8 +223,6 @@ def test_truncated_training_checkpoint(cli, train_ckpt, panos, tmp_path):
 
 
 def test_pickled_code_is_never_executed(cli, panos, tmp_path):
-    import os
-
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -525,7 +520,7 @@ def test_prepare_missing_raw(cli, tmp_path):
 
 def test_prepare_corrupt_raw_image(cli, raw, tmp_path):
     bad_raw = shutil.copytree(raw, tmp_path / "raw")
-    victim = sorted(p for p in bad_raw.rglob("*.png") if "rgb" in p.name)[0]
+    victim = min(p for p in bad_raw.rglob("*.png") if "rgb" in p.name)
     victim.write_bytes(b"\x89PNG\r\n\x1a\n" + b"broken" * 20)
     out = tmp_path / "out"
     assert_error(cli.run(prepare_argv(bad_raw, out)), "prepare", victim.name, "--skip-bad")
@@ -726,8 +721,6 @@ def test_export_files_follow_the_umask(cli, train_ckpt, tmp_path, umask):
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_save_pretrained_follows_the_umask(tiny, tmp_path, umask):
-    import os
-
     old = os.umask(umask)
     try:
         tiny.save_pretrained(tmp_path / "m")

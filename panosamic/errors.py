@@ -123,6 +123,9 @@ def _hub_url(exc: BaseException) -> str:
 def _describe_hub_error(exc: BaseException) -> str:
     names, status, url = _names(exc), _hub_status(exc), _hub_url(exc)
     hub = "the Hugging Face Hub"
+    if "OfflineModeIsEnabled" in names and "/api/" in url:  # an upload or a query, not a file download
+        return f"offline mode is on (HF_HUB_OFFLINE=1), so the Hub cannot be reached{url}: unset HF_HUB_OFFLINE " \
+               "to upload to or query the Hub"  # fmt: skip
     if "OfflineModeIsEnabled" in names:
         return f"offline mode is on (HF_HUB_OFFLINE=1) and the file is not in the local cache{url}: " \
                "unset HF_HUB_OFFLINE to download it, or pass a local folder or file"  # fmt: skip

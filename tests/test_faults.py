@@ -753,7 +753,8 @@ def test_push_offline(cli, model_dir, tmp_path):
         res = cli.run(["push", model_dir, "tester/tiny"],
                       inject=_hub(hub.url, tmp_path / "c", offline=True, token=TOKEN))
         assert not hub.requests
-    assert_error(res, "push", "offline")
+    line = assert_error(res, "push", "offline mode", "unset HF_HUB_OFFLINE")
+    assert "cache" not in line  # an upload: the download advice would mislead
 
 
 def test_push_unreachable_hub(cli, model_dir, tmp_path):

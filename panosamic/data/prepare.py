@@ -48,6 +48,7 @@ from panosamic.data.prepare_output import (
 )
 from panosamic.data.stanford2d3ds import Stanford2D3DSRaw
 from panosamic.data.structured3d import Structured3DRaw
+from panosamic.errors import PanosamicError
 from panosamic.io import atomic_path, atomic_write_bytes, atomic_write_text
 from panosamic.progress import Progress
 
@@ -61,7 +62,7 @@ LABEL_FILES: tuple[str, ...] = tuple(dict.fromkeys(layout.label_file for layout 
 _MAX_LISTED = 10
 
 
-class RawFileError(RuntimeError):
+class RawFileError(PanosamicError, RuntimeError):
     """A raw file is missing or cannot be read; ``path`` names it."""
 
     def __init__(self, path: Path, reason: str) -> None:

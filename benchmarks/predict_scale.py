@@ -10,8 +10,9 @@ one warm-up forward before the timed run. Columns:
 - ``pano/s``: panoramas / the slowest rank's time for the whole call (hashing the checkpoint, planning,
   starting the loader, predicting, writing, merging the summary);
 - ``busy``: the model's share of the ranks' time (forward incl. host <-> device copies);
-- ``vs bare``: ``pano/s`` / the bare forward's pano/s (one process, all cores, same batch size,
-  inputs already decoded and resized; nothing written).
+- ``bare/s``: the bare forward's pano/s, timed in the same processes just before the run (each rank
+  over its share, inputs decoded and resized beforehand, same batch size, nothing written), so
+  that both see the same machine load; ``vs bare``: ``pano/s`` / ``bare/s``.
 
     uv run python benchmarks/predict_scale.py                       # tiny architecture, full grid
     uv run python benchmarks/predict_scale.py --vit vit_b --procs 1 --batch 1 2 --workers 2 --count 6
@@ -48,49 +49,50 @@ def build_model(vit: str) -> Any:
     return create_model(config.replace(semantic_only=True)).eval()
 
 
-def child_pipeline(args: argparse.Namespace) -> None:
-    """One rank: warm up, run predict_dataset, print its report as JSON."""
+def bare_seconds(model: Any, files: list[Path], batch: int, device: str) -> float:
+    """Seconds of the bare forward over ``files``: decoded and resized beforehand, batched, nothing written."""
+    import torch
+
+    from panosamic.inference import load_image
+    from panosamic.inference.sources import resize_inputs
+
+    images = [resize_inputs({"image": load_image(f)}, model.native_size) for f in files]
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        for s in range(0, len(images), batch):
+            outs = model([{k: v.to(device) for k, v in x.items()} for x in images[s : s + batch]])
+            [o["sem_preds"].argmax(0).cpu() for o in outs]
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
+
+
+def child(args: argparse.Namespace) -> None:
+    """One rank: warm up, time the bare forward over its share, run predict_dataset, print both as JSON."""
     import torch
 
     from panosamic.inference.scale import predict_dataset
 
-    model = build_model(args.vit)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    model = build_model(args.vit).to(args.device)
     h, w = model.native_size
     with torch.no_grad():
-        model([{"image": torch.rand(3, h, w) * 255}])
+        model([{"image": torch.rand(3, h, w, device=args.device) * 255}])
+    files = sorted(Path(args.inputs).iterdir())[rank::world]
+    bare = bare_seconds(model, files, args.batch[0], args.device)
     r = predict_dataset(model, [args.inputs], args.out, batch_size=args.batch[0], workers=args.workers[0],
                         outputs=args.outputs, resume=False, progress=False, device=args.device)  # fmt: skip
     print("RESULT " + json.dumps({"rank": r.rank, "seconds": r.seconds, "model_seconds": r.model_seconds,
-                                  "predicted": r.predicted, "failed": len(r.failed)}), flush=True)  # fmt: skip
+                                  "predicted": r.predicted, "bare_seconds": bare, "bare_count": len(files)}),
+          flush=True)  # fmt: skip
 
 
-def child_bare(args: argparse.Namespace) -> None:
-    """The bare forward: decoded, resized inputs, batched, nothing written."""
-    import torch
-
-    from panosamic.inference import load_image
-
-    model = build_model(args.vit).to(args.device)
-    files = sorted(Path(args.inputs).iterdir())
-    images = [load_image(f) for f in files]
-    b = args.batch[0]
-    with torch.no_grad():
-        model([{"image": images[0].to(args.device)}])
-        t0 = time.perf_counter()
-        for s in range(0, len(images), b):
-            outs = model([{"image": x.to(args.device)} for x in images[s : s + b]])
-            [o["sem_preds"].argmax(0).cpu() for o in outs]
-        seconds = time.perf_counter() - t0
-    print("RESULT " + json.dumps({"rank": 0, "seconds": seconds, "model_seconds": seconds, "predicted": len(images),
-                                  "failed": 0}), flush=True)  # fmt: skip
-
-
-def run_child(args: argparse.Namespace, procs: int, batch: int, workers: int, out: Path, bare: bool) -> list[dict]:
+def run_child(args: argparse.Namespace, procs: int, batch: int, workers: int, out: Path) -> list[dict]:
     cores = os.cpu_count() or 1
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, cores // procs)), PYTHONUNBUFFERED="1")
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         env.pop(k, None)
-    tail = [__file__, "--child", "bare" if bare else "pipeline", "--vit", args.vit, "--inputs", str(args.inputs),
+    tail = [__file__, "--child", "--vit", args.vit, "--inputs", str(args.inputs),
             "--out", str(out), "--batch", str(batch), "--workers", str(workers), "--outputs", args.outputs,
             "--device", args.device]  # fmt: skip
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)] if procs > 1 else []
@@ -116,12 +118,14 @@ def make_inputs(folder: Path, vit: str, count: int) -> None:
 
 
 def summarise(results: list[dict], count: int) -> dict[str, float]:
-    slowest = max(r["seconds"] for r in results)
+    """pano/s of the pipeline (slowest rank), the model's share of the ranks' time, the bare pano/s."""
     predicted = sum(r["predicted"] for r in results)
-    if predicted != count:
+    if predicted != count or sum(r["bare_count"] for r in results) != count:
         raise RuntimeError(f"{predicted} of {count} panoramas predicted")
+    pano_per_s = predicted / max(r["seconds"] for r in results)
+    bare = count / max(r["bare_seconds"] for r in results)
     busy = sum(r["model_seconds"] for r in results) / sum(r["seconds"] for r in results)
-    return {"pano_per_s": predicted / slowest, "seconds": slowest, "busy": busy}
+    return {"pano_per_s": pano_per_s, "busy": busy, "bare_pano_per_s": bare, "vs_bare": pano_per_s / bare}
 
 
 def main() -> None:
@@ -133,12 +137,12 @@ def main() -> None:
     p.add_argument("--count", type=int, default=8, help="panoramas per configuration (default: %(default)s)")
     p.add_argument("--outputs", default="labels,color", help="default: %(default)s")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--child", choices=("pipeline", "bare"), help=argparse.SUPPRESS)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        return (child_bare if args.child == "bare" else child_pipeline)(args)
+        return child(args)
     with tempfile.TemporaryDirectory(prefix="panosamic-bench-") as tmp:
         args.inputs = Path(tmp) / "in"
         make_inputs(args.inputs, args.vit, args.count)
@@ -147,17 +151,15 @@ def main() -> None:
 
 
 def run_grid(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
-    bare = {b: summarise(run_child(args, 1, b, 0, tmp / "bare", True), args.count)["pano_per_s"] for b in args.batch}
     rows = []
     for procs in args.procs:
         for batch in args.batch:
             for workers in args.workers:
-                out = tmp / f"out_{procs}_{batch}_{workers}"
-                s = summarise(run_child(args, procs, batch, workers, out, False), args.count)
+                s = summarise(run_child(args, procs, batch, workers, tmp / f"out_{procs}_{batch}_{workers}"), args.count)
                 rows.append({"vit": args.vit, "device": args.device, "procs": procs, "batch": batch,
-                             "workers": workers, **s, "bare_pano_per_s": bare[batch],
-                             "vs_bare": s["pano_per_s"] / bare[batch]})  # fmt: skip
-                print(f"  procs {procs} batch {batch} workers {workers}: {s['pano_per_s']:.3f} pano/s", flush=True)
+                             "workers": workers, **s})  # fmt: skip
+                print(f"  procs {procs} batch {batch} workers {workers}: {s['pano_per_s']:.3f} pano/s "
+                      f"(bare {s['bare_pano_per_s']:.3f})", flush=True)  # fmt: skip
     return rows
 
 

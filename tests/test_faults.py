@@ -363,6 +363,30 @@ def test_predict_folder_with_bad_panoramas(cli, model_dir, panos, tmp_path):
     assert_no_temp(out)
 
 
+DISK_FULL_AT_SECOND_IMAGE = """
+import errno
+import panosamic.inference.result as r
+_orig, _count = r._save_image, [0]
+def _save(image, path, **kw):
+    _count[0] += 1
+    if _count[0] == 2:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    return _orig(image, path, **kw)
+r._save_image = _save
+"""
+
+
+def test_predict_disk_full_between_two_files_of_a_panorama(cli, model_dir, panos, tmp_path):
+    out = tmp_path / "out"
+    res = cli.run(predict_argv(model_dir, out, panos), inject=DISK_FULL_AT_SECOND_IMAGE)
+    assert res.rc == 1 and TRACEBACK not in res.text, res.err
+    assert "a.png" in res.err and "disk full" in res.err, res.err
+    record(res.err)
+    assert sorted(predicted(out)) == ["b"]
+    assert not list(out.glob("a_*")), "a panorama reported as skipped left part of its output"
+    assert_no_temp(out)
+
+
 @pytest.fixture(scope="module")
 def huge_pano(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("huge") / "huge.png"

@@ -104,9 +104,19 @@ class PredictionResult:
             "color": out / f"{name}_color.png",
             "overlay": out / f"{name}_overlay.{overlay_format}",
         }
-        _save_image(viz.label_image(self.labels), paths["labels"])
-        _save_image(self.colorize(), paths["color"])
-        _save_image(self.overlay(overlay_alpha), paths["overlay"], quality=92)
+        written: list[Path] = []
+        try:
+            for kind, make, kw in (
+                ("labels", lambda: viz.label_image(self.labels), {}),
+                ("color", self.colorize, {}),
+                ("overlay", lambda: self.overlay(overlay_alpha), {"quality": 92}),
+            ):
+                _save_image(make(), paths[kind], **kw)
+                written.append(paths[kind])
+        except BaseException:
+            for path in written:  # all of a panorama's files or none (a full disk leaves no partial output)
+                path.unlink(missing_ok=True)
+            raise
         if legend:
             paths["legend"] = out / LEGEND_FILE
             _save_image(viz.legend(self.class_names, self.palette), paths["legend"])

@@ -96,7 +96,7 @@ def run_child(args: argparse.Namespace, procs: int, batch: int, workers: int, ou
             "--out", str(out), "--batch", str(batch), "--workers", str(workers), "--outputs", args.outputs,
             "--device", args.device]  # fmt: skip
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)] if procs > 1 else []
-    proc = subprocess.run([sys.executable, *launcher, *tail], env=env, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run([sys.executable, *launcher, *tail], env=env, capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child failed ({procs} procs, batch {batch}, workers {workers}):\n"
                            f"{proc.stderr[-2000:]}")  # fmt: skip

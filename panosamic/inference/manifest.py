@@ -83,7 +83,7 @@ class ProgressLog:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a+b")
+        self._f = open(self.path, "a+b")  # noqa: SIM115 -- held open for the run, closed by close()
         self._f.seek(0, os.SEEK_END)
         if self._f.tell() > 0:  # a kill -9 may have left a torn last line: start a fresh one
             self._f.seek(-1, os.SEEK_END)
@@ -99,7 +99,7 @@ class ProgressLog:
     def close(self) -> None:
         self._f.close()
 
-    def __enter__(self) -> ProgressLog:
+    def __enter__(self) -> ProgressLog:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,9 +125,9 @@ def read_progress(out_dir: str | os.PathLike, keys: Collection[str] | None = Non
         return latest
     for path in sorted(folder.glob("rank-*.jsonl")):
         for entry in _read_lines(path):
-            if keys is None or entry["key"] in keys:
-                if entry.get("time", 0) >= latest.get(entry["key"], {}).get("time", 0):
-                    latest[entry["key"]] = entry
+            newer = entry.get("time", 0) >= latest.get(entry["key"], {}).get("time", 0)
+            if (keys is None or entry["key"] in keys) and newer:
+                latest[entry["key"]] = entry
     return latest
 
 

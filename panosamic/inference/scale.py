@@ -23,11 +23,12 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,14 +36,34 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from panosamic.inference.manifest import FINGERPRINTS, ProgressLog, checkpoint_id, file_fingerprint, is_finished
-from panosamic.inference.manifest import log_path, options_id, read_progress
+from panosamic.inference.manifest import (
+    FINGERPRINTS,
+    ProgressLog,
+    checkpoint_id,
+    file_fingerprint,
+    is_finished,
+    log_path,
+    options_id,
+    read_progress,
+)
 from panosamic.inference.predict import PRECISIONS
 from panosamic.inference.result import class_info
-from panosamic.inference.sources import Item, PanoramaSource, collate_samples, items_from_dataset, items_from_list
-from panosamic.inference.sources import items_from_paths
-from panosamic.inference.writers import merge_summaries, output_files, parse_outputs, write_failed, write_outputs
-from panosamic.inference.writers import write_summary_part
+from panosamic.inference.sources import (
+    Item,
+    PanoramaSource,
+    collate_samples,
+    items_from_dataset,
+    items_from_list,
+    items_from_paths,
+)
+from panosamic.inference.writers import (
+    merge_summaries,
+    output_files,
+    parse_outputs,
+    write_failed,
+    write_outputs,
+    write_summary_part,
+)
 
 #: Outputs when none are asked for.
 DEFAULT_OUTPUTS = "labels,color,overlay"

@@ -19,7 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from panosamic.inference.inputs import _unique_names, collect_inputs, load_depth, load_image, load_normals, match_aux
+from panosamic.inference.inputs import (
+    _unique_names,
+    collect_inputs,
+    load_depth,
+    load_image,
+    load_normals,
+    match_aux,
+)
 from panosamic.modeling.panosamic import _NEAREST_MODALITIES as NEAREST_MODALITIES
 
 _IMAGE_COLUMNS = ("image", "path", "rgb")

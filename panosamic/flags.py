@@ -1,6 +1,7 @@
-"""Flags shared by the subcommands, defined once: one spelling per concept, hyphenated.
+"""Command-line flags shared by the subcommands, defined once: one spelling per concept, hyphenated.
 
-The reference's underscore spellings (``--config_path --vit_model --sam_weights_path ...``) are
+Used by :mod:`panosamic.cli` and by the subcommands of the upper layers (adapt, distill, the demo). The
+reference's underscore spellings (``--config_path --vit_model --sam_weights_path ...``) are
 accepted as hidden aliases on ``train`` and ``evaluate``. Nothing here imports torch.
 """
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from panosamic.cli import COMMANDS, build_parser, parse_args
-from panosamic.cli.flags import HelpFormatter
+from panosamic.flags import HelpFormatter
 
 #: Heavy packages a --help must not import.
 HEAVY = ("torch", "pytorch_optimizer", "huggingface_hub", "gradio", "matplotlib", "segment_anything", "timm")

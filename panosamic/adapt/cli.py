@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from panosamic.adapt.settings import AdaptSettings
-from panosamic.cli import flags
+from panosamic import flags
 
 __all__ = ["add_arguments", "add_parser", "check", "run"]
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from types import ModuleType
 
-from panosamic.cli.flags import HelpFormatter, flag_names
+from panosamic.flags import HelpFormatter, flag_names
 
 #: subcommand -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

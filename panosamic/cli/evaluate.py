@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panosamic.cli import flags
+from panosamic import flags
 from panosamic.cli.train import check_num_classes
 
 DESCRIPTION = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from panosamic.cli import flags
+from panosamic import flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

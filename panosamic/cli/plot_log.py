@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panosamic.cli import flags
+from panosamic import flags
 
 #: File written into the run folder when --out is not given.
 DEFAULT_NAME = "train_log.png"

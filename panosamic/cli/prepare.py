@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from panosamic.cli import flags
+from panosamic import flags
 from panosamic.specs import DATASET_NAMES
 
 #: Skipped samples listed by name at the end of a run (the rest are counted).

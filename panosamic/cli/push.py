@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from panosamic.cli import flags
+from panosamic import flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from panosamic.cli import flags
+from panosamic import flags
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from panosamic.cli import flags
+from panosamic import flags
 
 DESCRIPTION = (
     "Train the fusion and decoder of PanoSAMic on a prepared dataset. The reference's underscore flags "

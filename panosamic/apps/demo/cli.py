@@ -11,7 +11,7 @@ import argparse
 import importlib.util
 import os
 
-from panosamic.cli import flags
+from panosamic import flags
 
 #: Where the command listens by default (Gradio's usual port).
 DEFAULT_HOST = "127.0.0.1"

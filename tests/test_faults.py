@@ -452,6 +452,22 @@ def test_predict_bad_flag_value(cli, model_dir, panos, tmp_path, flag, value):
     assert not (tmp_path / "out").exists()
 
 
+def test_predict_on_a_missing_device(cli, model_dir, panos, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    res = cli.run([*predict_argv(model_dir, tmp_path / "out", panos), "--device", "cuda"])
+    assert_error(res, "predict", "cuda")
+    assert files_under(tmp_path / "out") == []
+
+
+def test_synth_size_not_2to1(cli, tmp_path):
+    res = cli.run(["synth", "--out", tmp_path / "raw", "--size", "64x100"])
+    assert res.rc == 2 and TRACEBACK not in res.text, res.err  # an argparse usage error
+    assert "--size" in res.err and "100" in res.err.splitlines()[-1], res.err
+    record(res.err.splitlines()[-1])
+    assert not (tmp_path / "raw").exists()
+
+
 def test_predict_empty_folder(cli, model_dir, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -613,6 +629,14 @@ def test_train_read_only_experiments(cli, processed, tmp_path):
     cfg = ref_config(tmp_path / "cfg.json")
     with tmpfs(tmp_path / "ro", readonly=True) as ro:
         assert_error(cli.run(train_argv(processed, cfg, ro / "exp")), "train", str(ro), "read-only")
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--epochs", "0"), ("--batch_size", "0")])
+def test_train_bad_flag_value(cli, processed, tmp_path, flag, value):
+    cfg = ref_config(tmp_path / "cfg.json")
+    res = cli.run([*train_argv(processed, cfg, tmp_path / "exp"), flag, value])
+    assert_error(res, "train", flag.replace("_", "-"), value)
+    assert not (tmp_path / "exp").exists()
 
 
 def test_train_resume_without_a_run(cli, processed, tmp_path):
@@ -796,6 +820,18 @@ def test_push_folder_without_weights(cli, model_dir, tmp_path):
     folder = shutil.copytree(model_dir, tmp_path / "m")
     (folder / "model.safetensors").unlink()
     assert_error(cli.run(["push", folder, "tester/tiny"]), "push", "model.safetensors", str(folder))
+
+
+def test_push_folder_with_a_broken_card(cli, model_dir, tmp_path):
+    folder = shutil.copytree(model_dir, tmp_path / "m")
+    (folder / "README.md").write_text("---\nlibrary_name: [unclosed\n---\n# card\n")
+    assert_error(cli.run(["push", folder, "tester/tiny"]), "push", "README.md", "front matter")
+
+
+def test_push_invalid_repo_id(cli, model_dir, tmp_path):
+    with LoopbackHub(required_token=TOKEN) as hub:
+        res = cli.run(["push", model_dir, "not a/valid repo!!"], inject=_hub(hub.url, tmp_path / "c", token=TOKEN))
+    assert_error(res, "push", "not a/valid repo!!")
 
 
 def test_predict_hub_repo_not_cached_offline(cli, panos, tmp_path):

@@ -8,6 +8,12 @@ unit: 1.0 for float metres, 0.001 for millimetre PNGs, 128/65535 for Stanford2D3
 Metric depth ``d`` is converted as in training: ``(1 - clip(d, 0, T) / T) * valid * 255`` where
 ``T`` is the checkpoint's depth threshold and ``valid`` excludes non-finite values, values <= 0
 and the 16-bit "missing" value 65535. Normals are the colour-coded normal image, used as is.
+
+Size limit: inputs above :data:`MAX_PIXELS` pixels (default 2**27 = 8192 x 16384) are refused up
+front, from the file header before any decoding. Override it per call (``max_pixels=`` of
+:func:`load_image` / :func:`panosamic.inference.predict`, CLI ``--max-pixels``) or for the process
+(``panosamic.inference.inputs.MAX_PIXELS = ...``). PIL's own decompression-bomb check is replaced by
+this one while our files are opened.
 """
 
 from __future__ import annotations
@@ -34,7 +40,32 @@ STANFORD_DEPTH_SCALE: float = 128.0 / 65535.0
 #: The "missing" value of 16-bit depth PNGs (Stanford2D3DS).
 DEPTH_MISSING_U16: int = 65535
 
+#: Largest input accepted, in pixels (H x W), unless ``max_pixels`` says otherwise; see the module doc.
+MAX_PIXELS: int = 2**27
+#: Inputs of more pixels than this (2**23 = 2048 x 4096) are predicted on the banded path: logits kept
+#: at the model's native size, labels upsampled in row bands (see :mod:`panosamic.inference.predict`).
+FULL_LOGITS_MAX_PIXELS: int = 2**23
+
 _PathLike = (str, os.PathLike)
+
+
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """``max_pixels`` checked, or the current :data:`MAX_PIXELS`."""
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"max_pixels must be a positive integer, got {limit!r}")
+    return limit
+
+
+def check_pixels(h: int, w: int, source: Any, max_pixels: int | None = None, what: str = "image") -> None:
+    """Refuse an input of more than ``max_pixels`` (default :data:`MAX_PIXELS`) pixels, in one line."""
+    limit = pixel_limit(max_pixels)
+    if h * w > limit:
+        raise ValueError(
+            f"{what} {_describe(source)} is {w}x{h} (WxH) = {h * w:,} pixels, above the limit of {limit:,} "
+            "pixels; to predict it anyway raise the limit: max_pixels=N (CLI: --max-pixels N) or "
+            "panosamic.inference.inputs.MAX_PIXELS"
+        )
 
 
 def _describe(source: Any) -> str:
@@ -45,33 +76,60 @@ def _describe(source: Any) -> str:
     return type(source).__name__
 
 
-def _read_file(path: str | os.PathLike, what: str) -> np.ndarray | Image.Image:
+def _read_file(path: str | os.PathLike, what: str, max_pixels: int | None = None) -> np.ndarray:
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     if p.suffix.lower() == ".npy":
         try:
-            return np.load(p, allow_pickle=False)
+            arr = np.load(p, allow_pickle=False, mmap_mode="r")  # the header only, until read
         except (ValueError, OSError) as e:
             raise ValueError(f"cannot read {what} array {p}: {e}") from e
+        if arr.ndim >= 2:
+            channels_first = arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3)
+            shape = arr.shape[1:] if channels_first else arr.shape
+            check_pixels(int(shape[0]), int(shape[1]), p, max_pixels, what)
+        return np.array(arr)
+    limit = pixel_limit(max_pixels)
+    previous = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = None  # ours is checked below, from the header, before decoding
         with Image.open(p) as img:
+            check_pixels(img.size[1], img.size[0], p, limit, what)
             img.load()
-            return img.copy()
+            return np.asarray(img.convert(_convert_mode(img.mode)) if _convert_mode(img.mode) else img)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as e:
         kind = what if what == "image" else f"{what} image"  # never "image image"
         raise ValueError(f"cannot decode {kind} {p}: {e}") from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
-def _to_array(source: Any, what: str) -> np.ndarray:
-    """Path / PIL image / numpy array / tensor -> numpy array, channels last (H, W[, C])."""
+def _convert_mode(mode: str) -> str | None:
+    """The mode an image of ``mode`` is converted to before becoming an array (None: kept)."""
+    if mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "HSV", "1"):
+        return "L" if mode in ("LA", "1") else "RGB"
+    return None
+
+
+def _to_array(source: Any, what: str, max_pixels: int | None = None) -> np.ndarray:
+    """Path / PIL image / numpy array / tensor -> numpy array, channels last (H, W[, C]); inputs of
+    more than ``max_pixels`` pixels are refused (files: from the header, before decoding)."""
     if isinstance(source, _PathLike):
-        source = _read_file(source, what)
+        arr = _read_file(source, what, max_pixels)
+        if isinstance(arr, np.ndarray) and arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
+            arr = arr.transpose(1, 2, 0)
+        return arr
+    arr = _to_array_in_memory(source, what)
+    if arr.ndim >= 2:
+        check_pixels(int(arr.shape[0]), int(arr.shape[1]), source, max_pixels, what)
+    return arr
+
+
+def _to_array_in_memory(source: Any, what: str) -> np.ndarray:
     if isinstance(source, Image.Image):
-        img = source
-        if img.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "HSV", "1"):
-            img = img.convert("L" if img.mode in ("LA", "1") else "RGB")
-        return np.asarray(img)
+        mode = _convert_mode(source.mode)
+        return np.asarray(source.convert(mode) if mode else source)
     if isinstance(source, torch.Tensor):
         t = source.detach().cpu()
         if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
@@ -117,9 +175,33 @@ def _to_chw(arr: np.ndarray, what: str, channels: tuple[int, ...]) -> torch.Tens
     return t.contiguous()
 
 
-def load_image(source: Any) -> torch.Tensor:
-    """An RGB panorama (path, PIL image, uint8 array/tensor or float 0..255) -> (3, H, W) float32."""
-    arr = _to_array(source, "image")
+def image_array(source: Any, *, max_pixels: int | None = None) -> np.ndarray:
+    """An RGB panorama as decoded, (H, W, 3) channels last, without a float copy (uint8 for image
+    files); checked like :func:`load_image` (size limit, 2:1, RGB, 0..255)."""
+    arr = _to_array(source, "image", max_pixels)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):
+        raise ValueError(f"image {_describe(source)} is greyscale; expected an RGB panorama")
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        raise ValueError(f"image: expected an H x W image with 3 or 4 channel(s), got shape {arr.shape}")
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "uif":
+        raise TypeError(f"image: expected image values, got a {arr.dtype} array")
+    check_panorama_size(int(arr.shape[0]), int(arr.shape[1]), "image")
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise ValueError(f"image {_describe(source)} contains NaN or infinite values")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0 or hi > 255:
+            raise ValueError(f"image {_describe(source)} has values in [{lo:g}, {hi:g}]; expected the 0..255 scale")
+    return arr
+
+
+def load_image(source: Any, *, max_pixels: int | None = None) -> torch.Tensor:
+    """An RGB panorama (path, PIL image, uint8 array/tensor or float 0..255) -> (3, H, W) float32.
+
+    Inputs above ``max_pixels`` (default :data:`MAX_PIXELS`) pixels are refused before decoding.
+    """
+    arr = _to_array(source, "image", max_pixels)
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):
         raise ValueError(f"image {_describe(source)} is greyscale; expected an RGB panorama")
     t = _to_chw(arr, "image", (3, 4))
@@ -127,9 +209,9 @@ def load_image(source: Any) -> torch.Tensor:
     return t
 
 
-def load_normals(source: Any) -> torch.Tensor:
+def load_normals(source: Any, *, max_pixels: int | None = None) -> torch.Tensor:
     """The colour-coded normal image (3 channels, 0..255) -> (3, H, W) float32."""
-    arr = _to_array(source, "normals")
+    arr = _to_array(source, "normals", max_pixels)
     t = _to_chw(arr, "normals", (3, 4))
     _check_range(t, "normals", source)
     return t
@@ -161,7 +243,11 @@ def depth_to_disparity(depth_m: np.ndarray, threshold: float, valid: np.ndarray 
 
 
 def load_depth(
-    source: Any, *, depth_scale: float | None = None, depth_threshold: float | None = None
+    source: Any,
+    *,
+    depth_scale: float | None = None,
+    depth_threshold: float | None = None,
+    max_pixels: int | None = None,
 ) -> torch.Tensor:
     """Depth -> the (3, H, W) float32 pseudo-disparity image the model takes (see module doc).
 
@@ -169,7 +255,7 @@ def load_depth(
     With ``depth_scale`` (metres per unit) it is metric depth and ``depth_threshold`` (metres)
     is required.
     """
-    arr = _to_array(source, "depth")
+    arr = _to_array(source, "depth", max_pixels)
     if arr.ndim == 3 and arr.shape[-1] == 4:
         arr = arr[..., :3]
     if depth_scale is None:

@@ -25,10 +25,17 @@ class PredictionResult:
 
     ``labels`` are refined by the SAM masks when ``refined`` is true; ``logits`` are always
     the model's raw semantic logits.
+
+    Up to ``panosamic.inference.inputs.FULL_LOGITS_MAX_PIXELS`` pixels (2048 x 4096), ``logits``
+    are (K, H, W) at the input's size and ``labels`` int64. Above it
+    (the banded path of :mod:`panosamic.inference.predict`) ``logits`` stay at the model's native
+    size (:attr:`logits_size` differs from :attr:`size`; :meth:`probabilities` is at that size too),
+    and ``labels`` (the argmax of the bilinearly upsampled logits, computed in row bands) use the
+    smallest integer dtype (uint8 for up to 256 classes). The pictures are then made in row bands.
     """
 
-    logits: torch.Tensor  # (K, H, W) float32, CPU
-    labels: np.ndarray  # (H, W) int64
+    logits: torch.Tensor  # (K, H, W) float32, CPU; (K, h, w) native size for huge inputs
+    labels: np.ndarray  # (H, W) int64; uint8/int16 for huge inputs
     class_names: tuple[str, ...]
     palette: np.ndarray  # (K, 3) uint8
     image: np.ndarray  # (H, W, 3) uint8, the RGB input
@@ -45,23 +52,33 @@ class PredictionResult:
         """(height, width)."""
         return int(self.labels.shape[0]), int(self.labels.shape[1])
 
+    @property
+    def logits_size(self) -> tuple[int, int]:
+        """(height, width) of :attr:`logits`: :attr:`size`, or the model's native size for huge inputs."""
+        return int(self.logits.shape[-2]), int(self.logits.shape[-1])
+
     def probabilities(self) -> torch.Tensor:
-        """Softmax over classes of the logits, (K, H, W)."""
+        """Softmax over classes of the logits, (K, *logits_size)."""
         return torch.softmax(self.logits.float(), dim=0)
 
     def class_fractions(self) -> dict[str, float]:
         """Fraction of the panorama's pixels predicted as each class."""
-        counts = np.bincount(self.labels.ravel(), minlength=self.num_classes)[: self.num_classes]
+        counts = np.zeros(self.num_classes, dtype=np.int64)
+        for band in _row_bands(self.labels):
+            counts += np.bincount(band.ravel(), minlength=self.num_classes)[: self.num_classes]
         total = max(int(self.labels.size), 1)
         return {name: float(c) / total for name, c in zip(self.class_names, counts)}
 
     def colorize(self) -> Image.Image:
         """The label map in the palette's colours."""
-        return Image.fromarray(viz.colorize(self.labels, self.palette))
+        return Image.fromarray(_banded(lambda r: viz.colorize(self.labels[r], self.palette), self.labels))
 
     def overlay(self, alpha: float = 0.5) -> Image.Image:
         """The colour label map blended over the input panorama (``alpha`` = colour weight)."""
-        return Image.fromarray(viz.overlay(self.image, self.labels, self.palette, alpha))
+        def blend(rows: slice) -> np.ndarray:
+            return viz.overlay(self.image[rows], self.labels[rows], self.palette, alpha)
+
+        return Image.fromarray(_banded(blend, self.labels))
 
     def legend(self, only_present: bool = False) -> Image.Image:
         """Class colour swatches with names and this panorama's pixel percentages."""
@@ -121,6 +138,27 @@ class PredictionResult:
             paths["legend"] = out / LEGEND_FILE
             _save_image(viz.legend(self.class_names, self.palette), paths["legend"])
         return paths
+
+
+#: Pixels per band when pictures of big label maps are made (bounded temporary memory).
+_BAND_PIXELS = 1 << 22
+
+
+def _row_bands(labels: np.ndarray) -> list[np.ndarray]:
+    rows = max(1, _BAND_PIXELS // max(int(labels.shape[1]), 1))
+    return [labels[i : i + rows] for i in range(0, max(int(labels.shape[0]), 1), rows)]
+
+
+def _banded(fn: Any, labels: np.ndarray) -> np.ndarray:
+    """``fn(rows)`` -> (rows, W, 3) uint8, for every band of rows, into one (H, W, 3) array."""
+    h = int(labels.shape[0])
+    rows = max(1, _BAND_PIXELS // max(int(labels.shape[1]), 1))
+    if h <= rows:
+        return fn(slice(None))
+    out = np.empty((h, int(labels.shape[1]), 3), dtype=np.uint8)
+    for i in range(0, h, rows):
+        out[i : i + rows] = fn(slice(i, i + rows))
+    return out
 
 
 def _save_image(img: Image.Image, path: Path, **kwargs: Any) -> None:

@@ -20,6 +20,10 @@ chosen on B's *validation* labels (used for that choice only); B's test labels a
 choose anything. Prints one table and a final JSON line.
 
     uv run python benchmarks/adapt_synthetic.py --seed 0
+
+Measured (seed 0, defaults): B-test mIoU source-only 7.79 %, adapted 11.52 %, oracle 15.28 % (49.8 % of the
+gap closed); A-test 15.32 % -> 15.47 % after adaptation. 2027 s wall on a 2-core machine shared with other
+heavy jobs (load average 8-15), 584 s of process CPU time; a quiet machine was not available.
 """
 
 from __future__ import annotations

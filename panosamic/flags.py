@@ -74,9 +74,9 @@ def add_device(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> Non
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
-def add_progress(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *aliases: str) -> None:
-    add(parser, "--no-progress", *aliases, dest="progress", action="store_false",
-        help="no progress bar: one progress line every few seconds instead")  # fmt: skip
+def add_progress(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *aliases: str,
+                 help: str = "no progress bar: one progress line every few seconds instead") -> None:  # fmt: skip
+    add(parser, "--no-progress", *aliases, dest="progress", action="store_false", help=help)
 
 
 def add_precision(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str = "") -> None:

@@ -86,7 +86,7 @@ class Progress:
     def _line(self, final: bool = False) -> None:
         now = time.monotonic()
         elapsed, done = now - self._start, self.n - self._start_n
-        count = f"{self.n}/{self.total}" if self.total is not None else str(self.n)
+        count = f"{_num(self.n)}/{_num(self.total)}" if self.total is not None else _num(self.n)
         rate = f"{done / elapsed:.2f} {self.unit}/s" if elapsed > 0 and done else ""
         parts = [f"{count} {self.unit}", _duration(elapsed), rate]
         if not final and self.total is not None and done and self.n < self.total:
@@ -95,6 +95,10 @@ class Progress:
             parts.append(self.postfix)
         print(f"{self.desc}: " + ", ".join(p for p in parts if p), file=self.file, flush=True)
         self._last = now
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.1f}"
 
 
 def _is_terminal(file: IO[str]) -> bool:

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
               help="folder to download into (default: $PANOSAMIC_CACHE/sam, else ~/.cache/panosamic/sam)")
     parser.add_argument("--force", action="store_true", help="download again even if the file exists")
     parser.add_argument("--verify", action="store_true", help="also check the MD5 of files already present")
-    flags.add_progress(parser)
+    flags.add_progress(parser, help="download silently (without it: a bar on a terminal, else a line every 10 s)")
     flags.add_debug(parser)  # fmt: skip
 
 

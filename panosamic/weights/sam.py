@@ -25,6 +25,7 @@ from typing import Any, Mapping
 import torch
 
 from panosamic.io import safe_torch_load
+from panosamic.progress import Progress
 from panosamic.specs import SAM_BASE_URL, SAM_FILES
 
 #: Environment variable naming the root of panosamic's cache (SAM files go to ``<root>/sam``).
@@ -145,18 +146,14 @@ def download_sam_checkpoint(
             total = int(response.headers.get("Content-Length") or 0) or None
             h = hashlib.md5(usedforsecurity=False)
             received = 0
-            from tqdm.auto import tqdm
-
-            with open(part, "wb") as f, tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=entry.filename, disable=not progress,
-            ) as bar:  # fmt: skip
+            mb = None if total is None else total / 1e6  # a bar on a terminal, else a line every 10 s
+            with open(part, "wb") as f, Progress(mb, entry.filename, "MB", silent=not progress) as bar:
                 try:
                     while chunk := response.read(_CHUNK):
                         f.write(chunk)
                         h.update(chunk)
                         received += len(chunk)
-                        bar.update(len(chunk))
+                        bar.update(len(chunk) / 1e6)
                 except (http.client.HTTPException, OSError) as e:
                     raise SamWeightsUnavailableError(
                         f"the download of {entry.url} was interrupted ({e!r}); nothing was kept: "

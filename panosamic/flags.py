@@ -30,7 +30,9 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+        said = "%(default)" in text or "default:" in text
+        if said or action.default is None or action.default is False or action.default is argparse.SUPPRESS \
+                or action.nargs == 0:
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             default = action.default

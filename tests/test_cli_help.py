@@ -100,7 +100,8 @@ def test_help_shows_defaults_and_no_backticks(capsys):
     with pytest.raises(SystemExit):
         parse_args(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())  # unwrapped
-    assert "(default: experiments)" in text and "(default: vit_h)" in text and "(default: None)" not in text
+    assert "(default: experiments)" in text and "(default: vit_h)" in text and "random seed (default: 0)" in text
+    assert "(default: None)" not in text and "(default: False)" not in text
     assert "--config_path" not in text.split("options:")[1]  # aliases are accepted, not listed
     with pytest.raises(SystemExit):
         parse_args(["--help"])

@@ -245,3 +245,32 @@ def test_cli_help_is_fast_and_parses():
     assert s.epochs == 3 and s.refine_masks is False and s.keep_fraction == 0.3 and args._run is not None
     code = "import sys, panosamic.adapt.cli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_sam_masks_are_computed_cached_and_refine(tmp_path):
+    from conftest import random_panorama
+
+    from panosamic.adapt.masks import MaskCache, compute_sam_masks
+    from panosamic.modeling.instance import InstanceSettings
+
+    model = make_tiny_model(semantic_only=False)
+    model.instance_settings = InstanceSettings(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    target = _Labelled([(random_panorama(seed=i), i) for i in range(2)])
+    cache = compute_sam_masks(model, target)
+    assert len(cache) == 2 and all(len(cache[i]) > 0 for i in range(2))
+    masks = cache[0]
+    assert all(m.dtype == torch.bool and tuple(m.shape) == (128, 256) for m in masks)
+    assert [int(m.sum()) for m in masks] == sorted((int(m.sum()) for m in masks), reverse=True)  # largest first
+    cache.save(tmp_path / "masks.pt")
+    back = MaskCache.load(tmp_path / "masks.pt", 2)
+    assert all(torch.equal(a, b) for i in range(2) for a, b in zip(cache[i], back[i]))
+    with pytest.raises(ValueError, match="holds masks for 2 panoramas"):
+        MaskCache.load(tmp_path / "masks.pt", 3)
+    labels = torch.zeros(128, 256, dtype=torch.long)
+    labels[masks[-1]] = 3
+    labels[0, 0] = IGNORE_INDEX
+    refined = refine_pseudo_labels(labels, masks)
+    assert (refined[masks[-1]] == 3).all()  # the smallest mask is applied last and keeps its majority
+    with pytest.raises(ValueError, match="instance branch"):
+        compute_sam_masks(make_tiny_model(), target)

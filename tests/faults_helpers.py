@@ -91,9 +91,9 @@ for line in requests:
     if pid == 0:
         child(req)
     reply.write(json.dumps({"pid": pid}) + "\n")
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     rc = os.waitstatus_to_exitcode(status)
-    reply.write(json.dumps({"rc": rc}) + "\n")
+    reply.write(json.dumps({"rc": rc, "maxrss_kb": usage.ru_maxrss}) + "\n")
 """
 
 
@@ -104,6 +104,8 @@ class Result:
     rc: int
     out: str
     err: str
+    #: Peak resident memory of the command's process (MB; 0 where unknown).
+    peak_mb: float = 0.0
 
     @property
     def text(self) -> str:
@@ -125,10 +127,10 @@ class Running:
         self.server, self.pid, self._out, self._err = server, pid, out, err
 
     def wait(self) -> Result:
-        line = self.server._read()
-        rc = json.loads(line)["rc"]
+        done = json.loads(self.server._read())
         self.server._busy = False
-        return Result(rc, self._out.read_text(errors="replace"), self._err.read_text(errors="replace"))
+        return Result(done["rc"], self._out.read_text(errors="replace"), self._err.read_text(errors="replace"),
+                      done["maxrss_kb"] / 1024)
 
 
 class CliServer:

@@ -392,26 +392,44 @@ def test_predict_disk_full_between_two_files_of_a_panorama(cli, model_dir, panos
     assert_no_temp(out)
 
 
-@pytest.fixture(scope="module")
-def huge_pano(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("huge") / "huge.png"
-    Image.new("RGB", (16384, 8192), (90, 120, 150)).save(path, compress_level=1)
+def _flat_png(path: Path, height: int, width: int) -> Path:
+    Image.new("RGB", (width, height), (90, 120, 150)).save(path, compress_level=1)
     return path
 
 
-@pytest.mark.slow
-def test_predict_huge_panorama_does_not_stop_the_folder(cli, model_dir, panos, huge_pano, tmp_path):
+def test_predict_panorama_over_the_pixel_limit_refused_up_front(cli, model_dir, panos, tmp_path):
+    from panosamic.inference.inputs import MAX_PIXELS
+
     folder = shutil.copytree(panos, tmp_path / "in")
-    shutil.copy(huge_pano, folder / "huge.png")
+    h = int((MAX_PIXELS / 2) ** 0.5) + 8  # just above the limit, 2:1
+    _flat_png(folder / "too_big.png", h, 2 * h)
+    out = tmp_path / "out"
+    res = cli.run(predict_argv(model_dir, out, folder))
+    assert res.rc == 1 and TRACEBACK not in res.text, res.err
+    assert "too_big.png" in res.err and "pixels" in res.err, res.err
+    record(f"{res.err.strip()} [peak {res.peak_mb:.0f} MB]")
+    assert sorted(predicted(out)) == ["a", "b"] and not list(out.glob("too_big*"))
+    assert res.peak_mb < 2000, f"{res.peak_mb:.0f} MB: the image was decoded, not refused from its header"
+
+
+@pytest.mark.slow
+def test_predict_huge_panorama_does_not_stop_the_folder(cli, model_dir, panos, tmp_path):
+    folder = shutil.copytree(panos, tmp_path / "in")
+    _flat_png(folder / "huge.png", 8192, 16384)
     out = tmp_path / "out"
     cap = "import resource\nresource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))\n"  # the 6 GB cap
     res = cli.run(predict_argv(model_dir, out, folder), inject=cap)
     assert TRACEBACK not in res.text, res.err[-2000:]
     assert {"a", "b"} <= set(predicted(out)), res.err
-    record(res.err or f"exit {res.rc}: predicted {sorted(predicted(out))}")
+    record(f"{res.err.strip()} [exit {res.rc}, predicted {sorted(predicted(out))}, peak {res.peak_mb:.0f} MB]")
     if "huge" not in predicted(out):
         assert res.rc == 1 and "huge.png" in res.err, res.err
         assert not list(out.glob("huge_*"))
+    else:  # predicted: within ~2.5 GB above what the same command needs for small panoramas
+        small = cli.run(predict_argv(model_dir, tmp_path / "small", panos))
+        assert small.rc == 0, small.err
+        record(f"small panoramas only: peak {small.peak_mb:.0f} MB")
+        assert res.peak_mb - small.peak_mb < 2.5 * 1024, (res.peak_mb, small.peak_mb)
     assert_no_temp(out)
 
 

@@ -53,7 +53,7 @@ def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
                    help="comma-separated subset of labels,color,overlay,probs (default: labels,color,overlay)")
     g.add_argument("--workers", type=int, metavar="N", help="data-loading processes per process (default: 2)")
     g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="skip panoramas the output folder's progress log says are finished")
+                   help="skip panoramas the output folder's progress log says are finished (default: on)")
     g.add_argument("--fingerprint", default="stat",
                    help="how changed inputs are found: stat (size and mtime) or hash (content)")  # fmt: skip
 

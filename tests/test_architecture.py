@@ -22,12 +22,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "panosamic"
 LAYERS: list[set[str]] = [
     {"constants", "specs", "io", "errors", "preflight", "tensor_checks", "config", "runs", "progress", "flags"},
     {"distributed"},
-    {"modeling", "data", "viz", "palettes"},
+    {"modeling", "data", "viz", "palettes", "student"},
     {"weights", "hub"},
     {"model"},
     {"inference", "evaluation"},
     {"training", "info"},
-    {"adapt", "distill", "student"},
+    {"adapt", "distill"},
     {"cli", "apps", "evaluation.train"},
 ]
 

@@ -97,6 +97,8 @@ def training_config(ck: Mapping[str, Any], path: Path) -> ModelConfig:
 
 def read_training_checkpoint(path: Path) -> Checkpoint:
     obj = safe_torch_load(path)
+    if isinstance(obj, Mapping) and "student_config" in obj:  # a distillation checkpoint
+        return Checkpoint(None, {}, str(path), "student", {})
     if not isinstance(obj, Mapping) or not isinstance(obj.get("model"), Mapping):
         raise ValueError(f"{path} is not a panosamic training checkpoint (a dict with a 'model' state dict)")
     state = {k.removeprefix("module."): v for k, v in obj["model"].items()}
@@ -151,6 +153,50 @@ def settle_config(found: ModelConfig | None, given: ModelConfig | None, source: 
     return found
 
 
+# ---------------------------------------------------------------------------- students
+def _student_config_file(p: Path, subfolder: str | None) -> Path | None:
+    base = p / subfolder if subfolder else p
+    for folder in (base, base / "student"):  # a student folder, or a distillation run's
+        cfg = folder / CONFIG_NAME
+        if cfg.is_file():
+            return cfg
+    return None
+
+
+def load_student_if_any(checkpoint: str | os.PathLike, *, subfolder: str | None, device: Any, **hub: Any) -> Any:
+    """A compact student (:mod:`panosamic.student`) if ``checkpoint`` is one — an ``.onnx`` export,
+    a student folder, a distillation run or checkpoint, a Hub folder whose config.json says
+    ``"architecture": "panosamic-student"`` — else None."""
+    import json
+
+    from panosamic.student.config import is_student_config
+    from panosamic.student.hub import load_student
+
+    p = Path(str(checkpoint)).expanduser()
+    if p.suffix == ".onnx":
+        from panosamic.student.onnx import OnnxStudent
+
+        if not p.is_file():
+            raise FileNotFoundError(f"ONNX model not found: {p}")
+        return OnnxStudent(p)
+    if p.is_dir():
+        cfg = _student_config_file(p, subfolder)
+        if cfg is not None and is_student_config(json.loads(cfg.read_text(encoding="utf-8"))):
+            return load_student(cfg.parent, device=device)
+        return None
+    from panosamic.hub.loading import _hub_file, _is_repo_id
+
+    if find_variant(str(checkpoint)) is not None or "/" not in str(checkpoint) or not _is_repo_id(str(checkpoint)):
+        return None
+    kw = {k: hub.get(k) for k in ("revision", "cache_dir", "token")}
+    cfg = _hub_file(str(checkpoint), CONFIG_NAME, subfolder=subfolder, local_files_only=bool(hub.get("local_files_only")),
+                    force_download=bool(hub.get("force_download")), optional=True, **kw)
+    if cfg is not None and is_student_config(json.loads(Path(cfg).read_text(encoding="utf-8"))):
+        return load_student(str(checkpoint), subfolder=subfolder, revision=hub.get("revision"), device=device,
+                            local_files_only=bool(hub.get("local_files_only")))
+    return None
+
+
 # ---------------------------------------------------------------------------- loading
 def resolve_sam(sam_weights: Any, config: ModelConfig, progress: bool = True) -> Any:
     """Meta's SAM weights for a config: a state dict as given, else a path (found or downloaded)."""
@@ -174,7 +220,9 @@ def load_model(
     model_class: type[PanoSAMic] = PanoSAMic,
     **hub: Any,
 ) -> PanoSAMic:
-    """Load any checkpoint (see the module docstring) into a model in ``eval()`` mode on ``device``.
+    """Load any checkpoint (see the module docstring) into a model in ``eval()`` mode on ``device``;
+    a compact student (folder, distillation run, ``.onnx``) loads as its own class, with the same
+    forward and prediction interface.
 
     ``config``: the architecture, for folders that carry none (it must agree with what the
     checkpoint says otherwise). ``sam_weights``: Meta's ``.pth``, a folder holding it, a state
@@ -182,7 +230,14 @@ def load_model(
     ``semantic_only=False`` adds SAM's instance branch. ``hub``: ``revision``, ``cache_dir``,
     ``local_files_only``, ``token``, ``force_download``.
     """
+    student = load_student_if_any(checkpoint, subfolder=subfolder, device=device, **hub) if config is None else None
+    if student is not None:
+        return student
     ck = find_checkpoint(checkpoint, subfolder=subfolder, **hub)
+    if ck.kind == "student":
+        from panosamic.student.hub import load_student
+
+        return load_student(ck.source, device=device)
     cfg = settle_config(ck.config, config, ck.source).replace(semantic_only=bool(semantic_only))
     prefixes = saved_prefixes(cfg) if ck.kind == "hub" else ("image_encoder.", *TRAINABLE_PREFIXES)
     if not any(k.startswith("image_encoder.") for k in ck.tensors):

@@ -35,7 +35,7 @@ def student_card(model: PanoStudent, metrics: Mapping[str, Any] | None = None) -
     if metrics:
         lines += ["| metric | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in metrics.items()], ""]
     lines += ["```python", "from panosamic.student.hub import load_student", "model = load_student('FOLDER_OR_REPO')",
-              "result = model.predict('pano.jpg')", "```", ""]
+              "from panosamic.inference import predict", "result = predict(model, 'pano.jpg')", "```", ""]
     return "\n".join(lines)
 
 
@@ -99,10 +99,10 @@ def load_student(source: str | os.PathLike, *, subfolder: str | None = None, rev
 
 
 def _from_checkpoint(path: Path) -> tuple[PanoStudent, dict[str, torch.Tensor], Path, str]:
-    from panosamic.training.checkpoint import load_checkpoint
+    from panosamic.io import safe_torch_load
 
-    ck = load_checkpoint(path)
-    if ck.get("kind") != "panosamic-student" or "student_config" not in ck:
+    ck = safe_torch_load(path)
+    if not isinstance(ck, Mapping) or ck.get("kind") != "panosamic-student" or "student_config" not in ck:
         raise ValueError(f"{path} is not a distillation checkpoint (a PanoSAMic training checkpoint? "
                          "load it with panosamic.load_model)")
     model = PanoStudent(StudentConfig.from_dict(ck["student_config"], where=f"{path} student_config"))

@@ -183,12 +183,6 @@ class PanoStudent(nn.Module):
         finally:
             self._precision = previous
 
-    def predict(self, image: Any, depth: Any = None, normals: Any = None, **kwargs: Any):
-        """Segment one panorama (path, PIL image, array or tensor), like the teacher's ``predict``."""
-        from panosamic.inference.predict import predict
-
-        return predict(self, image, depth, normals, **kwargs)
-
     def extra_repr(self) -> str:
         c = self.config
         return (f"backbone={c.backbone!r}, modalities={c.modalities}, num_classes={c.num_classes}, "

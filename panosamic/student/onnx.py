@@ -170,7 +170,3 @@ class OnnxStudent:
             raise ValueError(f"the ONNX student runs in fp32, got precision={precision!r}")
         yield
 
-    def predict(self, image: Any, depth: Any = None, normals: Any = None, **kwargs: Any):
-        from panosamic.inference.predict import predict
-
-        return predict(self, image, depth, normals, **kwargs)

@@ -31,8 +31,13 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         said = "%(default)" in text or "default:" in text
-        if said or action.default is None or action.default is False or action.default is argparse.SUPPRESS \
-                or action.nargs == 0:
+        if (
+            said
+            or action.default is None
+            or action.default is False
+            or action.default is argparse.SUPPRESS
+            or action.nargs == 0
+        ):
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             default = action.default
@@ -58,7 +63,9 @@ def add(
     """``parser.add_argument(flag, *aliases, ...)`` with the aliases left out of the help (and a metavar
     named after ``flag``, not after ``dest``)."""
     if kwargs.get("action") is None and "choices" not in kwargs:
-        kwargs.setdefault("metavar", "N" if kwargs.get("type") is int else flag.lstrip("-").upper().replace("-", "_"))
+        kwargs.setdefault(
+            "metavar", "N" if kwargs.get("type") is int else flag.lstrip("-").upper().replace("-", "_")
+        )
     action = parser.add_argument(flag, *aliases, **kwargs)
     action.hidden_aliases = aliases  # type: ignore[attr-defined]
     return action
@@ -94,11 +101,15 @@ def add_batch_size(parser: argparse.ArgumentParser | argparse._ArgumentGroup, re
 def add_hub(parser: argparse.ArgumentParser | argparse._ArgumentGroup, fold_pattern: bool = False) -> None:
     """``--subfolder --revision``."""
     pattern = "; may hold {fold}" if fold_pattern else ""
-    parser.add_argument("--subfolder", help=f"variant subfolder of a Hub repo, e.g. stanford2d3ds-vith-rgbd-fold1{pattern}")
+    parser.add_argument(
+        "--subfolder", help=f"variant subfolder of a Hub repo, e.g. stanford2d3ds-vith-rgbd-fold1{pattern}"
+    )
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
 
 
-def add_sam_weights(parser: argparse.ArgumentParser | argparse._ArgumentGroup, reference: bool = False) -> None:
+def add_sam_weights(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, reference: bool = False
+) -> None:
     add(parser, "--sam-weights", *_aliases(reference, "--sam_weights_path", "--sam-weights-path"),
         dest="sam_weights_path", metavar="PATH", help=SAM_WEIGHTS_HELP)  # fmt: skip
 
@@ -118,8 +129,12 @@ def add_architecture(
     add(parser, "--vit", *_aliases(reference, "--vit_model", "--vit-model"), dest="vit_model",
         choices=tuple(VIT_SPECS), default=vit_default,
         help="ViT size of the SAM encoder (vit_tiny: the small test architecture)")  # fmt: skip
-    parser.add_argument("--modalities", default=modalities_default, metavar="M",
-                        help="comma-separated subset of image,depth,normals (image required), or rgb/rgbd/rgbdn")
+    parser.add_argument(
+        "--modalities",
+        default=modalities_default,
+        metavar="M",
+        help="comma-separated subset of image,depth,normals (image required), or rgb/rgbd/rgbdn",
+    )
     add(parser, "--num-classes", *_aliases(reference, "--num_classes"), dest="num_classes", type=int,
         metavar="K", help="number of classes")  # fmt: skip
 
@@ -159,8 +174,10 @@ _FLAG_NAMES: Sequence[tuple[re.Pattern[str], str]] = (
     (re.compile(r"\bsam_weights(?:_path)?=(?=\S)"), "--sam-weights "),
     (re.compile(r"\bsubfolder=(?=\S)"), "--subfolder "),
     (re.compile(r"(?<![\w-])local_files_only(?:=True)?\b"), "--local-files-only"),
-    (re.compile(r"give all of config_path, vit_model, modalities, num_classes"),
-     "give all of --config, --vit, --modalities, --num-classes"),
+    (
+        re.compile(r"give all of config_path, vit_model, modalities, num_classes"),
+        "give all of --config, --vit, --modalities, --num-classes",
+    ),
     (re.compile(r"--batch_size\b"), "--batch-size"),
     (re.compile(r"--num_gpus\b"), "--num-gpus"),
 )

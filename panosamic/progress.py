@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, Self
 
 __all__ = ["LINE_EVERY_S", "Progress"]
 
@@ -17,7 +17,7 @@ LINE_EVERY_S = 10.0
 
 
 def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds} s"
     minutes, s = divmod(seconds, 60)
@@ -45,9 +45,11 @@ class Progress:
         if bar and not silent and _is_terminal(self.file):
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.file, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total, initial=initial, desc=desc, unit=unit, file=self.file, dynamic_ncols=True
+            )
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("panosamic.cli.train", "train the fusion and decoder on a prepared dataset"),
     "evaluate": ("panosamic.cli.evaluate", "evaluate checkpoints on one or several folds"),
     "plot-log": ("panosamic.cli.plot_log", "draw the training curves (loss, lr, val mIoU) of a training run"),
-    "export": ("panosamic.cli.export", "turn a training checkpoint into a Hub folder (weights, config, card)"),
+    "export": (
+        "panosamic.cli.export",
+        "turn a training checkpoint into a Hub folder (weights, config, card)",
+    ),
     "predict": ("panosamic.cli.predict", "segment panoramas (files or folders) and write coloured results"),
     "push": ("panosamic.cli.push", "upload a Hub folder to a repository subfolder"),
     "adapt": ("panosamic.adapt.cli", "adapt a model to unlabelled panoramas (mean-teacher self-training)"),
@@ -97,7 +100,7 @@ def run_command(module: ModuleType, args: argparse.Namespace) -> int:
             raise
         print(f"\npanosamic {args.command}: interrupted", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 (every error a user can meet ends in one line)
+    except Exception as e:  # every error a user can meet ends in one line
         if getattr(args, "debug", False):
             raise
         from panosamic.errors import describe_error

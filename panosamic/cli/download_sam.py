@@ -9,13 +9,27 @@ from panosamic.specs import SAM_VITS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vit_model", nargs="+", choices=SAM_VITS, metavar="VIT",
-                        help=f"ViT size(s) to download: {', '.join(SAM_VITS)}")
-    flags.add(parser, "--out", "--dir", dest="dir", default=None, metavar="DIR",
-              help="folder to download into (default: $PANOSAMIC_CACHE/sam, else ~/.cache/panosamic/sam)")
+    parser.add_argument(
+        "vit_model",
+        nargs="+",
+        choices=SAM_VITS,
+        metavar="VIT",
+        help=f"ViT size(s) to download: {', '.join(SAM_VITS)}",
+    )
+    flags.add(
+        parser,
+        "--out",
+        "--dir",
+        dest="dir",
+        default=None,
+        metavar="DIR",
+        help="folder to download into (default: $PANOSAMIC_CACHE/sam, else ~/.cache/panosamic/sam)",
+    )
     parser.add_argument("--force", action="store_true", help="download again even if the file exists")
     parser.add_argument("--verify", action="store_true", help="also check the MD5 of files already present")
-    flags.add_progress(parser, help="download silently (without it: a bar on a terminal, else a line every 10 s)")
+    flags.add_progress(
+        parser, help="download silently (without it: a bar on a terminal, else a line every 10 s)"
+    )
     flags.add_debug(parser)  # fmt: skip
 
 

@@ -24,15 +24,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     flags.add_shared_arguments(parser, config_required=False)
     parser.add_argument("--fold", default="1", help="fold number, or 'all' for every fold of the dataset")
-    parser.add_argument("--folds", type=int, nargs="+", default=None, help="several folds, e.g. --folds 1 2 3")
+    parser.add_argument(
+        "--folds", type=int, nargs="+", default=None, help="several folds, e.g. --folds 1 2 3"
+    )
     parser.add_argument("--checkpoint", default=None, help=flags.CHECKPOINT_HELP + "; may hold {fold}")
     flags.add_hub(parser, fold_pattern=True)
-    parser.add_argument("--output", default=None, metavar="FILE",
-                        help=f"JSON results file (default: {DEFAULT_OUTPUT_DIR}/<dataset>_<date>.json)")
-    parser.add_argument("--plots", default=None, metavar="DIR",
-                        help="folder for the per-class IoU, confusion-matrix and fold-summary PNGs")
-    flags.add(parser, "--save-dir", "--save_dir", dest="save_dir", default=None, metavar="DIR",
-              help="folder for colourised predictions (<fold>/<sample>.png)")
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="FILE",
+        help=f"JSON results file (default: {DEFAULT_OUTPUT_DIR}/<dataset>_<date>.json)",
+    )
+    parser.add_argument(
+        "--plots",
+        default=None,
+        metavar="DIR",
+        help="folder for the per-class IoU, confusion-matrix and fold-summary PNGs",
+    )
+    flags.add(
+        parser,
+        "--save-dir",
+        "--save_dir",
+        dest="save_dir",
+        default=None,
+        metavar="DIR",
+        help="folder for colourised predictions (<fold>/<sample>.png)",
+    )
     parser.add_argument("--refine", action="store_true",
                         help="refine the semantic map with SAM instance masks (majority vote, slow)")  # fmt: skip
 

@@ -9,21 +9,42 @@ from panosamic.specs import DATASET_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT",
-                        help="training checkpoint (model_best.pth / model_last.pth) or its run folder")
-    parser.add_argument("out", metavar="OUT", help="Hub folder to write (model.safetensors, config.json, README.md)")
-    parser.add_argument("--dataset", choices=DATASET_NAMES, default=None,
-                        help="override the dataset recorded in the checkpoint")
+    parser.add_argument(
+        "checkpoint",
+        metavar="CHECKPOINT",
+        help="training checkpoint (model_best.pth / model_last.pth) or its run folder",
+    )
+    parser.add_argument(
+        "out", metavar="OUT", help="Hub folder to write (model.safetensors, config.json, README.md)"
+    )
+    parser.add_argument(
+        "--dataset",
+        choices=DATASET_NAMES,
+        default=None,
+        help="override the dataset recorded in the checkpoint",
+    )
     parser.add_argument("--fold", type=int, default=None, help="override the fold recorded in the checkpoint")
-    parser.add_argument("--depth-threshold", type=float, default=None,
-                        help="override the depth threshold (metres mapped to black) recorded in the checkpoint")
-    parser.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default=None,
-                        help="cast the weights (published checkpoints are bfloat16); default: as trained")
+    parser.add_argument(
+        "--depth-threshold",
+        type=float,
+        default=None,
+        help="override the depth threshold (metres mapped to black) recorded in the checkpoint",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16", "float16"),
+        default=None,
+        help="cast the weights (published checkpoints are bfloat16); default: as trained",
+    )
     parser.add_argument("--miou", type=float, default=None, help="mIoU for the card (fraction 0..1)")
     parser.add_argument("--macc", type=float, default=None, help="mAcc for the card (fraction 0..1)")
-    parser.add_argument("--license", default=None, help="license of the card's front matter (default: apache-2.0)")
+    parser.add_argument(
+        "--license", default=None, help="license of the card's front matter (default: apache-2.0)"
+    )
     parser.add_argument("--repo-id", default=None, help="repo id shown in the card's usage snippet")
-    parser.add_argument("--subfolder", default=None, help="subfolder shown in the card (default: the variant name)")
+    parser.add_argument(
+        "--subfolder", default=None, help="subfolder shown in the card (default: the variant name)"
+    )
     flags.add_debug(parser)  # fmt: skip
 
 

@@ -9,7 +9,9 @@ from panosamic import flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sam-dir", metavar="DIR", help="folder to look for SAM checkpoints in (default: ./sam_weights)")
+    parser.add_argument(
+        "--sam-dir", metavar="DIR", help="folder to look for SAM checkpoints in (default: ./sam_weights)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     flags.add_debug(parser)
 
@@ -24,7 +26,10 @@ def run(args: argparse.Namespace) -> int:
     print("panosamic " + info["versions"]["panosamic"])
     print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "panosamic"))
     d = info["devices"]
-    print(f"devices: {d['cpu_threads']} CPU threads; CUDA: " + (", ".join(d["cuda_devices"]) if d["cuda"] else "none"))
+    print(
+        f"devices: {d['cpu_threads']} CPU threads; CUDA: "
+        + (", ".join(d["cuda_devices"]) if d["cuda"] else "none")
+    )
     print("SAM checkpoints (panosamic download-sam VIT fetches one, MD5-verified):")
     for vit, s in info["sam_weights"].items():
         print(f"  {vit}: {s['file']}  " + (f"found at {s['found']}" if s["found"] else "not found"))

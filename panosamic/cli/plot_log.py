@@ -12,8 +12,12 @@ DEFAULT_NAME = "train_log.png"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="training run folder (holding train_log.jsonl) or the .jsonl file")
-    parser.add_argument("--out", default=None, metavar="PNG", help=f"figure to write (default: RUN/{DEFAULT_NAME})")
+    parser.add_argument(
+        "run", metavar="RUN", help="training run folder (holding train_log.jsonl) or the .jsonl file"
+    )
+    parser.add_argument(
+        "--out", default=None, metavar="PNG", help=f"figure to write (default: RUN/{DEFAULT_NAME})"
+    )
     parser.add_argument("--title", default=None, help="figure title (default: none)")
     flags.add_debug(parser)
 
@@ -29,7 +33,9 @@ def check(args: argparse.Namespace) -> None:
     from panosamic.preflight import check_output_file
 
     if not Path(args.run).exists():
-        raise FileNotFoundError(f"RUN {args.run} does not exist (give a training run folder or its train_log.jsonl)")
+        raise FileNotFoundError(
+            f"RUN {args.run} does not exist (give a training run folder or its train_log.jsonl)"
+        )
     check_output_file(_out(args), what="--out")
 
 

@@ -9,15 +9,23 @@ from panosamic.specs import DATASET_NAMES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="*", metavar="INPUT",
-                        help="panorama files or folders (jpg/png/webp); or --manifest / --dataset")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="panorama files or folders (jpg/png/webp); or --manifest / --dataset",
+    )
     parser.add_argument("--checkpoint", required=True, help=flags.CHECKPOINT_HELP)
     flags.add_hub(parser)
     parser.add_argument("--local-files-only", action="store_true", help="never download (offline)")
     parser.add_argument("--depth", help="depth file (one input) or folder with depth files matched by name")
-    parser.add_argument("--normals", help="normals file (one input) or folder with normal images matched by name")
+    parser.add_argument(
+        "--normals", help="normals file (one input) or folder with normal images matched by name"
+    )
     parser.add_argument("--out", default="predictions", metavar="DIR", help="output folder")
-    parser.add_argument("--refine", action="store_true", help="refine labels with SAM's automatic masks (slower)")
+    parser.add_argument(
+        "--refine", action="store_true", help="refine labels with SAM's automatic masks (slower)"
+    )
     flags.add_device(parser)
     flags.add_precision(parser)
     flags.add_batch_size(parser)
@@ -28,11 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     flags.add_progress(parser)
     g = parser.add_argument_group("depth")
-    g.add_argument("--depth-scale", type=float, help="depth files are metric: metres per stored unit (e.g. 0.001)")
+    g.add_argument(
+        "--depth-scale", type=float, help="depth files are metric: metres per stored unit (e.g. 0.001)"
+    )
     g.add_argument("--depth-threshold", type=float, help="metres mapped to black (default: the checkpoint's)")
     g = parser.add_argument_group("output")
     g.add_argument("--overlay-alpha", type=float, default=0.5, help="colour weight of the overlay")
-    g.add_argument("--overlay-format", choices=("jpg", "png"), default="jpg", help="file format of the overlay")
+    g.add_argument(
+        "--overlay-format", choices=("jpg", "png"), default="jpg", help="file format of the overlay"
+    )
     g = parser.add_argument_group("checkpoints without a config.json that are not published variants")
     flags.add_architecture(g)
     flags.add_sam_weights(g)
@@ -43,17 +55,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of the scaled path (:func:`panosamic.inference.scale.predict_dataset`)."""
     g = parser.add_argument_group("at scale (also under torchrun --nproc_per_node N)")
-    g.add_argument("--manifest", metavar="FILE",
-                   help="a .txt (one path per line) or .csv (image[,depth,normals] columns) list of panoramas")
+    g.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="a .txt (one path per line) or .csv (image[,depth,normals] columns) list of panoramas",
+    )
     g.add_argument("--dataset", choices=DATASET_NAMES, help="predict a prepared dataset's split")
     g.add_argument("--dataset-path", metavar="DIR", help="the prepared dataset folder (with --dataset)")
     g.add_argument("--split", default="test", choices=("train", "test"), help="with --dataset")
     g.add_argument("--fold", type=int, default=1, help="with --dataset")
-    g.add_argument("--outputs", metavar="KINDS",
-                   help="comma-separated subset of labels,color,overlay,probs (default: labels,color,overlay)")
+    g.add_argument(
+        "--outputs",
+        metavar="KINDS",
+        help="comma-separated subset of labels,color,overlay,probs (default: labels,color,overlay)",
+    )
     g.add_argument("--workers", type=int, metavar="N", help="data-loading processes per process (default: 2)")
-    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="skip panoramas the output folder's progress log says are finished (default: on)")
+    g.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip panoramas the output folder's progress log says are finished (default: on)",
+    )
     g.add_argument("--fingerprint", default="stat",
                    help="how changed inputs are found: stat (size and mtime) or hash (content)")  # fmt: skip
 
@@ -63,8 +85,10 @@ def check(args: argparse.Namespace) -> None:
     from panosamic.preflight import check_output_dir
 
     if not (args.inputs or args.manifest or args.dataset):
-        raise ValueError("nothing to predict: give panorama files or folders, --manifest FILE, or "
-                         "--dataset NAME --dataset-path DIR")
+        raise ValueError(
+            "nothing to predict: give panorama files or folders, --manifest FILE, or "
+            "--dataset NAME --dataset-path DIR"
+        )
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not 0.0 <= args.overlay_alpha <= 1.0:

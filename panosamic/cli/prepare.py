@@ -15,7 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from panosamic.data.depth import DEPTH_RESIZE_MODES
 
     parser.add_argument("dataset", choices=DATASET_NAMES, help="which dataset the raw folder holds")
-    parser.add_argument("--raw", required=True, metavar="DIR", help="the raw download (the dataset's own layout)")
+    parser.add_argument(
+        "--raw", required=True, metavar="DIR", help="the raw download (the dataset's own layout)"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (processed layout)")
     parser.add_argument(
         "--scale", type=float, default=None,
@@ -27,7 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="delete what an earlier prepare wrote in --out (samples, caches) and start clean; without it a "
         "rerun resumes, and refuses other --scale / --depth-resize than the folder was prepared with",
     )  # fmt: skip
-    parser.add_argument("--skip-bad", action="store_true", help="skip samples with missing/unreadable raw files")
+    parser.add_argument(
+        "--skip-bad", action="store_true", help="skip samples with missing/unreadable raw files"
+    )
     parser.add_argument(
         "--depth-resize", choices=DEPTH_RESIZE_MODES, default="reference",
         help="reference: Lanczos including the holes (what the published checkpoints saw); "

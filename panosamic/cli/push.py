@@ -12,15 +12,30 @@ from panosamic import flags
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint_dir", metavar="FOLDER", help="folder from `panosamic export` / save_pretrained")
-    parser.add_argument("repo_id", metavar="REPO_ID", help="Hub repository, namespace/name (created if missing)")
-    parser.add_argument("--subfolder", default=None, help="subfolder in the repo, e.g. stanford2d3ds-vith-rgbd-fold1")
+    parser.add_argument(
+        "checkpoint_dir", metavar="FOLDER", help="folder from `panosamic export` / save_pretrained"
+    )
+    parser.add_argument(
+        "repo_id", metavar="REPO_ID", help="Hub repository, namespace/name (created if missing)"
+    )
+    parser.add_argument(
+        "--subfolder", default=None, help="subfolder in the repo, e.g. stanford2d3ds-vith-rgbd-fold1"
+    )
     parser.add_argument("--private", action="store_true", help="create the repo as private")
-    parser.add_argument("--revision", default=None, help="branch to push to (created if missing; default: main)")
+    parser.add_argument(
+        "--revision", default=None, help="branch to push to (created if missing; default: main)"
+    )
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of pushing")
-    parser.add_argument("--commit-message", default=None, help="default: 'Upload PanoSAMic VARIANT to REPO/SUB'")
-    parser.add_argument("--token-file", type=Path, default=None, metavar="FILE",
-                        help="read the Hub token from this file (default: HF_TOKEN or `hf auth login`)")
+    parser.add_argument(
+        "--commit-message", default=None, help="default: 'Upload PanoSAMic VARIANT to REPO/SUB'"
+    )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="read the Hub token from this file (default: HF_TOKEN or `hf auth login`)",
+    )
     flags.add_debug(parser)  # fmt: skip
 
 

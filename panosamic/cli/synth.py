@@ -20,17 +20,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from panosamic.data.synthetic import DEFAULT_AREAS, DEFAULT_SIZE
     from panosamic.data.synthetic_domains import DEFAULT_DOMAIN, DOMAINS
 
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (raw Stanford2D3DS layout)")
-    parser.add_argument("--areas", nargs="+", default=list(DEFAULT_AREAS), metavar="AREA", help="areas to write")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (raw Stanford2D3DS layout)"
+    )
+    parser.add_argument(
+        "--areas", nargs="+", default=list(DEFAULT_AREAS), metavar="AREA", help="areas to write"
+    )
     parser.add_argument("--rooms-per-area", type=int, default=2, metavar="N", help="panoramas per area")
     parser.add_argument("--size", type=_size, default=DEFAULT_SIZE, metavar="HxW",
-                        help="panorama HEIGHTxWIDTH, width = 2 x height (default: %s, like the real data)"
-                        % "x".join(map(str, DEFAULT_SIZE)))  # fmt: skip
+                        help=f"panorama HEIGHTxWIDTH, width = 2 x height (default: {'x'.join(map(str, DEFAULT_SIZE))}, "
+                        "like the real data)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="write into a non-empty folder, replacing an earlier synthetic dataset there")
-    parser.add_argument("--domain", choices=sorted(DOMAINS), default=DEFAULT_DOMAIN.name,
-                        help="look of the building and camera: materials, lighting, sensor, tripod height, caps")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder, replacing an earlier synthetic dataset there",
+    )
+    parser.add_argument(
+        "--domain",
+        choices=sorted(DOMAINS),
+        default=DEFAULT_DOMAIN.name,
+        help="look of the building and camera: materials, lighting, sensor, tripod height, caps",
+    )
     flags.add_progress(parser, "--quiet")
     flags.add_debug(parser)
 

@@ -22,22 +22,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_shared_arguments(parser, config_required=True)
     parser.set_defaults(vit_model="vit_h", modalities="image,depth,normals")
     parser.add_argument("--fold", type=int, default=1, help="fold of the dataset to train on")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs (the learning-rate schedule spans them)")
-    parser.add_argument("--resume", choices=("last", "best"), default=None,
-                        help="continue the newest run of this experiment id from model_{last,best}.pth")
-    flags.add(parser, "--compute-efficiency", "--compute_efficiency", dest="compute_efficiency", action="store_true",
-              help="print the parameter counts and exit")
-    flags.add(parser, "--max-steps", "--max_steps", dest="max_steps", type=int, default=None,
-              help="stop after this many optimiser steps (the schedule still spans all epochs)")
-    flags.add(parser, "--limit-batches", "--limit_batches", dest="limit_batches", type=int, default=None,
-              help="at most this many training steps per epoch (quick runs)")
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="epochs (the learning-rate schedule spans them)"
+    )
+    parser.add_argument(
+        "--resume",
+        choices=("last", "best"),
+        default=None,
+        help="continue the newest run of this experiment id from model_{last,best}.pth",
+    )
+    flags.add(
+        parser,
+        "--compute-efficiency",
+        "--compute_efficiency",
+        dest="compute_efficiency",
+        action="store_true",
+        help="print the parameter counts and exit",
+    )
+    flags.add(
+        parser,
+        "--max-steps",
+        "--max_steps",
+        dest="max_steps",
+        type=int,
+        default=None,
+        help="stop after this many optimiser steps (the schedule still spans all epochs)",
+    )
+    flags.add(
+        parser,
+        "--limit-batches",
+        "--limit_batches",
+        dest="limit_batches",
+        type=int,
+        default=None,
+        help="at most this many training steps per epoch (quick runs)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed")
-    flags.add(parser, "--eval-every", "--eval_every", dest="eval_every", type=int, default=1,
-              help="validate every N epochs (and after the last)")
-    flags.add(parser, "--log-every", "--log_every", dest="log_every", type=int, default=5,
-              help="log the training loss every N steps")
-    parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="no flip/roll/permute augmentation")
+    flags.add(
+        parser,
+        "--eval-every",
+        "--eval_every",
+        dest="eval_every",
+        type=int,
+        default=1,
+        help="validate every N epochs (and after the last)",
+    )
+    flags.add(
+        parser,
+        "--log-every",
+        "--log_every",
+        dest="log_every",
+        type=int,
+        default=5,
+        help="log the training loss every N steps",
+    )
+    parser.add_argument(
+        "--no-augment", dest="augment", action="store_false", help="no flip/roll/permute augmentation"
+    )
     parser.add_argument("--keep-last", dest="keep_last", action="store_true",
                         help="keep model_last.pth after a finished run (the reference deletes it)")  # fmt: skip
 
@@ -55,8 +96,12 @@ def check(args: argparse.Namespace) -> None:
     """Flag values and the experiments folder, before any model is built."""
     from panosamic.preflight import check_output_dir
 
-    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--num-gpus", args.num_gpus, 1),
-                             ("--epochs", args.epochs, 1), ("--workers", args.workers_per_gpu, 0)):
+    for flag, value, low in (
+        ("--batch-size", args.batch_size, 1),
+        ("--num-gpus", args.num_gpus, 1),
+        ("--epochs", args.epochs, 1),
+        ("--workers", args.workers_per_gpu, 0),
+    ):
         if value < low:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     check_num_classes(args)

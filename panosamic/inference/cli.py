@@ -25,7 +25,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
         return None
     missing = [k for k, v in given.items() if v is None]
     if missing:
-        raise ValueError(f"{', '.join(given)} describe the architecture together: also give {', '.join(missing)}")
+        raise ValueError(
+            f"{', '.join(given)} describe the architecture together: also give {', '.join(missing)}"
+        )
     from panosamic.config import PanoSAMicConfig
 
     return PanoSAMicConfig.from_json(args.config_path).model_config(
@@ -62,7 +64,11 @@ class _FilePredictor:
     def __init__(self, args: argparse.Namespace, model: Any, progress: Progress) -> None:
         self.args, self.model, self.progress = args, model, progress
         self.out_dir = Path(args.out)
-        self.threshold = args.depth_threshold if args.depth_threshold is not None else getattr(model, "depth_threshold", None)
+        self.threshold = (
+            args.depth_threshold
+            if args.depth_threshold is not None
+            else getattr(model, "depth_threshold", None)
+        )
         self.class_names, self.palette = class_info(model)
         self.summary: dict[str, Any] = {
             "checkpoint": str(args.checkpoint), "subfolder": args.subfolder, "refine": bool(args.refine),
@@ -93,7 +99,9 @@ class _FilePredictor:
 
     def infer(self, batch: list[tuple[Path, _Prepared]]) -> list[tuple[Path, _Prepared, PredictionResult]]:
         def forward(preps: list[_Prepared]) -> list[PredictionResult]:
-            return _run(self.model, preps, refine=self.args.refine, device=None, precision=self.args.precision)
+            return _run(
+                self.model, preps, refine=self.args.refine, device=None, precision=self.args.precision
+            )
 
         if not batch:
             return []

@@ -458,6 +458,12 @@ def write_markdown(results_dir: Path, md_path: Path) -> None:
     for f in files:
         data = json.loads(f.read_text())
         m = data["machine"]
+        if "students" in data:  # compact students (bench.py --student)
+            parts.append(f"### {f.stem}: compact students, one 512x1024 panorama\n\n| model | params (M) | GFLOP | "
+                         "median latency (s) |\n|---|---|---|---|\n" + "".join(
+                             f"| {k} | {r['params_m']:.2f} | {r['gflop']:.1f} | {r['latency_s']:.3f} |\n"
+                             for k, r in data["students"].items()))
+            continue
         runs = data["results"]
         if not runs:
             continue
@@ -491,6 +497,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compile", action="store_true", help="fast path: torch.compile the encoder")
     ap.add_argument("--channels-last", action="store_true", help="fast path: channels-last fusion/decoder")
     ap.add_argument("--train-step", action="store_true", help="time training steps instead of forwards")
+    ap.add_argument("--student", nargs="*", default=None, metavar="BACKBONE",
+                    help="also time compact students (timm backbone names; none given: mobilenetv3_large_100): "
+                         "torch fp32 and onnxruntime per 512x1024 panorama, beside the rows above")
     ap.add_argument("--checkpointing", nargs="+", default=["off"], choices=("off", "on"),
                     help="train step: activation checkpointing of the fusion blocks")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -556,10 +565,36 @@ def main(argv: list[str] | None = None) -> int:
         r.spec.logits_out = None
         if r.parity:
             print(f"{r.spec.key} vs exact fp32: {r.parity}")
+    if args.student is not None:
+        student_rows(args, machine)
+    if not results:
+        return 0
     path = write_json(results, machine, args.out_dir)
     write_markdown(args.out_dir, args.markdown)
     print(f"wrote {path} and {args.markdown}")
     return 0 if all(r.error is None for r in results) else 1
+
+
+def student_rows(args: argparse.Namespace, machine: dict[str, Any]) -> None:
+    """The compact students' rows (benchmarks/distill_synthetic.py measures them), printed and saved."""
+    from panosamic.io import atomic_write_text
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from distill_synthetic import student_latency
+
+    import torch
+
+    rows = {}
+    for backbone in args.student or ["mobilenetv3_large_100"]:
+        for name, row in student_latency(backbone, repeats=args.repeats, threads=args.threads or torch.get_num_threads(),
+                                         device=args.device).items():
+            rows[f"{name} [{backbone}]"] = row
+            print(f"{name} [{backbone}]: {row['params_m']:.2f} M params, {row['gflop']:.1f} GFLOP, "
+                  f"median {row['latency_s']:.3f} s per 512x1024 panorama", flush=True)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out_dir / f"{stamp}_student_{args.device.replace(':', '')}.json",
+                      json.dumps({"machine": machine, "input_hw": list(INPUT_HW), "students": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

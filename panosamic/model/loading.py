@@ -167,8 +167,7 @@ def load_student_if_any(checkpoint: str | os.PathLike, *, subfolder: str | None,
     """A compact student (:mod:`panosamic.student`) if ``checkpoint`` is one — an ``.onnx`` export,
     a student folder, a distillation run or checkpoint, a Hub folder whose config.json says
     ``"architecture": "panosamic-student"`` — else None."""
-    import json
-
+    from panosamic.config.checks import read_json  # names the file when it is not valid JSON
     from panosamic.student.config import is_student_config
     from panosamic.student.hub import load_student
 
@@ -181,7 +180,7 @@ def load_student_if_any(checkpoint: str | os.PathLike, *, subfolder: str | None,
         return OnnxStudent(p)
     if p.is_dir():
         cfg = _student_config_file(p, subfolder)
-        if cfg is not None and is_student_config(json.loads(cfg.read_text(encoding="utf-8"))):
+        if cfg is not None and is_student_config(read_json(cfg)):
             return load_student(cfg.parent, device=device)
         return None
     from panosamic.hub.loading import _hub_file, _is_repo_id
@@ -191,7 +190,7 @@ def load_student_if_any(checkpoint: str | os.PathLike, *, subfolder: str | None,
     kw = {k: hub.get(k) for k in ("revision", "cache_dir", "token")}
     cfg = _hub_file(str(checkpoint), CONFIG_NAME, subfolder=subfolder, local_files_only=bool(hub.get("local_files_only")),
                     force_download=bool(hub.get("force_download")), optional=True, **kw)
-    if cfg is not None and is_student_config(json.loads(Path(cfg).read_text(encoding="utf-8"))):
+    if cfg is not None and is_student_config(read_json(cfg)):
         return load_student(str(checkpoint), subfolder=subfolder, revision=hub.get("revision"), device=device,
                             local_files_only=bool(hub.get("local_files_only")))
     return None

@@ -127,7 +127,7 @@ def test_banded_pictures_equal_viz(monkeypatch):
     assert list(res.class_fractions().values()) == pytest.approx(counts.tolist())
 
 
-def test_cli_refused_panorama_does_not_stop_the_folder(model, tmp_path, monkeypatch, capsys):
+def test_cli_refused_panorama_does_not_stop_the_folder(model, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     model.save_pretrained(ckpt)
     sam = tmp_path / "sam.pth"
@@ -136,11 +136,13 @@ def test_cli_refused_panorama_does_not_stop_the_folder(model, tmp_path, monkeypa
     inp.mkdir()
     Image.fromarray(pano(16, 1)).save(inp / "small.png")
     Image.fromarray(pano(64, 2)).save(inp / "huge.jpg")
-    monkeypatch.setattr(I, "MAX_PIXELS", 32 * 32)
     out = tmp_path / "out"
-    rc = main(["predict", str(inp), "--checkpoint", str(ckpt), "--sam-weights", str(sam), "--out", str(out)])
+    argv = ["predict", str(inp), "--checkpoint", str(ckpt), "--sam-weights", str(sam), "--out", str(out)]
+    assert main(argv + ["--max-pixels", "0"]) == 1
+    assert "--max-pixels must be >= 1" in capsys.readouterr().err
+    rc = main(argv + ["--max-pixels", str(32 * 32)])
     err = capsys.readouterr().err
-    assert rc == 1 and "huge.jpg" in err and "above the limit" in err and "Traceback" not in err
+    assert rc == 1 and "huge.jpg" in err and "above the limit of 1,024" in err and "Traceback" not in err
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["predictions"]) == {"small"}
     assert [Path(s["input"]).name for s in summary["skipped"]] == ["huge.jpg"]

@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --refine: prompt SAM only on the panorama, or on the whole padded canvas like the reference "
         "(twice the work, same semantic logits)",
     )  # fmt: skip
+    parser.add_argument(
+        "--max-pixels", type=int, metavar="N",
+        help="refuse panoramas of more than N pixels, from the file header (default: "
+        "panosamic.inference.inputs.MAX_PIXELS = 8192 x 16384)",
+    )  # fmt: skip
     flags.add_progress(parser)
     g = parser.add_argument_group("depth")
     g.add_argument(
@@ -91,6 +96,8 @@ def check(args: argparse.Namespace) -> None:
         )
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise ValueError(f"--overlay-alpha must lie in [0, 1], got {args.overlay_alpha}")
     check_output_dir(args.out, what="--out", create=False)

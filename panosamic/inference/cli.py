@@ -91,7 +91,8 @@ class _FilePredictor:
                     if kind in self.model.modalities and found is None and folder is not None:
                         raise FileNotFoundError(f"no {kind} file matching {path.name} in {folder}")
                 prep = _prepare(self.model, path, d, nm, depth_scale=args.depth_scale,
-                                depth_threshold=self.threshold, name=name)  # fmt: skip
+                                depth_threshold=self.threshold, name=name,
+                                max_pixels=getattr(args, "max_pixels", None))  # fmt: skip
                 batch.append((path, prep))
             except _PANORAMA_ERRORS as e:
                 self.fail(path, e)

@@ -12,11 +12,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "checkpoint",
         metavar="CHECKPOINT",
-        help="training checkpoint (model_best.pth / model_last.pth) or its run folder",
+        help="training checkpoint (model_best.pth / model_last.pth), its run folder or a glob of run folders; "
+        "with --format onnx: a compact student (folder, distillation run or checkpoint, Hub id)",
     )
     parser.add_argument(
-        "out", metavar="OUT", help="Hub folder to write (model.safetensors, config.json, README.md)"
-    )
+        "out", metavar="OUT",
+        help="Hub folder to write (model.safetensors, config.json, README.md); with --format onnx: the .onnx file",
+    )  # fmt: skip
+    parser.add_argument(
+        "--format", choices=("hub", "onnx"), default="hub",
+        help="hub: a Hub folder; onnx: an ONNX graph of a compact student (dynamic batch), checked with onnx.checker",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dynamic-size", action="store_true",
+        help="with --format onnx: accept any H x 2H input (H a multiple of 32) instead of the native size",
+    )  # fmt: skip
     parser.add_argument(
         "--dataset",
         choices=DATASET_NAMES,
@@ -56,10 +66,21 @@ def check(args: argparse.Namespace) -> None:
             raise ValueError(f"{flag} is a fraction in [0, 1], got {value}")
     if args.macc is not None and args.miou is None:
         raise ValueError("--macc needs --miou")
+    if args.format == "onnx":
+        from panosamic.preflight import check_output_file
+
+        if not str(args.out).endswith(".onnx"):
+            raise ValueError(f"with --format onnx, OUT is the .onnx file to write, got {args.out}")
+        check_output_file(args.out, what="OUT")
+        return
+    if args.dynamic_size:
+        raise ValueError("--dynamic-size goes with --format onnx")
     check_output_dir(args.out, what="OUT", create=False)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.format == "onnx":
+        return _run_onnx(args)
     from panosamic.training.export import export_checkpoint
 
     metrics = None if args.miou is None else {"miou": args.miou, "macc": args.macc}
@@ -71,4 +92,15 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {result.out_dir}: {result.num_tensors} tensors ({result.num_params:,} values), "
         f"{result.dropped_frozen} frozen SAM tensors left out; variant {result.config.variant_name}"
     )
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    from panosamic.student.hub import load_student
+    from panosamic.student.onnx import export_onnx
+
+    student = load_student(args.checkpoint, subfolder=args.subfolder)
+    path = export_onnx(student, args.out, dynamic_size=args.dynamic_size)
+    size = "any H x 2H" if args.dynamic_size else "x".join(map(str, student.config.native_size))
+    print(f"wrote {path}: {student.config.variant_name}, input (B, {3 * len(student.config.modalities)}, {size})")
     return 0

@@ -18,6 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help=flags.CHECKPOINT_HELP)
     flags.add_hub(parser)
     parser.add_argument("--local-files-only", action="store_true", help="never download (offline)")
+    parser.add_argument(
+        "--runtime", choices=("auto", "torch", "onnx"), default="auto",
+        help="onnx: run an exported compact student (.onnx, see `panosamic export --format onnx`) with "
+        "onnxruntime; auto: onnx for .onnx checkpoints, else torch",
+    )  # fmt: skip
     parser.add_argument("--depth", help="depth file (one input) or folder with depth files matched by name")
     parser.add_argument(
         "--normals", help="normals file (one input) or folder with normal images matched by name"
@@ -94,6 +99,11 @@ def check(args: argparse.Namespace) -> None:
             "nothing to predict: give panorama files or folders, --manifest FILE, or "
             "--dataset NAME --dataset-path DIR"
         )
+    is_onnx = str(args.checkpoint).endswith(".onnx")
+    if args.runtime == "onnx" and not is_onnx:
+        raise ValueError(f"--runtime onnx runs an .onnx export (panosamic export --format onnx), got {args.checkpoint}")
+    if args.runtime == "torch" and is_onnx:
+        raise ValueError(f"{args.checkpoint} is an ONNX graph: use --runtime onnx (or auto)")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_pixels is not None and args.max_pixels < 1:

@@ -254,7 +254,7 @@ class PanoramaDataset(Dataset, abc.ABC):
             raise FileNotFoundError(
                 f"{self.info.name} fold {self.fold} {self.split}: area folder(s) missing under {self.root}: "
                 f"{shown}. Prepare them with `panosamic prepare {self.info.name} --raw RAW_DIR --out {self.root}`"
-                " or pass allow_missing_areas=True to use the areas that are there"
+                " (in Python, build_dataset(..., allow_missing_areas=True) uses the areas that are there)"
             )
         if missing:
             warnings.warn(f"{self.info.name}: {len(missing)} area(s) of the split are missing and skipped", stacklevel=3)

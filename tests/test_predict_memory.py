@@ -100,7 +100,7 @@ def test_predict_max_pixels_argument(model, tmp_path):
 
 
 # ----------------------------------------------------------------------------- banded path end to end
-def test_banded_path_matches_the_full_path(model, monkeypatch):
+def test_banded_path_matches_the_full_path(model, monkeypatch, tmp_path):
     img = pano(384, seed=2)  # 384x768: 9x the tiny model's native 128x256
     full = predict(model, img)
     monkeypatch.setattr(I, "FULL_LOGITS_MAX_PIXELS", 128 * 256 * 4)
@@ -112,7 +112,13 @@ def test_banded_path_matches_the_full_path(model, monkeypatch):
     assert np.array_equal(banded.labels, full.labels)
     assert banded.class_fractions() == pytest.approx(full.class_fractions())
     assert banded.probabilities().shape == banded.logits.shape
-    assert np.array_equal(banded.image, img)
+    assert np.array_equal(banded.image, img) and not np.shares_memory(banded.image, img)
+    Image.fromarray(img).save(tmp_path / "p.png")
+    from_file = predict(model, tmp_path / "p.png")
+    assert np.array_equal(from_file.labels, full.labels) and torch.equal(from_file.logits, banded.logits)
+    files = from_file.save(tmp_path / "out")
+    assert np.array_equal(np.asarray(Image.open(files["labels"])), full.labels)
+    assert Image.open(files["overlay"]).size == (768, 384)
 
 
 def test_banded_pictures_equal_viz(monkeypatch):

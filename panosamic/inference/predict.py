@@ -71,10 +71,14 @@ def _banded_size(model: Any, h: int, w: int) -> tuple[int, int] | None:
     return (int(native[0]), int(native[1])) if h * w > _inputs.FULL_LOGITS_MAX_PIXELS else None
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype == np.uint8:
-        return arr
-    return np.clip(np.round(arr), 0, 255).astype(np.uint8)
+def _to_uint8(arr: np.ndarray, source: Any) -> np.ndarray:
+    """The (H, W, 3) uint8 RGB kept in the result: a decoded file's array itself (read-only; no
+    second copy of a huge image), else a copy (never an alias of the caller's array)."""
+    if arr.dtype != np.uint8:
+        return np.clip(np.round(arr), 0, 255).astype(np.uint8)
+    if isinstance(source, _PathLike):
+        return np.ascontiguousarray(arr)
+    return np.array(arr, order="C")
 
 
 def _prepare(
@@ -124,7 +128,7 @@ def _prepare(
     if native is None:
         rgb_u8 = inputs["image"].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
         return _Prepared(inputs, rgb_u8, name)
-    return _Prepared(inputs, _to_uint8(arr), name, size)
+    return _Prepared(inputs, _to_uint8(arr, image), name, size)
 
 
 def _resolve_device(model: Any, device: str | torch.device | None) -> torch.device:

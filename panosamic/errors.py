@@ -186,7 +186,7 @@ def _describe_memory_error(exc: BaseException, context: str | None) -> str:
         else "out of memory"
     )
     detail = _cut(_ENFORCE_RE.sub("", _one_line(exc)))
-    during = f" on {context}" if context else ""
+    during = f" while {context}" if context else ""
     return f"{where}{during}" + (f" ({detail})" if detail else "") + f": {_MEMORY_HINT}"
 
 

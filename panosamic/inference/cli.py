@@ -78,7 +78,7 @@ class _FilePredictor:
     def fail(self, path: Path, err: BaseException) -> None:
         from panosamic.errors import describe_error
 
-        msg = describe_error(err, context=str(path))
+        msg = describe_error(err, context=f"predicting {path}" if isinstance(err, MemoryError) else str(path))
         self.summary["skipped"].append({"input": str(path), "error": msg})
         self.progress.write(f"panosamic predict: skipped {path}: {msg}")
         self.progress.update(1)

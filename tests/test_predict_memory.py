@@ -152,3 +152,16 @@ def test_cli_refused_panorama_does_not_stop_the_folder(model, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["predictions"]) == {"small"}
     assert [Path(s["input"]).name for s in summary["skipped"]] == ["huge.jpg"]
+
+
+def test_banded_path_with_depth_and_normals(monkeypatch):
+    net = make_tiny_model(modalities=("image", "depth", "normals"), dual_view_fusion=False, seed=1).eval()
+    img, normals = pano(192, seed=3), pano(192, seed=4)
+    depth = pano(192, seed=5)[..., 0]
+    full = predict(net, img, depth, normals)
+    monkeypatch.setattr(I, "FULL_LOGITS_MAX_PIXELS", 128 * 256)
+    banded = predict(net, img, depth, normals)
+    assert banded.logits_size == (128, 256) and banded.size == (192, 384)
+    up = F.interpolate(banded.logits[None], size=(192, 384), mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(up, full.logits)
+    assert np.array_equal(banded.labels, full.labels)

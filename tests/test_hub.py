@@ -243,8 +243,10 @@ def test_truncated_and_pickled_checkpoints_refused(model, sam_file, tmp_path, ca
 
 
 def test_not_a_path_nor_a_repo(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither an existing file or folder nor a Hub repo id"):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope/model.safetensors"):
         PanoSAMic.from_pretrained_panosamic(str(tmp_path / "nope" / "model.safetensors"))
+    with pytest.raises(FileNotFoundError, match="neither an existing file or folder nor a Hub repo id"):
+        PanoSAMic.from_pretrained_panosamic(str(tmp_path / "nope" / "folder"))
 
 
 # ---------------------------------------------------------------------------- loopback Hub

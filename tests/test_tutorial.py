@@ -25,7 +25,7 @@ def tutorial_commands() -> list[str]:
 
 def test_tutorial_block_uses_only_the_cli():
     commands = tutorial_commands()
-    assert [c.split()[2] for c in commands] == ["synth", "prepare", "train", "export", "evaluate", "predict"]
+    assert [c.split()[3] for c in commands] == ["synth", "prepare", "train", "export", "evaluate", "predict"]
     assert all(c.startswith("uv run panosamic ") for c in commands)
 
 

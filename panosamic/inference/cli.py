@@ -148,10 +148,9 @@ class _FilePredictor:
 def run(args: argparse.Namespace) -> int:
     from panosamic.inference.scale_cli import run_scaled, wants_scaled
 
-    if wants_scaled(args):
-        model = load_model_from_args(args)
-        args.device = str(_resolve_device(model, pick_device(args.device)))
-        return run_scaled(args, model)
+    if wants_scaled(args):  # each rank moves the model to its own device there (not all to cuda:0 first)
+        args.device = str(pick_device(args.device))
+        return run_scaled(args, load_model_from_args(args))
     inputs = collect_inputs(args.inputs)
     depths = match_aux(inputs, args.depth, "depth")
     normals = match_aux(inputs, args.normals, "normals")

@@ -17,6 +17,7 @@ from panosamic.modeling.decoder import BaselineDecoder, ConvDecoder
 from panosamic.modeling.encoder import MultiStageImageEncoder
 from panosamic.modeling.fusion import BasicFusion, FeatureFusion
 from panosamic.modeling.inference import InferenceOptions, InferencePath
+from panosamic.modeling.inputs import check_sample
 from panosamic.modeling.instance import InstanceSettings, instance_masks_for_sample
 from panosamic.modeling.positional import HorizontalPositionalEncoding
 from panosamic.modeling.state_dict import infer_vit_size, load_state_dict_checked
@@ -253,40 +254,6 @@ class PanoSAMicNet(nn.Module):
         return int(eb)
 
     # ------------------------------------------------------------------ pipeline
-    def _check_sample(self, index: int, sample: Mapping[str, torch.Tensor]) -> tuple[int, int]:
-        if not isinstance(sample, Mapping):
-            raise TypeError(f"sample {index}: expected a dict of modality -> tensor, got {type(sample).__name__}")
-        missing = [m for m in self.modalities if m not in sample]
-        if missing:
-            raise ValueError(
-                f"sample {index}: missing modality {missing}; the model was built for {list(self.modalities)}"
-            )
-        extra = [k for k, v in sample.items() if k not in self.modalities and (torch.is_tensor(v) and v.numel())]
-        if extra:
-            raise ValueError(
-                f"sample {index}: modality {extra} given, but the model was built for {list(self.modalities)} only"
-            )
-        size = None
-        for m in self.modalities:
-            t = sample[m]
-            if not torch.is_tensor(t):
-                raise TypeError(f"sample {index}, {m}: expected a torch.Tensor, got {type(t).__name__}")
-            if not t.is_floating_point():
-                raise TypeError(f"sample {index}, {m}: expected a float tensor on the 0-255 scale, got {t.dtype}")
-            if t.ndim != 3 or t.shape[0] != 3:
-                raise ValueError(f"sample {index}, {m}: expected shape (3, H, W), got {tuple(t.shape)}")
-            h, w = int(t.shape[1]), int(t.shape[2])
-            if w != 2 * h:
-                raise ValueError(
-                    f"sample {index}, {m}: a {h}x{w} (HxW) image is not an equirectangular panorama; "
-                    "expected width = 2 x height"
-                )
-            if size is not None and (h, w) != size:
-                raise ValueError(f"sample {index}: modalities differ in size ({size} vs {(h, w)})")
-            size = (h, w)
-        assert size is not None
-        return size
-
     def preprocess(self, batched_input: Sequence[Mapping[str, torch.Tensor]]) -> torch.Tensor:
         """Resize to the native size, build the views, normalise, pad to the canvas.
 
@@ -375,7 +342,7 @@ class PanoSAMicNet(nn.Module):
             batched_input = [batched_input]
         if len(batched_input) == 0:
             raise ValueError("batched_input is empty")
-        sizes = [self._check_sample(i, s) for i, s in enumerate(batched_input)]
+        sizes = [check_sample(i, s, self.modalities) for i, s in enumerate(batched_input)]
         use_inference_mode = self._inference.inference_mode and not self.training and not torch.is_grad_enabled()
         mode = torch.inference_mode() if use_inference_mode else contextlib.nullcontext()
         need_neck = not self.semantic_only or isinstance(self.feature_fuser, BasicFusion)

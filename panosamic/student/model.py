@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from panosamic.constants import PIXEL_MEAN, PIXEL_STD
+from panosamic.modeling.inputs import check_sample
 from panosamic.student.config import BACKBONE_STRIDE, StudentConfig
 from panosamic.student.decoder import FPNLiteDecoder
 from panosamic.student.padding import circular_resize, circular_upsample, make_circular
 
-__all__ = ["FEATURE_STRIDES", "PanoStudent", "check_sample", "resize_outputs", "stack_inputs"]
+__all__ = ["FEATURE_STRIDES", "PanoStudent", "StudentFacts", "resize_outputs", "stack_inputs"]
 
 #: Backbone levels the decoder reads (their output strides); logits come out at the first.
 FEATURE_STRIDES: tuple[int, ...] = (4, 8, 16, BACKBONE_STRIDE)
@@ -42,29 +43,16 @@ def _backbone(name: str, in_chans: int, pretrained: bool) -> nn.Module:
     return make_circular(net)
 
 
-def check_sample(index: int, sample: Mapping[str, torch.Tensor], modalities: Sequence[str]) -> tuple[int, int]:
-    """(H, W) of one sample, after checking it holds float (3, H, W) 2:1 tensors for exactly ``modalities``."""
-    if not isinstance(sample, Mapping):
-        raise TypeError(f"sample {index}: expected a dict of modality -> tensor, got {type(sample).__name__}")
-    missing = [m for m in modalities if m not in sample]
-    extra = [k for k, v in sample.items() if k not in modalities and torch.is_tensor(v) and v.numel()]
-    if missing or extra:
-        raise ValueError(f"sample {index}: {'missing' if missing else 'unexpected'} modality {missing or extra}; "
-                         f"the model was built for {list(modalities)}")
-    sizes = set()
-    for m in modalities:
-        t = sample[m]
-        if not torch.is_tensor(t) or not t.is_floating_point() or t.ndim != 3 or t.shape[0] != 3:
-            what = f"{t.dtype} {tuple(t.shape)}" if torch.is_tensor(t) else type(t).__name__
-            raise ValueError(f"sample {index}, {m}: expected a float (3, H, W) tensor on the 0-255 scale, got {what}")
-        h, w = int(t.shape[1]), int(t.shape[2])
-        if w != 2 * h:
-            raise ValueError(f"sample {index}, {m}: a {h}x{w} (HxW) image is not an equirectangular panorama; "
-                             "expected width = 2 x height")
-        sizes.add((h, w))
-    if len(sizes) != 1:
-        raise ValueError(f"sample {index}: modalities differ in size ({sorted(sizes)})")
-    return sizes.pop()
+class StudentFacts:
+    """The facts a student's config states, as attributes (the prediction interface reads them)."""
+
+    modalities = property(lambda self: self.config.modalities)
+    num_classes = property(lambda self: self.config.num_classes)
+    class_names = property(lambda self: self.config.class_names)
+    palette = property(lambda self: self.config.palette)
+    depth_threshold = property(lambda self: self.config.depth_threshold)
+    native_size = property(lambda self: self.config.native_size)
+    dataset = property(lambda self: self.config.dataset)
 
 
 def stack_inputs(batched_input: Sequence[Mapping[str, torch.Tensor]], modalities: Sequence[str],
@@ -101,7 +89,7 @@ def resize_outputs(logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> li
             for i, size in enumerate(sizes)]
 
 
-class PanoStudent(nn.Module):
+class PanoStudent(StudentFacts, nn.Module):
     """Backbone (timm, ``features_only``, wrap-around padding) + FPN-lite decoder.
 
     Built from a :class:`StudentConfig` only. ``pretrained=True`` fetches the backbone's ImageNet
@@ -124,14 +112,6 @@ class PanoStudent(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD * m).view(1, -1, 1, 1), persistent=False)
         self._precision = "fp32"
 
-    # ------------------------------------------------------------------ the config's facts
-    modalities = property(lambda self: self.config.modalities)
-    num_classes = property(lambda self: self.config.num_classes)
-    class_names = property(lambda self: self.config.class_names)
-    palette = property(lambda self: self.config.palette)
-    depth_threshold = property(lambda self: self.config.depth_threshold)
-    native_size = property(lambda self: self.config.native_size)
-    dataset = property(lambda self: self.config.dataset)
 
     @property
     def device(self) -> torch.device:

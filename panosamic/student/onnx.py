@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from panosamic.student.config import StudentConfig
-from panosamic.student.model import PanoStudent, resize_outputs, stack_inputs
+from panosamic.student.model import PanoStudent, StudentFacts, resize_outputs, stack_inputs
 
 __all__ = ["CONFIG_KEY", "OnnxStudent", "export_onnx", "read_onnx_config"]
 
@@ -95,7 +95,7 @@ def read_onnx_config(path: str | os.PathLike) -> tuple[StudentConfig, bool]:
         meta.get(DYNAMIC_KEY, "false"))
 
 
-class OnnxStudent:
+class OnnxStudent(StudentFacts):
     """An exported student run by onnxruntime, with :class:`PanoStudent`'s ``forward`` / predict interface.
 
     Duck-types what :func:`panosamic.predict.predict` uses of a torch model (``eval``, ``train``,
@@ -118,13 +118,6 @@ class OnnxStudent:
         self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                             providers=list(providers or ["CPUExecutionProvider"]))
 
-    modalities = property(lambda self: self.config.modalities)
-    num_classes = property(lambda self: self.config.num_classes)
-    class_names = property(lambda self: self.config.class_names)
-    palette = property(lambda self: self.config.palette)
-    depth_threshold = property(lambda self: self.config.depth_threshold)
-    native_size = property(lambda self: self.config.native_size)
-    dataset = property(lambda self: self.config.dataset)
     device = torch.device("cpu")
 
     def forward_tensor(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:

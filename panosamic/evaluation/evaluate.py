@@ -143,14 +143,71 @@ def _hub_commit(args: argparse.Namespace, source: CheckpointSource) -> str | Non
 
 
 # ---------------------------------------------------------------------------- run
-def run(args: argparse.Namespace) -> int:
+def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource, info: Any, ctx: Any) -> dict:
+    """Load one fold's model, score its test split, print (and plot) the fold's table; its JSON entry."""
+    from panosamic.data import build_dataset
+    from panosamic.evaluation import report
+    from panosamic.evaluation.validation import per_sample_scores, run_validation
+
+    model, ck_info = load_fold_model(args, source, info.num_classes, ctx.device)
+    ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split="test", modalities=model.modalities,
+                       augment=False)
+    if len(ds) == 0:
+        raise ValueError(f"{args.dataset} fold {fold} has no test samples under {args.dataset_path}")
+    saver = _prediction_saver(args.save_dir, fold, ds.sample_names, info.palette) if args.save_dir else None
+    res = run_validation(model, ds, num_classes=info.num_classes, ctx=ctx, batch_size=args.batch_size,
+                         workers=args.workers_per_gpu, precision=args.precision, class_names=info.class_names,
+                         progress=args.progress, refine=args.refine, on_sample=saver, desc=f"fold {fold}")
+    m = res.metrics
+    if ctx.is_main:
+        reported = ck_info.get("reported") or {}
+        published = (f"  (reported for {ck_info['variant']}: mIoU {100 * reported['miou']:.2f} %)"
+                     if reported.get("miou") is not None else "")
+        print(report.format_class_table(
+            m, f"fold {fold}: {res.num_samples} panoramas, {source.describe()}\n"
+               f"fold {fold}: mIoU {100 * m.miou:.2f} %  mAcc {100 * m.macc:.2f} %{published}"))
+        print()
+        if args.plots:
+            plots = Path(args.plots)
+            report.iou_bar_png(plots / f"fold{fold}_iou.png", m, info.palette,
+                               f"{args.dataset} fold {fold}: mIoU {100 * m.miou:.2f} %")
+            report.confusion_png(plots / f"fold{fold}_confusion.png", m)
+    return {"fold": fold, "num_samples": res.num_samples, "checkpoint": ck_info, "modalities": list(model.modalities),
+            **m.to_dict(include_confusion=True), "frame_metrics": per_sample_scores(res, ds.sample_names)}
+
+
+def report_folds(args: argparse.Namespace, per_fold: list[dict], info: Any, ctx: Any, output: Path) -> None:
+    """The fold summary: printed, plotted (with a reported number when known) and written as JSON."""
     import numpy as np
 
-    from panosamic.data import build_dataset, get_dataset_info
     from panosamic.evaluation import report
     from panosamic.runs import timestamp
+
+    summary = report.summarise_folds(per_fold)
+    if args.plots:
+        from panosamic.evaluation.plots import plot_fold_summary
+
+        reported = next((f["checkpoint"].get("reported") for f in per_fold if f["checkpoint"].get("reported")), None)
+        plot_fold_summary(per_fold, Path(args.plots) / "folds_summary.png", reported=reported,
+                          title=f"{args.dataset}: {len(per_fold)} fold(s)")
+    if len(per_fold) > 1:
+        print(f"{len(per_fold)}-fold mean (mean of the per-fold scores): "
+              f"mIoU {100 * summary['mean_miou']:.2f} %  mAcc {100 * summary['mean_macc']:.2f} %")
+        for f in per_fold:
+            print(f"  fold {f['fold']}: mIoU {100 * (f['miou'] or np.nan):.2f} %  mAcc {100 * (f['macc'] or np.nan):.2f} %")
+    results = {
+        "dataset": args.dataset, "dataset_path": str(Path(args.dataset_path).resolve()),
+        "modalities": per_fold[-1]["modalities"], "class_names": list(info.class_names), "date": timestamp(),
+        "device": str(ctx.device), "world_size": ctx.world_size, "refine": args.refine,
+        "precision": args.precision, "versions": report.versions(), "summary": summary, "folds": per_fold,
+    }
+    report.write_json(output, results)
+    print(f"results written to {output}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from panosamic.data import get_dataset_info
     from panosamic.distributed import cleanup_distributed, init_distributed
-    from panosamic.evaluation.validation import per_sample_scores, run_validation
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -168,62 +225,11 @@ def run(args: argparse.Namespace) -> int:
               "evaluate ...); evaluating in one process", file=sys.stderr)
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     output = Path(args.output) if args.output else Path("evaluations") / f"{args.dataset}_{stamp}.json"
-
     ctx = init_distributed(None if args.device == "auto" else args.device)
     try:
-        per_fold = []
-        for fold in folds:
-            model, ck_info = load_fold_model(args, sources[fold], info.num_classes, ctx.device)
-            modalities = model.modalities
-            ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split="test", modalities=modalities,
-                               augment=False)
-            if len(ds) == 0:
-                raise ValueError(f"{args.dataset} fold {fold} has no test samples under {args.dataset_path}")
-            saver = _prediction_saver(args.save_dir, fold, ds.sample_names, info.palette) if args.save_dir else None
-            res = run_validation(model, ds, num_classes=info.num_classes, ctx=ctx, batch_size=args.batch_size,
-                                 workers=args.workers_per_gpu, precision=args.precision,
-                                 class_names=info.class_names, progress=args.progress, refine=args.refine,
-                                 on_sample=saver, desc=f"fold {fold}")
-            m = res.metrics
-            entry = {"fold": fold, "num_samples": res.num_samples, "checkpoint": ck_info,
-                     **m.to_dict(include_confusion=True), "frame_metrics": per_sample_scores(res, ds.sample_names)}
-            per_fold.append(entry)
-            if ctx.is_main:
-                reported = ck_info.get("reported") or {}
-                published = (f"  (reported for {ck_info['variant']}: mIoU {100 * reported['miou']:.2f} %)"
-                             if reported.get("miou") is not None else "")
-                print(report.format_class_table(
-                    m, f"fold {fold}: {res.num_samples} panoramas, {sources[fold].describe()}\n"
-                       f"fold {fold}: mIoU {100 * m.miou:.2f} %  mAcc {100 * m.macc:.2f} %{published}"))
-                print()
-                if args.plots:
-                    plots = Path(args.plots)
-                    report.iou_bar_png(plots / f"fold{fold}_iou.png", m, info.palette,
-                                       f"{args.dataset} fold {fold}: mIoU {100 * m.miou:.2f} %")
-                    report.confusion_png(plots / f"fold{fold}_confusion.png", m)
-            del model
-        summary = report.summarise_folds(per_fold)
-        if ctx.is_main and args.plots:
-            from panosamic.evaluation.plots import plot_fold_summary
-
-            reported = next((f["checkpoint"].get("reported") for f in per_fold if f["checkpoint"].get("reported")), None)
-            plot_fold_summary(per_fold, Path(args.plots) / "folds_summary.png", reported=reported,
-                              title=f"{args.dataset}: {len(folds)} fold(s)")
+        per_fold = [evaluate_fold(args, fold, sources[fold], info, ctx) for fold in folds]
         if ctx.is_main:
-            if len(folds) > 1:
-                print(f"{len(folds)}-fold mean (mean of the per-fold scores): "
-                      f"mIoU {100 * summary['mean_miou']:.2f} %  mAcc {100 * summary['mean_macc']:.2f} %")
-                for f in per_fold:
-                    print(f"  fold {f['fold']}: mIoU {100 * (f['miou'] or np.nan):.2f} %  "
-                          f"mAcc {100 * (f['macc'] or np.nan):.2f} %")
-            results = {
-                "dataset": args.dataset, "dataset_path": str(Path(args.dataset_path).resolve()),
-                "modalities": list(modalities), "class_names": list(info.class_names), "date": timestamp(),
-                "device": str(ctx.device), "world_size": ctx.world_size, "refine": args.refine,
-                "precision": args.precision, "versions": report.versions(), "summary": summary, "folds": per_fold,
-            }
-            report.write_json(output, results)
-            print(f"results written to {output}")
+            report_folds(args, per_fold, info, ctx, output)
     finally:
         cleanup_distributed()
     return 0

@@ -159,6 +159,35 @@ def _training_rows(training: TrainingConfig | None) -> dict[str, str]:
             "lr": ", ".join(f"{k} {v:g}" for k, v in lr.items() if v is not None)}
 
 
+def _model_rows(config: ModelConfig) -> dict[str, Any]:
+    """The card's fields that describe the model itself."""
+    h, w = config.native_size
+    tensors_text, sam_text = _sam_text(config)
+    extra = {"depth": ', depth="pano_depth.png"', "normals": ', normals="pano_normals.png"'}
+    dataset = _DATASET_NAMES.get(config.dataset, config.dataset) if config.dataset else None
+    return dict(
+        predict_extra="".join(extra[m] for m in config.modalities if m in extra),
+        inputs_example=", ".join(f'"{m}": {m}' for m in config.modalities),
+        vit_pretty=config.vit.replace("vit_", "ViT-").upper().replace("VIT-", "ViT-"),
+        modalities_pretty=", ".join(_MODALITY_NAMES[m] for m in config.modalities),
+        views_pretty="dual-view" if config.num_views == 2 else "single-view",
+        num_classes=config.num_classes,
+        dataset_pretty=f" ({dataset})" if dataset else "",
+        dataset_full=(dataset or "–") + (f", fold {config.fold}" if config.fold is not None else ""),
+        tensors_text=tensors_text,
+        sam_text=sam_text,
+        depth_line=", depth normalisation threshold" if config.depth_threshold is not None else "",
+        depth_row="" if config.depth_threshold is None else f"| depth normalisation threshold | {config.depth_threshold:g} m |",
+        canvas=config.canvas_size,
+        native_h=h,
+        native_w=w,
+        channel_attention=_attention(config.channel_attention),
+        spatial_attention=_attention(config.spatial_attention),
+        dual_view="yes" if config.num_views == 2 else "no",
+        class_list=", ".join(config.class_names) if config.class_names else f"{config.num_classes} (unnamed)",
+    )
+
+
 def _sam_text(config: ModelConfig) -> tuple[str, str]:
     """(what model.safetensors holds, where the frozen parts come from)."""
     if config.vit not in SAM_FILES:
@@ -200,9 +229,6 @@ def generate_model_card(
         model_name=f"PanoSAMic {name}",
         eval_results=_eval_results(results, name) or None,
     )
-    h, w = config.native_size
-    tensors_text, sam_text = _sam_text(config)
-    extra = {"depth": ', depth="pano_depth.png"', "normals": ', normals="pano_normals.png"'}
     return ModelCard.from_template(
         data,
         template_str=CARD_TEMPLATE,
@@ -212,32 +238,11 @@ def generate_model_card(
         subfolder_line=f' subfolder="{subfolder}",' if subfolder else "",
         subfolder_arg=f', subfolder="{subfolder}"' if subfolder else "",
         subfolder_cli=f" --subfolder {subfolder}" if subfolder else "",
-        predict_extra="".join(extra[m] for m in config.modalities if m in extra),
-        inputs_example=", ".join(f'"{m}": {m}' for m in config.modalities),
-        vit_pretty=config.vit.replace("vit_", "ViT-").upper().replace("VIT-", "ViT-"),
-        modalities_pretty=", ".join(_MODALITY_NAMES[m] for m in config.modalities),
-        views_pretty="dual-view" if config.num_views == 2 else "single-view",
-        num_classes=config.num_classes,
-        dataset_pretty=f" ({_DATASET_NAMES.get(config.dataset, config.dataset)})" if config.dataset else "",
-        dataset_full=(_DATASET_NAMES.get(config.dataset, config.dataset) if config.dataset else "–")
-        + (f", fold {config.fold}" if config.fold is not None else ""),
         num_tensors="?" if num_tensors is None else num_tensors,
         num_params="?" if num_params is None else f"{num_params:,}",
         dtype=dtype,
-        tensors_text=tensors_text,
-        sam_text=sam_text,
-        depth_line=", depth normalisation threshold" if config.depth_threshold is not None else "",
-        depth_row=""
-        if config.depth_threshold is None
-        else f"| depth normalisation threshold | {config.depth_threshold:g} m |",
-        canvas=config.canvas_size,
-        native_h=h,
-        native_w=w,
-        channel_attention=_attention(config.channel_attention),
-        spatial_attention=_attention(config.spatial_attention),
-        dual_view="yes" if config.num_views == 2 else "no",
-        class_list=", ".join(config.class_names) if config.class_names else f"{config.num_classes} (unnamed)",
         results_section=_results_section(results),
         library_version=library_version,
+        **_model_rows(config),
         **_training_rows(training),
     )

@@ -153,3 +153,13 @@ def test_plot_log_draws_a_run(tmp_path, capsys):
     assert (run / "train_log.png").stat().st_size > 1000
     assert main(["plot-log", str(tmp_path / "none")]) == 1
     assert "RUN" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`panosamic info | head -1`: the reader goes away; no error line, no traceback."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(f"{sys.executable} -m panosamic.cli info | head -c 10", shell=True, capture_output=True,
+                          text=True, timeout=300)
+    assert done.stdout.startswith("panosamic") and done.stderr == ""

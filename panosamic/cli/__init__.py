@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Iterable
 from types import ModuleType
@@ -100,6 +101,9 @@ def run_command(module: ModuleType, args: argparse.Namespace) -> int:
             raise
         print(f"\npanosamic {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (e.g. `panosamic info | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as e:  # every error a user can meet ends in one line
         if getattr(args, "debug", False):
             raise

@@ -244,6 +244,11 @@ def _epoch_ticks(ax, records: Sequence[Mapping[str, Any]]) -> None:
         top.set_xlabel("epoch (tick at its last logged step)")
 
 
+def _few_points(series: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """Markers for a short series, so that a run of one or two logged steps still shows its points."""
+    return {"marker": "o", "markersize": 4} if len(series[0]) < 20 else {}
+
+
 def plot_training_log(run_dir_or_jsonl: str | os.PathLike, out_png: str | os.PathLike, *,
                       title: str | None = None) -> Path:
     """Training loss (and validation loss), learning rate and validation mIoU / mAcc over steps.
@@ -260,7 +265,7 @@ def plot_training_log(run_dir_or_jsonl: str | os.PathLike, out_png: str | os.Pat
         fig = Figure(figsize=(8.0, 8.0), layout="constrained")
         ax_loss, ax_lr, ax_val = fig.subplots(3, 1, sharex=True)
         if len(loss[0]):
-            ax_loss.plot(*loss, color="#3b6fb6", linewidth=1.2, label="train loss")
+            ax_loss.plot(*loss, color="#3b6fb6", linewidth=1.2, label="train loss", **_few_points(loss))
         if len(val_loss[0]):
             ax_loss.plot(*val_loss, "o-", color="#e67e22", markersize=4, linewidth=1.0, label="val loss")
         if len(loss[0]) or len(val_loss[0]):
@@ -269,7 +274,7 @@ def plot_training_log(run_dir_or_jsonl: str | os.PathLike, out_png: str | os.Pat
             _no_data(ax_loss, "no loss entries in the log")
         ax_loss.set_ylabel("loss")
         if len(lr[0]):
-            ax_lr.plot(*lr, color="#27ae60", linewidth=1.2)
+            ax_lr.plot(*lr, color="#27ae60", linewidth=1.2, **_few_points(lr))
             ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
         else:
             _no_data(ax_lr, "no learning-rate entries in the log")

@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+from panosamic import runs
 
 __all__ = [
     "DistContext",
@@ -90,6 +93,12 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
         dist.broadcast_object_list(box, src=src)
         return box[0]
     return obj
+
+
+def new_run_dir_on_main(ctx: DistContext, experiments: str | os.PathLike, dataset: str, exp_id: str) -> Path:
+    """A new run folder, made by the main process and broadcast to every rank."""
+    run_dir = runs.new_run_dir(experiments, dataset, exp_id) if ctx.is_main else None
+    return Path(broadcast_object(str(run_dir) if run_dir else None))
 
 
 def barrier() -> None:

@@ -31,7 +31,7 @@ from panosamic.distributed import (
     ShardSampler,
     all_reduce_sum,
     barrier,
-    broadcast_object,
+    new_run_dir_on_main,
 )
 from panosamic.evaluation.report import RunLogger, versions
 from panosamic.student import PanoStudent, StudentConfig
@@ -176,8 +176,7 @@ class Distiller:
             self._restore(ckpt_mod.load_checkpoint(run / f"model_{s.resume}.pth"), run / f"model_{s.resume}.pth")
             self.run_dir = run
         else:
-            run_dir = runs.new_run_dir(s.output, self.dataset_key, self.exp_id) if ctx.is_main else None
-            self.run_dir = Path(broadcast_object(str(run_dir) if run_dir else None))
+            self.run_dir = new_run_dir_on_main(ctx, s.output, self.dataset_key, self.exp_id)
         self.logger = RunLogger(self.run_dir, truncate_after_step=self.global_step) if ctx.is_main else None
 
     # ------------------------------------------------------------------ set-up helpers

@@ -34,7 +34,7 @@ from panosamic.distributed import (
     GlobalBatchSampler,
     all_reduce_sum,
     barrier,
-    broadcast_object,
+    new_run_dir_on_main,
 )
 from panosamic.training.losses import PanoSAMicLoss, class_weights_from_counts
 from panosamic.training.optim import build_optimizer, current_lr, lr_plan
@@ -210,8 +210,7 @@ class Trainer:
             self._restore(self.resume_ckpt)
             self.run_dir = self.resume_path.parent  # type: ignore[union-attr]
         else:
-            run_dir = runs.new_run_dir(s.experiments_path, s.dataset, self.exp_id) if ctx.is_main else None
-            self.run_dir = Path(broadcast_object(str(run_dir) if run_dir else None))
+            self.run_dir = new_run_dir_on_main(ctx, s.experiments_path, s.dataset, self.exp_id)
         self.logger = RunLogger(self.run_dir, truncate_after_step=self.global_step) if ctx.is_main else None
 
     def _load_sam(self) -> None:

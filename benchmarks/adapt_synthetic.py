@@ -1,7 +1,7 @@
 """Domain-shift benchmark of ``panosamic adapt`` on synthetic panoramas (offline, CPU, deterministic).
 
 Domain A (source) and domain B (target) are two looks of the synthetic generator
-(:mod:`panosamic.data.synthetic_domains`: materials, light colour and level, textures, sensor noise
+(:mod:`panosamic.synth.domains`: materials, light colour and level, textures, sensor noise
 and blur, tripod height, caps). The script
 
 1. renders and prepares A (training areas 1-4, 6; test areas 5a, 5b), B (same split, another seed) and
@@ -44,7 +44,7 @@ from panosamic.adapt import AdaptSettings, adapt
 from panosamic.config import ModelConfig
 from panosamic.data import PanoramaAugmentation, build_dataset, get_dataset_info
 from panosamic.data.prepare import prepare_dataset
-from panosamic.data.synthetic import DEFAULT_AREAS, make_synthetic_stanford
+from panosamic.synth import DEFAULT_AREAS, make_synthetic_stanford
 from panosamic.evaluation.validation import run_validation
 from panosamic.model import PanoSAMic
 

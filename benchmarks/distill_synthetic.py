@@ -65,7 +65,7 @@ def timed(label: str, fn: Callable[[], Any], clock: dict[str, float]) -> Any:
 # ---------------------------------------------------------------------------- data and models
 def make_data(work: Path, rooms: int, extra_rooms: int) -> tuple[Path, list[Path]]:
     from panosamic.data.prepare import prepare_dataset
-    from panosamic.data.synthetic import make_synthetic_stanford
+    from panosamic.synth import make_synthetic_stanford
 
     make_synthetic_stanford(work / "raw", rooms_per_area=rooms, size=(128, 256), seed=0)
     prepare_dataset(DATASET, work / "raw", work / "processed", scale=1.0, progress=False)

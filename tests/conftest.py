@@ -76,7 +76,7 @@ def build_parity_case(name: str = "vit_b_rgb_dv_s1"):
 def prepared_synthetic(root: Path, *, rooms_per_area: int, size: tuple[int, int], seed: int) -> Path:
     """A synthetic raw Stanford2D3DS dataset rendered under ``root/raw`` and prepared into ``root/processed``."""
     from panosamic.data.prepare import prepare_dataset
-    from panosamic.data.synthetic import make_synthetic_stanford
+    from panosamic.synth import make_synthetic_stanford
 
     make_synthetic_stanford(root / "raw", rooms_per_area=rooms_per_area, size=size, seed=seed)
     prepare_dataset("stanford2d3ds", root / "raw", root / "processed", scale=1.0, progress=False)

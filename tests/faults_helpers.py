@@ -29,7 +29,7 @@ TRACEBACK = "Traceback (most recent call last)"
 #: What the fork server imports before forking (the heavy code behind the commands).
 WARM = ("torch", "PIL.Image", "safetensors.torch", "huggingface_hub", "panosamic.cli", "panosamic.errors",
         "panosamic.preflight", "panosamic.model", "panosamic.inference.cli", "panosamic.data.prepare",
-        "panosamic.data.synthetic", "panosamic.training.cli", "panosamic.training.trainer", "panosamic.training.export",
+        "panosamic.synth", "panosamic.training.cli", "panosamic.training.trainer", "panosamic.training.export",
         "panosamic.evaluation.evaluate", "panosamic.hub.push")
 ROOT = Path(__file__).resolve().parent.parent
 

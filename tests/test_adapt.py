@@ -136,7 +136,7 @@ def _write_target(folder, images):
 
 
 def _scene(seed: int):
-    from panosamic.data.synthetic import render_room
+    from panosamic.synth import render_room
 
     room = render_room(seed, (128, 256))
     return room.rgb, torch.from_numpy(room.class_map)

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"constants", "specs", "io", "errors", "preflight", "tensor_checks", "config", "runs", "progress", "flags"},
     {"distributed"},
     {"modeling", "data", "viz", "palettes", "student"},
-    {"weights", "hub"},
+    {"weights", "hub", "synth"},
     {"model"},
     {"inference", "evaluation"},
     {"training", "info"},

@@ -20,7 +20,7 @@ from panosamic.data.matterport3d import TRAIN_SCENES, VALIDATION_SCENES
 from panosamic.data.prepare import prepare_dataset
 from panosamic.data.stanford2d3ds import AREAS, FOLDS as STANFORD_FOLDS
 from panosamic.data.structured3d import FOLDS as S3D_FOLDS, SCENES as S3D_SCENES
-from panosamic.data.synthetic import make_synthetic_stanford
+from panosamic.synth import make_synthetic_stanford
 
 RGB, RGBD, RGBDN, RGBN = ("image",), ("image", "depth"), ("image", "depth", "normals"), ("image", "normals")
 #: Structured3D rooms per scene; every other scene has an empty 2D_rendering folder. The only room of

@@ -14,7 +14,7 @@ from PIL import Image
 from panosamic.data import PanoramaAugmentation, build_dataset, collate_panoramas
 from panosamic.data.matterport3d import SCENES, TEST_SCENES, TRAIN_SCENES, VALIDATION_SCENES
 from panosamic.data.prepare import prepare_dataset
-from panosamic.data.synthetic import make_synthetic_stanford
+from panosamic.synth import make_synthetic_stanford
 
 H, W = 16, 32
 # Raw mpcat40 id -> expected class name (None = ignored), straight from the spec's table.

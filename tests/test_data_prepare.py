@@ -20,7 +20,7 @@ from panosamic.data.depth import STANFORD_DEPTH
 from panosamic.data import prepare as prepare_module
 from panosamic.data.prepare import RawFileError, prepare_dataset
 from panosamic.data.stanford2d3ds import AREAS, FOLDS
-from panosamic.data.synthetic import make_synthetic_stanford, render_room, room_seed
+from panosamic.synth import make_synthetic_stanford, render_room, room_seed
 from panosamic.io import is_temp_file
 
 SIZE = (32, 64)

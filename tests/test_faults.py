@@ -86,7 +86,7 @@ def panos(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory) -> Path:
     """A synthetic raw Stanford2D3DS download (6 areas x 1 room, 64x128)."""
-    from panosamic.data.synthetic import make_synthetic_stanford
+    from panosamic.synth import make_synthetic_stanford
 
     root = tmp_path_factory.mktemp("raw") / "raw"
     make_synthetic_stanford(root, rooms_per_area=1, size=SIZE, seed=0, progress=False)

@@ -228,7 +228,7 @@ def test_options_are_checked():
 def test_dataset_split_with_depth(tmp_path):
     from panosamic.data import build_dataset
     from panosamic.data.prepare import prepare_dataset
-    from panosamic.data.synthetic import make_synthetic_stanford
+    from panosamic.synth import make_synthetic_stanford
     from panosamic.inference import predict
 
     make_synthetic_stanford(tmp_path / "raw", rooms_per_area=1, size=(64, 128))  # depth statistics need all areas

@@ -1,4 +1,4 @@
-"""Tests of the synthetic Stanford2D3DS generator (``panosamic.data.synthetic``, ``panosamic synth``)."""
+"""Tests of the synthetic Stanford2D3DS generator (``panosamic.synth``, ``panosamic synth``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from panosamic.cli import main
-from panosamic.data import synthetic as S
+from panosamic import synth as S
 
 CLASSES = ("beam", "board", "bookcase", "ceiling", "chair", "clutter", "column",
            "door", "floor", "sofa", "table", "wall", "window")  # fmt: skip
@@ -317,7 +317,7 @@ def test_prepare_and_loader_run_on_synthetic_data(dataset, tmp_path):
 
 # ---------------------------------------------------------------------------- domains
 def test_default_domain_is_the_original_look():
-    from panosamic.data.synthetic_domains import DEFAULT_DOMAIN, SyntheticDomain
+    from panosamic.synth.domains import DEFAULT_DOMAIN, SyntheticDomain
 
     base = S.render_room(5, (32, 64))
     for domain in ("default", DEFAULT_DOMAIN, SyntheticDomain()):
@@ -326,7 +326,7 @@ def test_default_domain_is_the_original_look():
 
 
 def test_domains_differ_in_look_and_camera():
-    from panosamic.data.synthetic_domains import DOMAINS
+    from panosamic.synth.domains import DOMAINS
 
     rooms = {name: [S.render_room(s, (48, 96), domain=name) for s in range(6)] for name in DOMAINS}
     for name, domain in DOMAINS.items():
@@ -340,7 +340,7 @@ def test_domains_differ_in_look_and_camera():
 
 
 def test_domain_blur_and_noise():
-    from panosamic.data.synthetic_domains import SyntheticDomain
+    from panosamic.synth.domains import SyntheticDomain
 
     def roughness(domain):
         rgb = S.render_room(2, (64, 128), domain=domain).rgb.astype(float)[20:44]
@@ -358,7 +358,7 @@ def test_bad_domain(domain, error):
 
 
 def test_bad_domain_settings():
-    from panosamic.data.synthetic_domains import SyntheticDomain
+    from panosamic.synth.domains import SyntheticDomain
 
     with pytest.raises(ValueError, match="materials"):
         SyntheticDomain(materials="marble")

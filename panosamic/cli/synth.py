@@ -8,7 +8,7 @@ from panosamic import flags
 
 
 def _size(text: str) -> tuple[int, int]:
-    from panosamic.data.synthetic import parse_size
+    from panosamic.synth import parse_size
 
     try:
         return parse_size(text)
@@ -17,8 +17,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from panosamic.data.synthetic import DEFAULT_AREAS, DEFAULT_SIZE
-    from panosamic.data.synthetic_domains import DEFAULT_DOMAIN, DOMAINS
+    from panosamic.synth import DEFAULT_AREAS, DEFAULT_SIZE
+    from panosamic.synth.domains import DEFAULT_DOMAIN, DOMAINS
 
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (raw Stanford2D3DS layout)"
@@ -57,7 +57,7 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from panosamic.data.synthetic import make_synthetic_stanford
+    from panosamic.synth import make_synthetic_stanford
 
     start = time.perf_counter()
     manifest = make_synthetic_stanford(

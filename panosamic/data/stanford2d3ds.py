@@ -1,13 +1,7 @@
 """Stanford2D3DS (2D-3D-S) panoramas: 13 classes, 7 areas, 3 cross-validation folds.
 
-Raw layout: ``area_*/pano/{rgb,depth,normal,semantic}/<name>_{rgb,depth,normals,semantic}.png``
-with ``<name>`` = ``camera_<id>_<room>_frame_equirectangular_domain``, plus
-``assets/semantic_labels.json`` (instance names ``class_instance_roomType_roomNum_area``).
-
-Labels: the semantic PNG encodes an instance index in its colour. A pixel with R != 0 is
-unknown (this covers the 0x0D0D0D "missing" marker); otherwise the index is G*256 + B, its
-instance name gives the class (text before the first ``_``), and ``<UNK>`` (or any name that is
-not one of the 13 classes, or an index past the end of the list) is ignored (-1).
+Raw layout and encodings: :mod:`panosamic.data.stanford_codec`. Labels: ``<UNK>`` (or any instance
+name that is not one of the 13 classes, or an index past the end of the list) is ignored (-1).
 """
 
 from __future__ import annotations
@@ -18,40 +12,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from panosamic.constants import IGNORE_INDEX
 from panosamic.data.base import ASSETS_DIR, PanoramaDataset, RawLayout, RawSampleFiles, read_json, read_rgb
-from panosamic.data.classes import STANFORD2D3DS, DatasetInfo
+from panosamic.data.classes import STANFORD2D3DS
 from panosamic.data.depth import STANFORD_DEPTH
+from panosamic.data.stanford_codec import (
+    AREAS,
+    RAW_KINDS,
+    SEMANTIC_LABELS_FILE,
+    decode_semantic_rgb,
+    instance_class_table,
+)
 
-AREAS: tuple[str, ...] = ("area_1", "area_2", "area_3", "area_4", "area_5a", "area_5b", "area_6")
 #: Standard 2D-3D-S folds: fold -> (training areas, test areas).
 FOLDS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     1: (("area_1", "area_2", "area_3", "area_4", "area_6"), ("area_5a", "area_5b")),
     2: (("area_1", "area_3", "area_5a", "area_5b", "area_6"), ("area_2", "area_4")),
     3: (("area_2", "area_4", "area_5a", "area_5b"), ("area_1", "area_3", "area_6")),
 }
-SEMANTIC_LABELS_FILE = "semantic_labels.json"
 INSTANCES_FILE = "instances.webp"
-#: Raw sub-folder and file-name suffix of each modality.
-RAW_KINDS: dict[str, tuple[str, str]] = {
-    "rgb": ("rgb", "rgb"),
-    "depth": ("depth", "depth"),
-    "normals": ("normal", "normals"),
-    "labels": ("semantic", "semantic"),
-}
-_INDEX_RANGE = 256 * 256
-
-
-def instance_class_table(instance_names: list[str], info: DatasetInfo = STANFORD2D3DS) -> np.ndarray:
-    """int64 table of 65536 entries: instance index (G*256 + B) -> class index, -1 = unknown."""
-    if not isinstance(instance_names, list) or not all(isinstance(n, str) for n in instance_names):
-        raise ValueError("semantic_labels.json must be a list of instance-name strings")
-    if len(instance_names) > _INDEX_RANGE:
-        raise ValueError(f"semantic_labels.json has {len(instance_names)} names, more than {_INDEX_RANGE}")
-    lookup = {name: i for i, name in enumerate(info.class_names)}
-    table = np.full(_INDEX_RANGE, IGNORE_INDEX, dtype=np.int64)
-    table[: len(instance_names)] = [lookup.get(n.split("_")[0], IGNORE_INDEX) for n in instance_names]
-    return table
 
 
 @functools.lru_cache(maxsize=8)
@@ -70,17 +48,6 @@ def load_instance_class_table(assets_dir: str | Path) -> np.ndarray:
     table = _load_table(str(path.resolve()), path.stat().st_mtime_ns)
     table.setflags(write=False)
     return table
-
-
-def decode_semantic_rgb(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """int64 HxW class indices of an RGB-encoded Stanford2D3DS semantic image."""
-    rgb = np.asarray(rgb)
-    if rgb.ndim != 3 or rgb.shape[-1] < 3:
-        raise ValueError(f"expected an HxWx3 RGB semantic image, got shape {rgb.shape}")
-    r, g, b = (rgb[..., c].astype(np.int64) for c in range(3))
-    labels = table[g * 256 + b]
-    labels[r != 0] = IGNORE_INDEX
-    return labels
 
 
 class Stanford2D3DSDataset(PanoramaDataset):

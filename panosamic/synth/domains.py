@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-# Texture kinds (procedural patterns of synthetic.py).
+# Texture kinds (procedural patterns of render.py).
 PLAIN, PLANKS, TILES, BOOKS, WINDOW, FABRIC = range(6)
 
 Color = tuple[float, float, float]

@@ -1,4 +1,4 @@
-"""Synthetic indoor panoramas in the raw Stanford2D3DS layout (``panosamic synth``).
+"""The synthetic renderer: random indoor rooms ray cast into equirectangular panoramas.
 
 Each room is an axis-aligned box with axis-aligned boxes inside it (furniture, columns, beams, and thin
 slabs on the walls for doors, windows, boards; deeper ones for bookcases). Every pixel of an
@@ -16,34 +16,24 @@ Conventions (global frame = room frame, metres):
 * Depth is the Euclidean distance from the camera centre along the ray (metres).
 * Normals are unit surface normals in the global frame, facing the camera (``dot(n, ray) < 0``).
 
-Files (exactly the raw 2D-3D-S encodings, see ``stanford2d3ds_13class_mapping.json``):
-
-* ``area_<k>/pano/rgb/<name>_rgb.png``: 8-bit RGB, ``(0, 0, 0)`` only in the unscanned caps;
-* ``area_<k>/pano/depth/<name>_depth.png``: 16-bit grey, ``round(metres * 512)``, 65535 = missing;
-* ``area_<k>/pano/normal/<name>_normals.png``: 8-bit RGB, ``round(n * 127.5 + 127.5)``, missing = 128;
-* ``area_<k>/pano/semantic/<name>_semantic.png``: 8-bit RGB instance index ``R << 16 | G << 8 | B`` into
-  ``assets/semantic_labels.json``; 0 = ``<UNK>``, 0x0D0D0D = missing;
-
-with ``<name> = camera_<32 hex>_<roomType>_<roomNum>_frame_equirectangular_domain``.
+Classes are Stanford2D3DS's (:mod:`panosamic.data.stanford_codec`); the files are written by
+:mod:`panosamic.synth.stanford`.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
 import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
-from PIL import Image
 
-from panosamic.data.synthetic_domains import (
+from panosamic.data.stanford_codec import CLASS_NAMES, UNKNOWN_CLASS, sample_name
+from panosamic.synth.domains import (
     BOOKS as _BOOKS,
     DEFAULT_DOMAIN,
-    DOMAINS,
     FABRIC as _FABRIC,
     PLAIN as _PLAIN,
     PLANKS as _PLANKS,
@@ -52,44 +42,17 @@ from panosamic.data.synthetic_domains import (
     SyntheticDomain,
     get_domain,
 )
-from panosamic.io import atomic_path, atomic_write_text
-from panosamic.progress import Progress
 
-#: The 13 Stanford2D3DS classes, in training-index order (0..12).
-CLASS_NAMES: tuple[str, ...] = (
-    "beam", "board", "bookcase", "ceiling", "chair", "clutter", "column",
-    "door", "floor", "sofa", "table", "wall", "window",
-)  # fmt: skip
-#: Class name of the unknown instance (index 0 of ``semantic_labels.json``, ignored in training).
-UNKNOWN_CLASS: str = "<UNK>"
-#: Entry 0 of ``semantic_labels.json``.
-UNKNOWN_LABEL: str = "<UNK>_0_<UNK>_0_0"
-#: The areas of the real dataset, the default of :func:`make_synthetic_stanford`.
-DEFAULT_AREAS: tuple[str, ...] = ("area_1", "area_2", "area_3", "area_4", "area_5a", "area_5b", "area_6")
 #: Size (height, width) of the real panoramas.
 DEFAULT_SIZE: tuple[int, int] = (2048, 4096)
-#: Metres -> depth PNG units.
-DEPTH_SCALE: float = 512.0
-#: Depth PNG value (and semantic colour / normal colour) marking missing data.
-DEPTH_MISSING: int = 65535
-SEMANTIC_MISSING_RGB: tuple[int, int, int] = (13, 13, 13)
-NORMALS_MISSING_RGB: tuple[int, int, int] = (128, 128, 128)
 #: ``instance_index`` value of missing (unscanned) pixels in :class:`RenderedRoom`.
 MISSING_INSTANCE: int = -1
-#: Global instance indices must stay below this: loaders treat ``R != 0`` (index >= 65536) as ``<UNK>``.
-MAX_LABELS: int = 1 << 16
 #: Upper bound of the labelled instances of one room (shell 6, wall objects 11, beams 2, furniture 14).
 MAX_INSTANCES_PER_ROOM: int = 33
 #: Smallest panorama height accepted.
 MIN_HEIGHT: int = 8
 #: Rows ray cast / coloured at a time (bounds the memory of 2048 x 4096 panoramas).
 _BAND_ROWS: int = 256
-
-SAMPLE_SUFFIX = "_frame_equirectangular_domain"
-#: modality folder -> file suffix, as in the raw dataset.
-MODALITY_FILES: dict[str, str] = {"rgb": "rgb", "depth": "depth", "normal": "normals", "semantic": "semantic"}
-_SAMPLE_FILE_RE = re.compile(r"^camera_[0-9a-f]{32}_.+_frame_equirectangular_domain_(rgb|depth|normals|semantic)\.png$")
-_AREA_RE = re.compile(r"^area_(\d+)[a-z]?$")
 
 # Room types (with relative frequency, roughly as in the real dataset) and size ranges (metres).
 _ROOM_TYPES: tuple[tuple[str, float], ...] = (
@@ -123,41 +86,7 @@ class RenderedRoom:
     @property
     def sample_name(self) -> str:
         """The file stem of the raw dataset, ``camera_<id>_<room>_frame_equirectangular_domain``."""
-        return f"camera_{self.camera_id}_{self.room_name}{SAMPLE_SUFFIX}"
-
-
-@dataclass(frozen=True)
-class SyntheticSample:
-    """One written panorama: where its files are and how its local instances map to global labels."""
-
-    area: str
-    room_index: int
-    room_name: str
-    camera_id: str
-    name: str  # camera_<id>_<room>_frame_equirectangular_domain
-    rgb_path: Path
-    depth_path: Path
-    normals_path: Path
-    semantic_path: Path
-    label_indices: tuple[int, ...]  # local instance index -> index in semantic_labels.json
-
-
-@dataclass(frozen=True)
-class SyntheticManifest:
-    """Everything :func:`make_synthetic_stanford` wrote."""
-
-    out_dir: Path
-    seed: int
-    size: tuple[int, int]
-    areas: tuple[str, ...]
-    rooms_per_area: int
-    labels_path: Path
-    semantic_labels: tuple[str, ...]
-    samples: tuple[SyntheticSample, ...] = field(default_factory=tuple)
-    domain: str = DEFAULT_DOMAIN.name
-
-    def samples_in(self, area: str) -> tuple[SyntheticSample, ...]:
-        return tuple(s for s in self.samples if s.area == area)
+        return sample_name(self.camera_id, self.room_name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -426,7 +355,7 @@ class _Layout:
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_size(size: Sequence[int]) -> tuple[int, int]:
+def check_size(size: Sequence[int]) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in size)
     except (TypeError, ValueError):
@@ -451,7 +380,7 @@ def _directions(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def ray_directions(size: Sequence[int]) -> np.ndarray:
     """Unit ray of every pixel, float32 ``H x W x 3`` in the global frame (see the module docstring)."""
-    h, w = _check_size(size)
+    h, w = check_size(size)
     return _directions(h, w)[0]
 
 
@@ -713,7 +642,7 @@ def render_room(
         rng = np.random.default_rng(rng_or_seed)
     else:
         raise TypeError(f"rng_or_seed must be a numpy Generator, SeedSequence or int, got {type(rng_or_seed).__name__}")
-    h, w = _check_size(size)
+    h, w = check_size(size)
     if not isinstance(room_number, (int, np.integer)) or room_number < 0:
         raise ValueError(f"room_number must be an int >= 0, got {room_number!r}")
 
@@ -767,186 +696,9 @@ def render_room(
     )
 
 
-# --------------------------------------------------------------------------------------------------
-# Encoding and writing
-# --------------------------------------------------------------------------------------------------
-
-
-def encode_depth(depth_m: np.ndarray) -> np.ndarray:
-    """Metres (nan = missing) -> uint16 depth PNG values (1/512 m, 65535 = missing)."""
-    finite = np.isfinite(depth_m)
-    if np.any(depth_m[finite] < 0) or np.any(depth_m[finite] * DEPTH_SCALE >= DEPTH_MISSING - 0.5):
-        raise ValueError(f"depth must be in [0, {(DEPTH_MISSING - 1) / DEPTH_SCALE:.3f}] m")
-    out = np.full(depth_m.shape, DEPTH_MISSING, np.uint16)
-    out[finite] = np.rint(depth_m[finite] * DEPTH_SCALE).astype(np.uint16)
-    return out
-
-
-def encode_normals(normals: np.ndarray) -> np.ndarray:
-    """Unit normals (nan = missing) -> uint8 RGB ``round(n * 127.5 + 127.5)``, missing = (128, 128, 128)."""
-    missing = ~np.isfinite(normals).all(-1)
-    out = np.rint(np.nan_to_num(normals) * 127.5 + 127.5).clip(0, 255).astype(np.uint8)
-    out[missing] = NORMALS_MISSING_RGB
-    return out
-
-
-def encode_semantic(global_index: np.ndarray) -> np.ndarray:
-    """Global instance index (-1 = missing) -> uint8 RGB ``(i >> 16, (i >> 8) & 255, i & 255)``, missing = 0x0D0D0D."""
-    idx = np.asarray(global_index)
-    if idx.size and int(idx.max()) >= 1 << 24:
-        raise ValueError(f"instance index {int(idx.max())} does not fit in 24 bits")
-    out = np.empty(idx.shape + (3,), np.uint8)
-    for c, shift in enumerate((16, 8, 0)):
-        out[..., c] = (idx >> shift) & 255
-    out[idx < 0] = SEMANTIC_MISSING_RGB
-    return out
-
-
-def decode_semantic(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB semantic PNG -> int64 index ``R * 65536 + G * 256 + B`` (0x0D0D0D = 855309 = missing)."""
-    rgb = rgb.astype(np.int64)
-    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-
-
 def room_seed(seed: int, area: str, room_index: int) -> np.random.SeedSequence:
     """The seed of one room of a dataset: independent of the other rooms, stable across runs and platforms."""
     return np.random.SeedSequence([int(seed), zlib.crc32(area.encode()), int(room_index)])
-
-
-def _area_number(area: str) -> int:
-    m = _AREA_RE.match(area) if isinstance(area, str) else None
-    if m is None:
-        raise ValueError(f"area names must look like 'area_<number>[letter]' (e.g. area_1, area_5a), got {area!r}")
-    return int(m.group(1))
-
-
-def _save_png(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG", compress_level=4)
-
-
-def sample_paths(out_dir: str | Path, area: str, name: str) -> dict[str, Path]:
-    """Raw file paths of a sample, keyed by folder (rgb, depth, normal, semantic)."""
-    pano = Path(out_dir) / area / "pano"
-    return {folder: pano / folder / f"{name}_{suffix}.png" for folder, suffix in MODALITY_FILES.items()}
-
-
-def _remove_previous(out_dir: Path) -> int:
-    """Delete earlier synthetic panoramas (files matching the raw naming pattern) and labels; return a count."""
-    n = 0
-    for folder in MODALITY_FILES:
-        for f in out_dir.glob(f"area_*/pano/{folder}/*.png"):
-            if _SAMPLE_FILE_RE.match(f.name):
-                f.unlink()
-                n += 1
-    (out_dir / "assets" / "semantic_labels.json").unlink(missing_ok=True)
-    return n
-
-
-def make_synthetic_stanford(
-    out_dir: str | Path,
-    areas: Sequence[str] = DEFAULT_AREAS,
-    rooms_per_area: int = 2,
-    size: Sequence[int] = (64, 128),
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: bool = False,
-    domain: str | SyntheticDomain | None = None,
-) -> SyntheticManifest:
-    """Render ``rooms_per_area`` rooms per area and write them in the raw Stanford2D3DS layout.
-
-    Room ``i`` of ``area`` is ``render_room(room_seed(seed, area, i), size, room_number=i + 1)``, so any
-    room can be re-rendered alone. The same arguments give byte-identical files. A non-empty ``out_dir``
-    is refused unless ``overwrite``, which first deletes earlier synthetic panoramas there (files named
-    like raw panoramas under ``area_*/pano/*/``) and ``assets/semantic_labels.json``; nothing else.
-    ``domain`` sets the look of every room (see :mod:`panosamic.data.synthetic_domains`).
-    """
-    out = Path(out_dir)
-    look = get_domain(domain)
-    if isinstance(areas, str):
-        areas = [areas]
-    areas = tuple(areas)
-    if not areas:
-        raise ValueError("areas must name at least one area")
-    if len(set(areas)) != len(areas):
-        raise ValueError(f"duplicate area in {areas!r}")
-    area_numbers = {a: _area_number(a) for a in areas}
-    if isinstance(rooms_per_area, bool) or not isinstance(rooms_per_area, (int, np.integer)) or rooms_per_area < 1:
-        raise ValueError(f"rooms_per_area must be an int >= 1, got {rooms_per_area!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    h, w = _check_size(size)
-    if len(areas) * int(rooms_per_area) * MAX_INSTANCES_PER_ROOM >= MAX_LABELS:
-        raise ValueError(
-            f"{len(areas)} areas x {rooms_per_area} rooms may need more than {MAX_LABELS - 1} instance labels "
-            "(the 16-bit index the loaders decode); use fewer rooms per area"
-        )
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"output directory {str(out)!r} is not empty; pass overwrite=True (--overwrite)")
-        _remove_previous(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    labels: list[str] = [UNKNOWN_LABEL]
-    samples: list[SyntheticSample] = []
-    jobs = [(a, i) for a in areas for i in range(int(rooms_per_area))]
-    counters: dict[str, dict[str, int]] = {a: {} for a in areas}
-    bar = Progress(len(jobs), "synth", "pano", bar=progress)  # without a bar: a line every few seconds
-    for area, i in jobs:
-        room = render_room(room_seed(seed, area, i), (h, w), room_number=i + 1, domain=look)
-        label_indices = [0]
-        for cls in room.instance_classes[1:]:
-            n = counters[area][cls] = counters[area].get(cls, 0) + 1
-            label_indices.append(len(labels))
-            labels.append(f"{cls}_{n}_{room.room_name}_{area_numbers[area]}")
-        if len(labels) > MAX_LABELS:
-            raise ValueError(
-                f"too many instances ({len(labels)} > {MAX_LABELS}) for the 16-bit index the loaders decode; "
-                "use fewer areas or rooms"
-            )
-        lut = np.asarray(label_indices, np.int32)
-        global_index = np.where(room.instance_index >= 0, lut[np.maximum(room.instance_index, 0)], -1)
-        paths = sample_paths(out, area, room.sample_name)
-        _save_png(paths["rgb"], room.rgb)
-        _save_png(paths["depth"], encode_depth(room.depth_m))
-        _save_png(paths["normal"], encode_normals(room.normals))
-        _save_png(paths["semantic"], encode_semantic(global_index))
-        samples.append(
-            SyntheticSample(
-                area=area,
-                room_index=i,
-                room_name=room.room_name,
-                camera_id=room.camera_id,
-                name=room.sample_name,
-                rgb_path=paths["rgb"],
-                depth_path=paths["depth"],
-                normals_path=paths["normal"],
-                semantic_path=paths["semantic"],
-                label_indices=tuple(label_indices),
-            )
-        )
-        bar.update(1)
-    bar.close()
-    labels_path = out / "assets" / "semantic_labels.json"
-    atomic_write_text(labels_path, json.dumps(labels))
-    return SyntheticManifest(
-        out_dir=out,
-        seed=int(seed),
-        size=(h, w),
-        areas=areas,
-        rooms_per_area=int(rooms_per_area),
-        labels_path=labels_path,
-        semantic_labels=tuple(labels),
-        samples=tuple(samples),
-        domain=look.name,
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -954,4 +706,4 @@ def parse_size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if m is None:
         raise ValueError(f"size must be HEIGHTxWIDTH such as 1024x2048, got {text!r}")
-    return _check_size((int(m.group(1)), int(m.group(2))))
+    return check_size((int(m.group(1)), int(m.group(2))))

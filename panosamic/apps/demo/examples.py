@@ -35,7 +35,7 @@ def write_synthetic_example(
     """Render the synthetic room into ``folder``: RGB, pseudo-disparity depth (0..255, as the model
     takes it) and colour-coded normals, ``size = (H, W)``. Returns the paths by modality."""
     from panosamic.apps.demo.backend import depth_to_disparity
-    from panosamic.data.synthetic import encode_normals, render_room
+    from panosamic.synth import encode_normals, render_room
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)

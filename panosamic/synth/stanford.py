@@ -1,0 +1,206 @@
+"""Synthetic panoramas written in the raw Stanford2D3DS layout (``panosamic synth``).
+
+Files (exactly the raw 2D-3D-S encodings of :mod:`panosamic.data.stanford_codec`):
+
+* ``area_<k>/pano/rgb/<name>_rgb.png``: 8-bit RGB, ``(0, 0, 0)`` only in the unscanned caps;
+* ``area_<k>/pano/depth/<name>_depth.png``: 16-bit grey, ``round(metres * 512)``, 65535 = missing;
+* ``area_<k>/pano/normal/<name>_normals.png``: 8-bit RGB, ``round(n * 127.5 + 127.5)``, missing = 128;
+* ``area_<k>/pano/semantic/<name>_semantic.png``: 8-bit RGB instance index ``R << 16 | G << 8 | B`` into
+  ``assets/semantic_labels.json``; 0 = ``<UNK>``, 0x0D0D0D = missing;
+
+with ``<name> = camera_<32 hex>_<roomType>_<roomNum>_frame_equirectangular_domain``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from panosamic.data.stanford_codec import (
+    AREAS,
+    RAW_ASSETS_DIR,
+    RAW_KINDS,
+    SAMPLE_FILE_RE,
+    SEMANTIC_LABELS_FILE,
+    UNKNOWN_LABEL,
+    area_number,
+    encode_depth,
+    encode_normals,
+    encode_semantic,
+    instance_label,
+)
+from panosamic.io import atomic_path, atomic_write_text
+from panosamic.progress import Progress
+from panosamic.synth.domains import DEFAULT_DOMAIN, SyntheticDomain, get_domain
+from panosamic.synth.render import MAX_INSTANCES_PER_ROOM, check_size, render_room, room_seed
+
+#: The areas of the real dataset, the default of :func:`make_synthetic_stanford`.
+DEFAULT_AREAS: tuple[str, ...] = AREAS
+#: Global instance indices must stay below this: loaders treat ``R != 0`` (index >= 65536) as ``<UNK>``.
+MAX_LABELS: int = 1 << 16
+#: raw modality folder -> file suffix (rgb, depth, normal, semantic).
+MODALITY_FILES: dict[str, str] = dict(RAW_KINDS.values())
+
+
+@dataclass(frozen=True)
+class SyntheticSample:
+    """One written panorama: where its files are and how its local instances map to global labels."""
+
+    area: str
+    room_index: int
+    room_name: str
+    camera_id: str
+    name: str  # camera_<id>_<room>_frame_equirectangular_domain
+    rgb_path: Path
+    depth_path: Path
+    normals_path: Path
+    semantic_path: Path
+    label_indices: tuple[int, ...]  # local instance index -> index in semantic_labels.json
+
+
+@dataclass(frozen=True)
+class SyntheticManifest:
+    """Everything :func:`make_synthetic_stanford` wrote."""
+
+    out_dir: Path
+    seed: int
+    size: tuple[int, int]
+    areas: tuple[str, ...]
+    rooms_per_area: int
+    labels_path: Path
+    semantic_labels: tuple[str, ...]
+    samples: tuple[SyntheticSample, ...] = field(default_factory=tuple)
+    domain: str = DEFAULT_DOMAIN.name
+
+    def samples_in(self, area: str) -> tuple[SyntheticSample, ...]:
+        return tuple(s for s in self.samples if s.area == area)
+
+
+def _save_png(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG", compress_level=4)
+
+
+def sample_paths(out_dir: str | Path, area: str, name: str) -> dict[str, Path]:
+    """Raw file paths of a sample, keyed by folder (rgb, depth, normal, semantic)."""
+    pano = Path(out_dir) / area / "pano"
+    return {folder: pano / folder / f"{name}_{suffix}.png" for folder, suffix in MODALITY_FILES.items()}
+
+
+def _remove_previous(out_dir: Path) -> int:
+    """Delete earlier synthetic panoramas (files matching the raw naming pattern) and labels; return a count."""
+    n = 0
+    for folder in MODALITY_FILES:
+        for f in out_dir.glob(f"area_*/pano/{folder}/*.png"):
+            if SAMPLE_FILE_RE.match(f.name):
+                f.unlink()
+                n += 1
+    (out_dir / RAW_ASSETS_DIR / SEMANTIC_LABELS_FILE).unlink(missing_ok=True)
+    return n
+
+
+def make_synthetic_stanford(
+    out_dir: str | Path,
+    areas: Sequence[str] = DEFAULT_AREAS,
+    rooms_per_area: int = 2,
+    size: Sequence[int] = (64, 128),
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = False,
+    domain: str | SyntheticDomain | None = None,
+) -> SyntheticManifest:
+    """Render ``rooms_per_area`` rooms per area and write them in the raw Stanford2D3DS layout.
+
+    Room ``i`` of ``area`` is ``render_room(room_seed(seed, area, i), size, room_number=i + 1)``, so any
+    room can be re-rendered alone. The same arguments give byte-identical files. A non-empty ``out_dir``
+    is refused unless ``overwrite``, which first deletes earlier synthetic panoramas there (files named
+    like raw panoramas under ``area_*/pano/*/``) and ``assets/semantic_labels.json``; nothing else.
+    ``domain`` sets the look of every room (see :mod:`panosamic.synth.domains`).
+    """
+    out = Path(out_dir)
+    look = get_domain(domain)
+    if isinstance(areas, str):
+        areas = [areas]
+    areas = tuple(areas)
+    if not areas:
+        raise ValueError("areas must name at least one area")
+    if len(set(areas)) != len(areas):
+        raise ValueError(f"duplicate area in {areas!r}")
+    for a in areas:
+        area_number(a)  # a clear error before any work
+    if isinstance(rooms_per_area, bool) or not isinstance(rooms_per_area, (int, np.integer)) or rooms_per_area < 1:
+        raise ValueError(f"rooms_per_area must be an int >= 1, got {rooms_per_area!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    h, w = check_size(size)
+    if len(areas) * int(rooms_per_area) * MAX_INSTANCES_PER_ROOM >= MAX_LABELS:
+        raise ValueError(
+            f"{len(areas)} areas x {rooms_per_area} rooms may need more than {MAX_LABELS - 1} instance labels "
+            "(the 16-bit index the loaders decode); use fewer rooms per area"
+        )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path {str(out)!r} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"output directory {str(out)!r} is not empty; pass overwrite=True (--overwrite)")
+        _remove_previous(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    labels: list[str] = [UNKNOWN_LABEL]
+    samples: list[SyntheticSample] = []
+    jobs = [(a, i) for a in areas for i in range(int(rooms_per_area))]
+    counters: dict[str, dict[str, int]] = {a: {} for a in areas}
+    bar = Progress(len(jobs), "synth", "pano", bar=progress)  # without a bar: a line every few seconds
+    for area, i in jobs:
+        room = render_room(room_seed(seed, area, i), (h, w), room_number=i + 1, domain=look)
+        label_indices = [0]
+        for cls in room.instance_classes[1:]:
+            n = counters[area][cls] = counters[area].get(cls, 0) + 1
+            label_indices.append(len(labels))
+            labels.append(instance_label(cls, n, room.room_name, area))
+        if len(labels) > MAX_LABELS:
+            raise ValueError(
+                f"too many instances ({len(labels)} > {MAX_LABELS}) for the 16-bit index the loaders decode; "
+                "use fewer areas or rooms"
+            )
+        lut = np.asarray(label_indices, np.int32)
+        global_index = np.where(room.instance_index >= 0, lut[np.maximum(room.instance_index, 0)], -1)
+        paths = sample_paths(out, area, room.sample_name)
+        _save_png(paths["rgb"], room.rgb)
+        _save_png(paths["depth"], encode_depth(room.depth_m))
+        _save_png(paths["normal"], encode_normals(room.normals))
+        _save_png(paths["semantic"], encode_semantic(global_index))
+        samples.append(
+            SyntheticSample(
+                area=area,
+                room_index=i,
+                room_name=room.room_name,
+                camera_id=room.camera_id,
+                name=room.sample_name,
+                rgb_path=paths["rgb"],
+                depth_path=paths["depth"],
+                normals_path=paths["normal"],
+                semantic_path=paths["semantic"],
+                label_indices=tuple(label_indices),
+            )
+        )
+        bar.update(1)
+    bar.close()
+    labels_path = out / RAW_ASSETS_DIR / SEMANTIC_LABELS_FILE
+    atomic_write_text(labels_path, json.dumps(labels))
+    return SyntheticManifest(
+        out_dir=out,
+        seed=int(seed),
+        size=(h, w),
+        areas=areas,
+        rooms_per_area=int(rooms_per_area),
+        labels_path=labels_path,
+        semantic_labels=tuple(labels),
+        samples=tuple(samples),
+        domain=look.name,
+    )

@@ -16,6 +16,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flags.add_debug(parser)
 
 
+def check(args: argparse.Namespace) -> None:
+    """--sam-dir must be a folder (a missing one is reported as SAM checkpoints not found)."""
+    from pathlib import Path
+
+    if args.sam_dir is not None and Path(args.sam_dir).exists() and not Path(args.sam_dir).is_dir():
+        raise ValueError(f"--sam-dir {args.sam_dir} is a file, not a folder: give the folder holding "
+                         "the SAM checkpoints (sam_vit_*.pth)")
+
+
 def run(args: argparse.Namespace) -> int:
     from panosamic.info import collect_info
 

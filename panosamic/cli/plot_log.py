@@ -36,7 +36,25 @@ def check(args: argparse.Namespace) -> None:
         raise FileNotFoundError(
             f"RUN {args.run} does not exist (give a training run folder or its train_log.jsonl)"
         )
+    check_log_readable(args.run)
     check_output_file(_out(args), what="--out")
+
+
+def check_log_readable(run: str) -> None:
+    """Refuse a training log that is not text (a binary or corrupt ``train_log.jsonl``), naming the file."""
+    from panosamic.evaluation.report import log_path
+
+    path = log_path(run)
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        binary = True
+    else:
+        binary = b"\x00" in data
+    if binary:
+        raise ValueError(f"{path} is unreadable as a training log: it holds binary data, not JSON lines "
+                         "(give the train_log.jsonl a training run wrote)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -52,12 +52,25 @@ def check_gradio() -> None:
         raise RuntimeError(GRADIO_MISSING)
 
 
+def check_host(host: str, port: int) -> None:
+    """Raise a one-line error naming --host when it resolves to no address to listen on."""
+    import socket
+
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as e:
+        reason = e.strerror if isinstance(e, socket.gaierror) and e.strerror else str(e)
+        raise ValueError(f"--host {host!r} is not an address to listen on ({reason}): give an IP address "
+                         f"such as {DEFAULT_HOST} or 0.0.0.0 (every interface), or a host name that resolves") from e
+
+
 def check(args: argparse.Namespace) -> None:
     """Cheap checks before loading anything."""
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must lie in 1..65535, got {args.port}")
     if args.max_width < 2:
         raise ValueError(f"--max-width must be at least 2, got {args.max_width}")
+    check_host(args.host, args.port)
     check_gradio()
 
 

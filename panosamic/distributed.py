@@ -28,6 +28,7 @@ __all__ = [
     "free_port",
     "init_distributed",
     "spawn",
+    "wrap_ddp",
 ]
 
 
@@ -99,6 +100,14 @@ def new_run_dir_on_main(ctx: DistContext, experiments: str | os.PathLike, datase
     """A new run folder, made by the main process and broadcast to every rank."""
     run_dir = runs.new_run_dir(experiments, dataset, exp_id) if ctx.is_main else None
     return Path(broadcast_object(str(run_dir) if run_dir else None))
+
+
+def wrap_ddp(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """``module`` wrapped in DistributedDataParallel under several processes, else itself."""
+    if not ctx.distributed:
+        return module
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
 def barrier() -> None:
@@ -184,7 +193,9 @@ class GlobalBatchSampler(Sampler[list[int]]):
         self.epoch = epoch
         self.skip = skip
 
-    def _num_batches(self) -> int:
+    @property
+    def batches_per_epoch(self) -> int:
+        """Global batches of a whole epoch (``len(sampler)`` is what is left after ``skip``)."""
         n = self.num_samples // (self.batch_size * self.world_size)
         return n if self.limit_batches is None else min(n, self.limit_batches)
 
@@ -196,7 +207,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
             order = list(range(self.num_samples))
         g_b = self.batch_size * self.world_size
         out = []
-        for j in range(self._num_batches()):
+        for j in range(self.batches_per_epoch):
             start = j * g_b + self.rank * self.batch_size
             out.append(order[start : start + self.batch_size])
         return out
@@ -205,4 +216,4 @@ class GlobalBatchSampler(Sampler[list[int]]):
         return iter(self.batches()[self.skip :])
 
     def __len__(self) -> int:
-        return max(0, self._num_batches() - self.skip)
+        return max(0, self.batches_per_epoch - self.skip)

@@ -10,10 +10,15 @@ import sys
 import time
 from typing import IO, Any, Self
 
-__all__ = ["LINE_EVERY_S", "Progress"]
+__all__ = ["LINE_EVERY_S", "Progress", "count"]
 
 #: Seconds between two progress lines when no bar is shown.
 LINE_EVERY_S = 10.0
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 step``, ``2 steps`` (``plural``: when not ``noun + "s"``)."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def _duration(seconds: float) -> str:
@@ -38,7 +43,7 @@ class Progress:
                  initial: int = 0, every_s: float = LINE_EVERY_S, file: IO[str] | None = None) -> None:  # fmt: skip
         self.total, self.desc, self.unit, self.silent, self.every_s = total, desc, unit, silent, every_s
         self.file = file if file is not None else sys.stderr
-        self.n = self._start_n = initial
+        self.n = self._start_n = self._shown_n = initial
         self.postfix = ""
         self._start = self._last = time.monotonic()
         self._bar: Any = None
@@ -81,8 +86,8 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elif not self.silent and self.n > self._start_n and self._last != -1.0:
-            self._line(final=True)
+        elif not self.silent and self.n > self._shown_n and self._last != -1.0:
+            self._line(final=True)  # the count as it ends, unless the last line already showed it
         self._last = -1.0  # closed: no further lines
 
     def _line(self, final: bool = False) -> None:
@@ -96,7 +101,7 @@ class Progress:
         if self.postfix:
             parts.append(self.postfix)
         print(f"{self.desc}: " + ", ".join(p for p in parts if p), file=self.file, flush=True)
-        self._last = now
+        self._last, self._shown_n = now, self.n
 
 
 def _num(x: float) -> str:

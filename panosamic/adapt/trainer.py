@@ -41,7 +41,7 @@ from panosamic.runs import LAST_NAME, timestamp
 from panosamic.specs import SAM_VITS
 from panosamic.training import checkpoint as ckpt_mod
 from panosamic.distributed import DistContext, GlobalBatchSampler, ShardSampler, all_reduce_sum, barrier
-from panosamic.training.trainer import seed_everything
+from panosamic.training.engine import seed_everything
 
 __all__ = ["AdaptResult", "AdaptTrainer", "ADAPTED_NAME"]
 
@@ -80,7 +80,7 @@ class AdaptTrainer:
         if not resume and last.is_file():
             raise ValueError(f"{self.out_dir} holds an unfinished run ({LAST_NAME}): pass --resume or another --out")
         self.sampler = GlobalBatchSampler(len(target), s.batch_size, ctx.rank, ctx.world_size, seed=s.seed)
-        self.iters_per_epoch = self.sampler._num_batches()
+        self.iters_per_epoch = self.sampler.batches_per_epoch
         if self.iters_per_epoch < 1:
             raise ValueError(f"{len(target)} target panoramas make no batch of {s.batch_size} x {ctx.world_size} "
                              "processes: lower --batch-size")

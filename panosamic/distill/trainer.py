@@ -37,7 +37,7 @@ from panosamic.evaluation.report import RunLogger, versions
 from panosamic.student import PanoStudent, StudentConfig
 from panosamic.training import checkpoint as ckpt_mod
 from panosamic.training.optim import build_optimizer, current_lr, lr_plan
-from panosamic.training.trainer import seed_everything
+from panosamic.training.engine import seed_everything
 
 __all__ = ["DistillResult", "DistillSettings", "Distiller"]
 
@@ -162,7 +162,7 @@ class Distiller:
                                          modalities=self.student_config.modalities).ds
         self.sampler = GlobalBatchSampler(len(self.train_ds), s.batch_size, ctx.rank, ctx.world_size, seed=s.seed,
                                           limit_batches=s.limit_batches)
-        self.iters_per_epoch = self.sampler._num_batches()
+        self.iters_per_epoch = self.sampler.batches_per_epoch
         if self.iters_per_epoch < 1:
             raise ValueError(f"{len(self.train_ds)} panoramas make no complete batch of {s.batch_size} x "
                              f"{ctx.world_size} processes: lower --batch-size")

@@ -1,0 +1,145 @@
+"""Pinhole photos onto the panorama and back: :func:`pinhole_to_erp` and :func:`erp_to_pinhole`.
+
+Arrays are numpy arrays or torch tensors (any device) of shape ``(H, W)``, ``(C, H, W)`` or
+``(B, C, H, W)`` (``channels_last=True``: ``(H, W, C)`` / ``(B, H, W, C)``), of any dtype; the result
+has the input's type, dtype and device. Angles (degrees) and fields of view are numbers, or one value
+per sample (a sequence / 1-D tensor of length B): a single photo with B orientations gives B outputs.
+Conventions: :mod:`panosamic.geometry.sphere` and :mod:`panosamic.geometry.camera`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import torch
+
+from .camera import AngleLike, directions_to_pinhole, pinhole_rays
+from .sampling import sample
+from .sphere import directions_to_erp, erp_directions
+
+__all__ = ["pinhole_to_erp", "erp_to_pinhole", "coordinate_dtype"]
+
+
+def coordinate_dtype(device: torch.device) -> torch.dtype:
+    """float64 for coordinates where the device has it (exact at pixel centres), float32 on MPS."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_erp_directions(erp_height: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    return erp_directions(erp_height, device=device, dtype=dtype)
+
+
+def _to_batch(array: Any, channels_last: bool) -> tuple[torch.Tensor, int, bool]:
+    """-> (N, C, H, W) tensor, the input's ndim, whether it was numpy."""
+    is_numpy = isinstance(array, np.ndarray)
+    t = torch.from_numpy(np.ascontiguousarray(array)) if is_numpy else array
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"expected a numpy array or a torch tensor, got {type(array).__name__}")
+    ndim = t.ndim
+    if ndim not in (2, 3, 4):
+        raise ValueError(f"expected an array of shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
+    if channels_last and ndim >= 3:
+        t = t.movedim(-1, -3)
+    while t.ndim < 4:
+        t = t.unsqueeze(0)
+    return t, ndim, is_numpy
+
+
+def _from_batch(t: torch.Tensor, ndim: int, batched: bool, channels_last: bool, is_numpy: bool) -> Any:
+    if not batched and ndim < 4:
+        t = t[0]
+    if ndim == 2:
+        t = t[:, 0] if t.ndim == 4 else t[0]
+    elif channels_last:
+        t = t.movedim(-3, -1)
+    return t.numpy() if is_numpy else t
+
+
+def _n_params(*values: Any) -> int:
+    n = 1
+    for v in values:
+        if v is None:
+            continue
+        t = torch.as_tensor(v)
+        if isinstance(v, torch.Tensor) and t.ndim == 3:  # (B, 3, 3) intrinsics
+            n = max(n, t.shape[0])
+        elif t.ndim == 1:
+            n = max(n, t.shape[0])
+    return n
+
+
+def pinhole_to_erp(
+    array: Any,
+    *,
+    fov_deg: AngleLike | None = None,
+    intrinsics: Any = None,
+    yaw_deg: AngleLike = 0.0,
+    pitch_deg: AngleLike = 0.0,
+    roll_deg: AngleLike = 0.0,
+    erp_height: int,
+    nearest: bool = False,
+    fill: float | int = 0,
+    channels_last: bool = False,
+) -> tuple[Any, Any]:
+    """Project a pinhole photo (or label map, ``nearest=True``) onto an ``erp_height x 2 erp_height``
+    panorama. Returns the panorama-sized array (``fill`` where the photo does not reach) and a boolean
+    mask ``(H, 2H)`` (``(B, H, 2H)`` for batches) of the panorama pixels whose centres the photo covers.
+    """
+    t, ndim, is_numpy = _to_batch(array, channels_last)
+    n, c, h, w = t.shape
+    nb = _n_params(fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
+    if nb > 1 and n > 1 and nb != n:
+        raise ValueError(f"{n} photos but {nb} per-sample camera parameters")
+    cdt = coordinate_dtype(t.device)
+    dirs = _cached_erp_directions(int(erp_height), str(t.device), cdt)
+    k = None if intrinsics is None else torch.as_tensor(intrinsics, dtype=torch.float64).to(t.device)
+    x, y, inside = directions_to_pinhole(
+        dirs, w, h, fov_deg=fov_deg, intrinsics=k, yaw_deg=yaw_deg, pitch_deg=pitch_deg, roll_deg=roll_deg
+    )
+    if x.ndim == 2:
+        x, y, inside = x[None], y[None], inside[None]
+    out = sample(t, x, y, nearest=nearest)
+    mask = inside.expand(out.shape[0], *inside.shape[1:])
+    out = torch.where(mask[:, None], out, torch.as_tensor(fill, dtype=out.dtype, device=out.device))
+    batched = ndim == 4 or nb > 1
+    mask_out = mask if batched else mask[0]
+    result = _from_batch(out, ndim, batched, channels_last, is_numpy)
+    return result, (mask_out.cpu().numpy() if is_numpy else mask_out)
+
+
+def erp_to_pinhole(
+    array: Any,
+    *,
+    width: int,
+    height: int,
+    fov_deg: AngleLike | None = None,
+    intrinsics: Any = None,
+    yaw_deg: AngleLike = 0.0,
+    pitch_deg: AngleLike = 0.0,
+    roll_deg: AngleLike = 0.0,
+    nearest: bool = False,
+    channels_last: bool = False,
+) -> Any:
+    """The ``width x height`` pinhole view of an ``H x 2H`` panorama (bilinear, wrapping at the ±180°
+    seam; ``nearest=True`` for labels). Every view pixel sees the sphere, so there is no mask."""
+    t, ndim, is_numpy = _to_batch(array, channels_last)
+    n, c, eh, ew = t.shape
+    if ew != 2 * eh:
+        raise ValueError(f"expected an equirectangular panorama of size H x 2H, got {eh}x{ew}")
+    nb = _n_params(fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
+    if nb > 1 and n > 1 and nb != n:
+        raise ValueError(f"{n} panoramas but {nb} per-sample camera parameters")
+    cdt = coordinate_dtype(t.device)
+    k = None if intrinsics is None else torch.as_tensor(intrinsics, dtype=torch.float64).to(t.device)
+    rays = pinhole_rays(
+        width, height, fov_deg=fov_deg, intrinsics=k, yaw_deg=yaw_deg, pitch_deg=pitch_deg,
+        roll_deg=roll_deg, device=t.device, dtype=cdt,
+    )
+    u, v = directions_to_erp(rays, eh)
+    if u.ndim == 2:
+        u, v = u[None], v[None]
+    out = sample(t, u, v, nearest=nearest, wrap_x=True)
+    return _from_batch(out, ndim, ndim == 4 or nb > 1, channels_last, is_numpy)

@@ -25,7 +25,9 @@ from panosamic.geometry import (
 
 
 # ------------------------------------------------------------------ an independent per-pixel reference
-def _direct_pinhole_index(u: int, v: int, erp_h: int, w: int, h: int, fov: float, yaw: float, pitch: float, roll: float):
+def _direct_pinhole_index(
+    u: int, v: int, erp_h: int, w: int, h: int, fov: float, yaw: float, pitch: float, roll: float
+):
     """Pinhole pixel (i, j) seen at the centre of ERP pixel (u, v), or None: plain math, one pixel."""
     lon = (u + 0.5) / (2 * erp_h) * 2 * math.pi - math.pi
     lat = math.pi / 2 - (v + 0.5) / erp_h * math.pi
@@ -43,7 +45,7 @@ def _direct_pinhole_index(u: int, v: int, erp_h: int, w: int, h: int, fov: float
     x, y = f * d[0] / d[2] + w / 2, f * d[1] / d[2] + h / 2  # continuous, pixel i spans [i, i + 1)
     if not (0 <= x < w and 0 <= y < h):
         return None
-    return int(math.floor(x)), int(math.floor(y))
+    return math.floor(x), math.floor(y)
 
 
 CASES = [  # (fov, yaw, pitch, roll)
@@ -59,8 +61,16 @@ CASES = [  # (fov, yaw, pitch, roll)
 def test_projection_matches_a_direct_per_pixel_computation(fov, yaw, pitch, roll):
     w, h, erp_h = 24, 18, 40
     index = np.arange(w * h, dtype=np.int32).reshape(h, w)  # every pixel its own label
-    out, mask = pinhole_to_erp(index, fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll,
-                               erp_height=erp_h, nearest=True, fill=-1)
+    out, mask = pinhole_to_erp(
+        index,
+        fov_deg=fov,
+        yaw_deg=yaw,
+        pitch_deg=pitch,
+        roll_deg=roll,
+        erp_height=erp_h,
+        nearest=True,
+        fill=-1,
+    )
     assert out.shape == (erp_h, 2 * erp_h) and mask.shape == out.shape and out.dtype == np.int32
     agree = total = mask_agree = 0
     for v in range(erp_h):
@@ -81,9 +91,19 @@ def test_a_label_grid_projected_and_read_back_agrees(fov, yaw, pitch, roll):
     w, h = 32, 24
     labels = torch.randint(0, 13, (h // 4, w // 4), generator=torch.Generator().manual_seed(0))
     labels = labels.repeat_interleave(4, 0).repeat_interleave(4, 1).to(torch.uint8)
-    erp, mask = pinhole_to_erp(labels, fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll,
-                               erp_height=160, nearest=True, fill=255)
-    back = erp_to_pinhole(erp, width=w, height=h, fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, nearest=True)
+    erp, _mask = pinhole_to_erp(
+        labels,
+        fov_deg=fov,
+        yaw_deg=yaw,
+        pitch_deg=pitch,
+        roll_deg=roll,
+        erp_height=160,
+        nearest=True,
+        fill=255,
+    )
+    back = erp_to_pinhole(
+        erp, width=w, height=h, fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, nearest=True
+    )
     assert back.dtype == torch.uint8 and back.shape == labels.shape
     assert (back == labels).float().mean() >= 0.999
 
@@ -91,7 +111,9 @@ def test_a_label_grid_projected_and_read_back_agrees(fov, yaw, pitch, roll):
 @pytest.mark.parametrize("fov,yaw,pitch,roll", CASES)
 def test_the_mask_area_is_the_solid_angle_of_the_field_of_view(fov, yaw, pitch, roll):
     w, h, erp_h = 40, 30, 256
-    _, mask = pinhole_to_erp(torch.zeros(h, w), fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, erp_height=erp_h)
+    _, mask = pinhole_to_erp(
+        torch.zeros(h, w), fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, erp_height=erp_h
+    )
     area = (mask.double() * erp_pixel_solid_angles(erp_h)).sum().item()
     vfov = math.degrees(2 * math.atan((h / 2) / ((w / 2) / math.tan(math.radians(fov) / 2))))
     assert area == pytest.approx(solid_angle_of_fov(fov, vfov), rel=0.01)
@@ -145,11 +167,15 @@ def test_positive_roll_turns_the_camera_clockwise_as_seen_by_the_camera():
     photo = torch.zeros(1, 21, 21)
     photo[0, 9:12, 17:] = 1
     for roll, below in ((60.0, True), (-60.0, False)):
-        erp, mask = pinhole_to_erp(photo, fov_deg=60, roll_deg=roll, erp_height=90, nearest=True)
+        erp, _mask = pinhole_to_erp(photo, fov_deg=60, roll_deg=roll, erp_height=90, nearest=True)
         rows = torch.nonzero(erp[0] > 0.5, as_tuple=True)[0].float()
         assert (rows.mean().item() > 44.5) == below
     r = rotation_matrix(0, 0, 90)
-    assert torch.allclose(r @ torch.tensor([1.0, 0, 0], dtype=torch.float64), torch.tensor([0.0, 1, 0], dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        r @ torch.tensor([1.0, 0, 0], dtype=torch.float64),
+        torch.tensor([0.0, 1, 0], dtype=torch.float64),
+        atol=1e-12,
+    )
 
 
 def test_seam_and_pole_crossings():
@@ -164,14 +190,18 @@ def test_seam_and_pole_crossings():
     erp = d.permute(2, 0, 1).clone()  # the direction itself, a smooth function on the sphere
     for yaw, pitch in ((180.0, 0.0), (0.0, 80.0), (90.0, -85.0)):
         view = erp_to_pinhole(erp, width=30, height=30, fov_deg=60, yaw_deg=yaw, pitch_deg=pitch)
-        rays = pinhole_rays(30, 30, fov_deg=60, yaw_deg=yaw, pitch_deg=pitch, dtype=torch.float64).permute(2, 0, 1)
+        rays = pinhole_rays(30, 30, fov_deg=60, yaw_deg=yaw, pitch_deg=pitch, dtype=torch.float64).permute(
+            2, 0, 1
+        )
         assert (view - rays).abs().max().item() < 0.06  # bilinear on a 64-row grid near the pole
 
 
 def test_intrinsics_are_the_same_as_a_field_of_view():
     labels = torch.arange(20 * 16).reshape(16, 20)
     a, ma = pinhole_to_erp(labels, fov_deg=70, yaw_deg=20, erp_height=48, nearest=True)
-    b, mb = pinhole_to_erp(labels, intrinsics=intrinsics_from_fov(20, 16, 70), yaw_deg=20, erp_height=48, nearest=True)
+    b, mb = pinhole_to_erp(
+        labels, intrinsics=intrinsics_from_fov(20, 16, 70), yaw_deg=20, erp_height=48, nearest=True
+    )
     assert torch.equal(a, b) and torch.equal(ma, mb)
 
 
@@ -179,13 +209,17 @@ def test_intrinsics_are_the_same_as_a_field_of_view():
 def test_per_sample_angles_equal_separate_calls():
     photos = torch.rand(3, 2, 12, 16)
     yaws, pitches = [0.0, 170.0, -90.0], [10.0, -30.0, 60.0]
-    out, mask = pinhole_to_erp(photos, fov_deg=[60.0, 80.0, 90.0], yaw_deg=yaws, pitch_deg=pitches, erp_height=32)
+    out, mask = pinhole_to_erp(
+        photos, fov_deg=[60.0, 80.0, 90.0], yaw_deg=yaws, pitch_deg=pitches, erp_height=32
+    )
     assert out.shape == (3, 2, 32, 64) and mask.shape == (3, 32, 64)
     for i, fov in enumerate((60.0, 80.0, 90.0)):
         one, m = pinhole_to_erp(photos[i], fov_deg=fov, yaw_deg=yaws[i], pitch_deg=pitches[i], erp_height=32)
         assert torch.allclose(out[i], one) and torch.equal(mask[i], m)
     # One panorama, several views.
-    views = erp_to_pinhole(torch.rand(3, 32, 64), width=10, height=8, fov_deg=70, yaw_deg=yaws, pitch_deg=pitches)
+    views = erp_to_pinhole(
+        torch.rand(3, 32, 64), width=10, height=8, fov_deg=70, yaw_deg=yaws, pitch_deg=pitches
+    )
     assert views.shape == (3, 3, 8, 10)
 
 
@@ -193,11 +227,18 @@ def test_dtypes_and_numpy_round_trip():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
     out, mask = pinhole_to_erp(img, fov_deg=90, erp_height=24, channels_last=True)
-    assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (24, 48, 3) and mask.dtype == bool
+    assert (
+        isinstance(out, np.ndarray)
+        and out.dtype == np.uint8
+        and out.shape == (24, 48, 3)
+        and mask.dtype == bool
+    )
     ref, _ = pinhole_to_erp(img.astype(np.float64), fov_deg=90, erp_height=24, channels_last=True)
     assert ref.dtype == np.float64
     assert np.abs(out.astype(np.float64) - ref).max() <= 0.5 + 1e-9  # rounded, not truncated
-    half, _ = pinhole_to_erp(torch.from_numpy(img).float().half(), fov_deg=90, erp_height=24, channels_last=True)
+    half, _ = pinhole_to_erp(
+        torch.from_numpy(img).float().half(), fov_deg=90, erp_height=24, channels_last=True
+    )
     assert half.dtype == torch.float16
     boolean, _ = pinhole_to_erp(torch.from_numpy(img[..., 0] > 127), fov_deg=90, erp_height=24, nearest=True)
     assert boolean.dtype == torch.bool
@@ -225,19 +266,33 @@ def test_bad_parameters_are_refused_in_one_line():
 
 
 # ------------------------------------------------------------------ view sets
-@pytest.mark.parametrize("views,fov", [(cube_views(), 90.0), (tangent_views(60.0, 15.0), 60.0),
-                                       (tangent_views(90.0, 20.0), 90.0), (tangent_views(45.0, 10.0), 45.0)])
+@pytest.mark.parametrize(
+    "views,fov",
+    [
+        (cube_views(), 90.0),
+        (tangent_views(60.0, 15.0), 60.0),
+        (tangent_views(90.0, 20.0), 90.0),
+        (tangent_views(45.0, 10.0), 45.0),
+    ],
+)
 def test_view_sets_cover_the_sphere(views, fov):
     yaws = [v.yaw_deg for v in views]
     pitches = [v.pitch_deg for v in views]
-    _, mask = pinhole_to_erp(torch.ones(1, 32, 32), fov_deg=fov, yaw_deg=yaws, pitch_deg=pitches, erp_height=64)
+    _, mask = pinhole_to_erp(
+        torch.ones(1, 32, 32), fov_deg=fov, yaw_deg=yaws, pitch_deg=pitches, erp_height=64
+    )
     assert mask.any(0).all()
 
 
 def test_tangent_views_overlap():
     views = tangent_views(60.0, 15.0)
-    _, mask = pinhole_to_erp(torch.ones(1, 32, 32), fov_deg=60.0, yaw_deg=[v.yaw_deg for v in views],
-                             pitch_deg=[v.pitch_deg for v in views], erp_height=64)
+    _, mask = pinhole_to_erp(
+        torch.ones(1, 32, 32),
+        fov_deg=60.0,
+        yaw_deg=[v.yaw_deg for v in views],
+        pitch_deg=[v.pitch_deg for v in views],
+        erp_height=64,
+    )
     count = mask.sum(0)
     assert (count >= 2).float().mean() > 0.2  # a real overlap, not edge-to-edge tiling
     with pytest.raises(ValueError, match="overlap_deg"):

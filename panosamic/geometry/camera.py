@@ -26,11 +26,11 @@ import torch
 
 __all__ = [
     "AngleLike",
-    "rotation_matrix",
-    "intrinsics_from_fov",
-    "fov_from_intrinsics",
-    "pinhole_rays",
     "directions_to_pinhole",
+    "fov_from_intrinsics",
+    "intrinsics_from_fov",
+    "pinhole_rays",
+    "rotation_matrix",
     "solid_angle_of_fov",
 ]
 
@@ -41,7 +41,9 @@ AngleLike = float | int | Sequence[float] | torch.Tensor
 def _angles(value: AngleLike, device: torch.device | str | None, dtype: torch.dtype) -> torch.Tensor:
     t = torch.as_tensor(value, dtype=torch.float64).to(device)
     if t.ndim > 1:
-        raise ValueError(f"an angle must be a number or a 1-D sequence of numbers, got shape {tuple(t.shape)}")
+        raise ValueError(
+            f"an angle must be a number or a 1-D sequence of numbers, got shape {tuple(t.shape)}"
+        )
     return torch.deg2rad(t).to(dtype)
 
 
@@ -71,7 +73,11 @@ def rotation_matrix(
 
 
 def intrinsics_from_fov(
-    width: int, height: int, fov_deg: AngleLike, *, device: torch.device | str | None = None,
+    width: int,
+    height: int,
+    fov_deg: AngleLike,
+    *,
+    device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """Intrinsic matrix (3, 3) or (B, 3, 3) of a ``width x height`` image with horizontal field of view
@@ -117,7 +123,9 @@ def pinhole_rays(
     k, r = _batch(k, r)
     fx, fy = k[..., 0, 0, None, None], k[..., 1, 1, None, None]
     cx, cy = k[..., 0, 2, None, None], k[..., 1, 2, None, None]
-    cam = torch.stack(torch.broadcast_tensors((ii - cx) / fx, (jj - cy) / fy, torch.ones_like(fx * ii)), dim=-1)
+    cam = torch.stack(
+        torch.broadcast_tensors((ii - cx) / fx, (jj - cy) / fy, torch.ones_like(fx * ii)), dim=-1
+    )
     cam = cam / cam.norm(dim=-1, keepdim=True)
     world = torch.einsum("...ab,...hwb->...hwa", r, cam)
     return world.to(dtype)
@@ -135,7 +143,8 @@ def directions_to_pinhole(
     roll_deg: AngleLike = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pixel coordinates ``(x, y)`` (centres at integers) of sphere directions (..., 3) in a pinhole view,
-    and where they fall inside the image (in front of the camera, within ``[-0.5, w - 0.5) x [-0.5, h - 0.5)``).
+    and where they fall inside the image (in front of the camera, within
+    ``[-0.5, w - 0.5) x [-0.5, h - 0.5)``).
 
     ``directions`` are shared by every sample: with per-sample angles or intrinsics (B,), the outputs
     gain a leading batch dimension B.
@@ -158,14 +167,20 @@ def directions_to_pinhole(
 
 
 def _intrinsics(
-    width: int, height: int, fov_deg: AngleLike | None, k: torch.Tensor | None, device: torch.device | str | None
+    width: int,
+    height: int,
+    fov_deg: AngleLike | None,
+    k: torch.Tensor | None,
+    device: torch.device | str | None,
 ) -> torch.Tensor:
     if (fov_deg is None) == (k is None):
         raise ValueError("give exactly one of fov_deg (horizontal field of view) and intrinsics (3x3 matrix)")
     if k is not None:
         k = torch.as_tensor(k, dtype=torch.float64).to(device)
         if k.shape[-2:] != (3, 3) or k.ndim > 3:
-            raise ValueError(f"intrinsics must be a 3x3 matrix or a (B, 3, 3) batch, got shape {tuple(k.shape)}")
+            raise ValueError(
+                f"intrinsics must be a 3x3 matrix or a (B, 3, 3) batch, got shape {tuple(k.shape)}"
+            )
         if torch.any(k[..., 0, 0] <= 0) or torch.any(k[..., 1, 1] <= 0):
             raise ValueError("intrinsics: the focal lengths K[0,0] and K[1,1] must be positive")
         return k

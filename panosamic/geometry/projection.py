@@ -19,7 +19,7 @@ from .camera import AngleLike, directions_to_pinhole, pinhole_rays
 from .sampling import sample
 from .sphere import directions_to_erp, erp_directions
 
-__all__ = ["pinhole_to_erp", "erp_to_pinhole", "coordinate_dtype"]
+__all__ = ["coordinate_dtype", "erp_to_pinhole", "pinhole_to_erp"]
 
 
 def coordinate_dtype(device: torch.device) -> torch.dtype:
@@ -40,7 +40,9 @@ def _to_batch(array: Any, channels_last: bool) -> tuple[torch.Tensor, int, bool]
         raise TypeError(f"expected a numpy array or a torch tensor, got {type(array).__name__}")
     ndim = t.ndim
     if ndim not in (2, 3, 4):
-        raise ValueError(f"expected an array of shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}")
+        raise ValueError(
+            f"expected an array of shape (H, W), (C, H, W) or (B, C, H, W), got {tuple(t.shape)}"
+        )
     if channels_last and ndim >= 3:
         t = t.movedim(-1, -3)
     while t.ndim < 4:
@@ -64,9 +66,7 @@ def _n_params(*values: Any) -> int:
         if v is None:
             continue
         t = torch.as_tensor(v)
-        if isinstance(v, torch.Tensor) and t.ndim == 3:  # (B, 3, 3) intrinsics
-            n = max(n, t.shape[0])
-        elif t.ndim == 1:
+        if t.ndim in (1, 3):  # (B,) angles, (B, 3, 3) intrinsics
             n = max(n, t.shape[0])
     return n
 
@@ -81,7 +81,7 @@ def pinhole_to_erp(
     roll_deg: AngleLike = 0.0,
     erp_height: int,
     nearest: bool = False,
-    fill: float | int = 0,
+    fill: float = 0,
     channels_last: bool = False,
 ) -> tuple[Any, Any]:
     """Project a pinhole photo (or label map, ``nearest=True``) onto an ``erp_height x 2 erp_height``
@@ -89,7 +89,7 @@ def pinhole_to_erp(
     mask ``(H, 2H)`` (``(B, H, 2H)`` for batches) of the panorama pixels whose centres the photo covers.
     """
     t, ndim, is_numpy = _to_batch(array, channels_last)
-    n, c, h, w = t.shape
+    n, _c, h, w = t.shape
     nb = _n_params(fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
     if nb > 1 and n > 1 and nb != n:
         raise ValueError(f"{n} photos but {nb} per-sample camera parameters")
@@ -126,7 +126,7 @@ def erp_to_pinhole(
     """The ``width x height`` pinhole view of an ``H x 2H`` panorama (bilinear, wrapping at the ±180°
     seam; ``nearest=True`` for labels). Every view pixel sees the sphere, so there is no mask."""
     t, ndim, is_numpy = _to_batch(array, channels_last)
-    n, c, eh, ew = t.shape
+    n, _c, eh, ew = t.shape
     if ew != 2 * eh:
         raise ValueError(f"expected an equirectangular panorama of size H x 2H, got {eh}x{ew}")
     nb = _n_params(fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
@@ -135,8 +135,15 @@ def erp_to_pinhole(
     cdt = coordinate_dtype(t.device)
     k = None if intrinsics is None else torch.as_tensor(intrinsics, dtype=torch.float64).to(t.device)
     rays = pinhole_rays(
-        width, height, fov_deg=fov_deg, intrinsics=k, yaw_deg=yaw_deg, pitch_deg=pitch_deg,
-        roll_deg=roll_deg, device=t.device, dtype=cdt,
+        width,
+        height,
+        fov_deg=fov_deg,
+        intrinsics=k,
+        yaw_deg=yaw_deg,
+        pitch_deg=pitch_deg,
+        roll_deg=roll_deg,
+        device=t.device,
+        dtype=cdt,
     )
     u, v = directions_to_erp(rays, eh)
     if u.ndim == 2:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["sample", "compute_dtype"]
+__all__ = ["compute_dtype", "sample"]
 
 
 def compute_dtype(array: torch.Tensor) -> torch.dtype:

@@ -16,12 +16,12 @@ import math
 import torch
 
 __all__ = [
-    "erp_lonlat",
-    "erp_directions",
-    "lonlat_to_directions",
-    "directions_to_lonlat",
     "directions_to_erp",
+    "directions_to_lonlat",
+    "erp_directions",
+    "erp_lonlat",
     "erp_pixel_solid_angles",
+    "lonlat_to_directions",
 ]
 
 

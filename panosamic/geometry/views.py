@@ -34,7 +34,8 @@ def tangent_views(fov_deg: float = 60.0, overlap_deg: float = 15.0) -> list[View
     the whole sphere, neighbours overlapping by at least about ``overlap_deg``.
 
     Ring centres are evenly spaced in latitude at most ``fov - overlap`` apart; each ring has enough
-    views that, on the band's circle nearest the equator, centres are at most ``fov - overlap`` apart. Yaws of successive rings are staggered by half a step.
+    views that, on the band's circle nearest the equator, centres are at most ``fov - overlap`` apart.
+    Yaws of successive rings are staggered by half a step.
     """
     if not 0 < fov_deg < 180:
         raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")

@@ -12,18 +12,15 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from segment_anything.modeling.image_encoder import (
-    Attention,
-    Block,
-    ImageEncoderViT,
-    get_rel_pos,
-    window_partition,
-    window_unpartition,
-)
 from torch import nn
 
 from panosamic.constants import CANVAS_SIZE, NECK_DIM, NUM_STAGES, PATCH_SIZE
+from panosamic.modeling.sam_import import sam_module
 from panosamic.specs import ViTSpec
+
+_sam = sam_module("modeling.image_encoder")
+Attention, Block, ImageEncoderViT = _sam.Attention, _sam.Block, _sam.ImageEncoderViT
+get_rel_pos, window_partition, window_unpartition = _sam.get_rel_pos, _sam.window_partition, _sam.window_unpartition
 
 AttentionImpl = Literal["exact", "sdpa"]
 

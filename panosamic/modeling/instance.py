@@ -28,8 +28,12 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from segment_anything.utils.amg import batched_mask_to_box, build_point_grid, calculate_stability_score
-from torchvision.ops import batched_nms
+
+from panosamic.modeling.sam_import import sam_module
+
+_amg = sam_module("utils.amg")
+batched_mask_to_box, build_point_grid = _amg.batched_mask_to_box, _amg.build_point_grid
+calculate_stability_score = _amg.calculate_stability_score
 
 __all__ = [
     "InstanceSettings",
@@ -268,6 +272,8 @@ def generate_masks(
     if len(data) == 0:
         return data
     boxes = batched_mask_to_box(data.masks).float()
+    from torchvision.ops import batched_nms  # torchvision (and torch._dynamo) only when masks are made
+
     keep = batched_nms(
         boxes, data.predicted_iou, torch.zeros(len(data), device=device), settings.box_nms_thresh
     )

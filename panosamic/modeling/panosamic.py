@@ -8,7 +8,6 @@ from typing import Any, Callable, ContextManager, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
-from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import nn
 
 from panosamic.config import ModelConfig
@@ -20,8 +19,12 @@ from panosamic.modeling.inference import InferenceOptions, InferencePath
 from panosamic.modeling.inputs import check_sample
 from panosamic.modeling.instance import InstanceSettings, instance_masks_for_sample
 from panosamic.modeling.positional import HorizontalPositionalEncoding
+from panosamic.modeling.sam_import import sam_module
 from panosamic.modeling.state_dict import infer_vit_size, load_state_dict_checked
 from panosamic.specs import FROZEN_PREFIXES, get_vit_spec
+
+_sam = sam_module("modeling")
+MaskDecoder, PromptEncoder, TwoWayTransformer = _sam.MaskDecoder, _sam.PromptEncoder, _sam.TwoWayTransformer
 
 #: Input modalities resized with nearest neighbour (colour-coded normals must not be blended).
 _NEAREST_MODALITIES = frozenset({"normals"})

@@ -122,7 +122,8 @@ def test_reference_resize_invents_depth_next_to_holes_hole_aware_does_not():
 
 def test_dataset_infos():
     sizes = {"stanford2d3ds": 13, "matterport3d": 20, "structured3d": 40}
-    for name in DATASET_NAMES:
+    assert set(sizes) | {"folder"} == set(DATASET_NAMES)  # folder: classes come with the data
+    for name in sizes:
         info = get_dataset_info(name)
         assert info.num_classes == sizes[name] == len(info.class_names)
         assert info.palette.shape == (info.num_classes, 3) and info.palette.dtype == np.uint8

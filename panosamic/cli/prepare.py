@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scale", type=float, default=None,
         help="resize factor in (0, 1]; default: the reference's (stanford2d3ds 1.0, matterport3d 0.25, "
-        "structured3d 1.0). Use 0.25 for 2048x4096 Stanford panoramas (-> 512x1024, the model's size)",
+        "structured3d 1.0, folder 1.0). Use 0.25 for 2048x4096 Stanford panoramas (-> 512x1024, the model's size)",
     )  # fmt: skip
     parser.add_argument(
         "--overwrite", action="store_true",
@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reference: Lanczos including the holes (what the published checkpoints saw); "
         "hole-aware: no depth is invented next to holes (for new training)",
     )  # fmt: skip
+    g = parser.add_argument_group("folder (your own data: DATA/classes.json, images/, labels/, see the README)")
+    g.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="without DATA/splits/*.txt: K folds by a seeded shuffle (default 5)")
+    g.add_argument("--seed", type=int, default=None, metavar="N", help="seed of the --folds shuffle (default 0)")
     flags.add_progress(parser)
     flags.add_debug(parser)
 
@@ -44,15 +48,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     from panosamic.preflight import check_output_dir
 
+    given = [f for f, v in (("--folds", args.folds), ("--seed", args.seed)) if v is not None]
+    if given and args.dataset != "folder":
+        raise ValueError(f"{' and '.join(given)}: only for `prepare folder`; {args.dataset} has its published folds")
+    if args.folds is not None and args.folds < 2:
+        raise ValueError(f"--folds must be >= 2, got {args.folds}")
     check_output_dir(args.out, what="--out", create=False)
 
 
 def run(args: argparse.Namespace) -> int:
     from panosamic.data.prepare import prepare_dataset
 
+    extra = {"folds": args.folds, "seed": args.seed or 0} if args.dataset == "folder" else {}
     report = prepare_dataset(
         args.dataset, args.raw, args.out, args.scale, overwrite=args.overwrite, skip_bad=args.skip_bad,
-        depth_resize=args.depth_resize, progress=args.progress,
+        depth_resize=args.depth_resize, progress=args.progress, **extra,
     )  # fmt: skip
     print(
         f"prepared {report.num_samples} {report.dataset} panoramas in {report.out} "

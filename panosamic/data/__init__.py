@@ -23,7 +23,8 @@ _LAZY: dict[str, str] = {
     "DATASET_NAMES": "classes", "DatasetInfo": "classes", "get_dataset_info": "classes",
     "DEFAULT_INLIER_RATIO": "depth", "INLIER_RATIOS": "depth",
     "Matterport3DDataset": "matterport3d", "Stanford2D3DSDataset": "stanford2d3ds",
-    "Structured3DDataset": "structured3d",
+    "Structured3DDataset": "structured3d", "FolderDataset": "folder", "prepare_folder": "folder",
+    "get_entry": "registry", "dataset_folds": "registry",
     "AugmentationParams": "transforms", "PanoramaAugmentation": "transforms",
 }  # fmt: skip
 
@@ -37,16 +38,10 @@ def __getattr__(name: str) -> Any:
 
 
 def _datasets() -> dict[str, type[PanoramaDataset]]:
-    """Dataset name -> its processed-layout loader."""
-    from panosamic.data.matterport3d import Matterport3DDataset
-    from panosamic.data.stanford2d3ds import Stanford2D3DSDataset
-    from panosamic.data.structured3d import Structured3DDataset
+    """Dataset name -> its processed-layout loader (from :mod:`panosamic.data.registry`)."""
+    from panosamic.data.registry import REGISTRY, load_object
 
-    return {
-        "stanford2d3ds": Stanford2D3DSDataset,
-        "matterport3d": Matterport3DDataset,
-        "structured3d": Structured3DDataset,
-    }
+    return {name: load_object(entry.loader) for name, entry in REGISTRY.items()}
 
 
 def build_dataset(
@@ -64,10 +59,9 @@ def build_dataset(
     ``augment=None``: on for ``split="train"``. ``mask_black=None``: the reference's rule
     (Stanford2D3DS: only for RGB-only runs; Matterport3D, Structured3D: always).
     """
-    from panosamic.data.classes import get_dataset_info
+    from panosamic.data.registry import get_entry, load_object
 
-    info = get_dataset_info(name)
-    return _datasets()[info.name](
+    return load_object(get_entry(name).loader)(
         root, fold=fold, split=split, modalities=modalities, augment=augment, mask_black=mask_black, **kwargs
     )
 
@@ -79,6 +73,7 @@ __all__ = [
     "INLIER_RATIOS",
     "AugmentationParams",
     "DatasetInfo",
+    "FolderDataset",
     "Matterport3DDataset",
     "PanoramaAugmentation",
     "PanoramaDataset",
@@ -86,5 +81,8 @@ __all__ = [
     "Structured3DDataset",
     "build_dataset",
     "collate_panoramas",
+    "dataset_folds",
     "get_dataset_info",
+    "get_entry",
+    "prepare_folder",
 ]

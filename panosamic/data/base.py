@@ -174,6 +174,8 @@ class PanoramaDataset(Dataset, abc.ABC):
     cross_validation: ClassVar[bool]
     label_file: ClassVar[str]
     has_normals: ClassVar[bool]
+    #: Split names a fold has (the folder dataset adds "val").
+    splits: ClassVar[tuple[str, ...]] = SPLITS
 
     def __init__(
         self,
@@ -195,8 +197,8 @@ class PanoramaDataset(Dataset, abc.ABC):
             )
         if isinstance(fold, bool) or not isinstance(fold, int) or fold not in self.folds:
             raise ValueError(f"{self.info.name}: fold must be one of {sorted(self.folds)}, got {fold!r}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in self.splits:
+            raise ValueError(f"split must be one of {self.splits}, got {split!r}")
         if depth_inlier_ratio not in INLIER_RATIOS:
             raise ValueError(f"depth_inlier_ratio must be one of {INLIER_RATIOS}, got {depth_inlier_ratio!r}")
         self.fold = fold

@@ -20,6 +20,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -39,24 +40,21 @@ from panosamic.data.base import (
     read_array,
 )
 from panosamic.data.depth import DEPTH_RESIZE_MODES, resize_depth, resize_mask
-from panosamic.data.matterport3d import Matterport3DRaw
 from panosamic.data.prepare_output import (
     SETTINGS_FILE,  # noqa: F401 (re-exported: where prepare records its settings)
     check_settings,
     record_settings,
     remove_prepared_output,
 )
-from panosamic.data.stanford2d3ds import Stanford2D3DSRaw
-from panosamic.data.structured3d import Structured3DRaw
+from panosamic.data.registry import REGISTRY, get_entry, load_object
 from panosamic.errors import PanosamicError
 from panosamic.io import atomic_path, atomic_write_bytes, atomic_write_text
 from panosamic.progress import Progress
+from panosamic.specs import DATASET_NAMES
 
-RAW_LAYOUTS: dict[str, type[RawLayout]] = {
-    "stanford2d3ds": Stanford2D3DSRaw,
-    "matterport3d": Matterport3DRaw,
-    "structured3d": Structured3DRaw,
-}
+#: Datasets read through a :class:`RawLayout` (from :mod:`panosamic.data.registry`, where datasets plug in;
+#: the others, e.g. ``folder``, name their own ``preparer`` there).
+RAW_LAYOUTS: dict[str, type[RawLayout]] = {n: load_object(e.raw_layout) for n, e in REGISTRY.items() if e.raw_layout}
 #: Label file names of all datasets (what ``overwrite`` may delete in a sample folder).
 LABEL_FILES: tuple[str, ...] = tuple(dict.fromkeys(layout.label_file for layout in RAW_LAYOUTS.values()))
 _MAX_LISTED = 10
@@ -260,12 +258,16 @@ def prepare_dataset(
     skip_bad: bool = False,
     depth_resize: str = "reference",
     progress: bool = True,
+    **options: Any,
 ) -> PrepareReport:
     """Prepare ``raw`` (a download in the dataset's raw layout) into ``out``; see the module doc.
 
     ``overwrite``: delete what an earlier run wrote in ``out`` and start clean; otherwise a run
     resumes an earlier one with the same settings and refuses one with other settings.
     """
+    preparer = get_entry(dataset).preparer if dataset in DATASET_NAMES else None
+    if preparer is not None:  # a dataset prepared its own way (``folder``); ``options``: its extra flags
+        return load_object(preparer)(raw, out, scale, overwrite=overwrite, progress=progress, **options)
     started = time.perf_counter()
     raw, out = Path(raw), Path(out)
     layout, scale = _check_inputs(dataset, raw, out, scale, depth_resize)

@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dynamic-size", action="store_true",
         help="with --format onnx: accept any H x 2H input (H a multiple of 32) instead of the native size",
     )  # fmt: skip
+    flags.add_architecture(parser, reference=True)  # for checkpoints that do not record it (the reference's)
     parser.add_argument(
         "--dataset",
         choices=DATASET_NAMES,
@@ -84,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
     from panosamic.training.export import export_checkpoint
 
     metrics = None if args.miou is None else {"miou": args.miou, "macc": args.macc}
+    from panosamic.model.factory import reference_model_config
+
+    config = reference_model_config(args.config_path, args.vit_model, args.modalities, args.num_classes)
     result = export_checkpoint(
         args.checkpoint, args.out, dataset=args.dataset, fold=args.fold, depth_threshold=args.depth_threshold,
         dtype=args.dtype, metrics=metrics, license=args.license, repo_id=args.repo_id, subfolder=args.subfolder,
+        config=config,
     )  # fmt: skip
     print(
         f"wrote {result.out_dir}: {result.num_tensors} tensors ({result.num_params:,} values), "

@@ -9,6 +9,7 @@ a refused checkpoint never leaves a half-loaded model.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -26,7 +27,7 @@ from panosamic.io import safe_torch_load
 from panosamic.model.panosamic import PanoSAMic
 from panosamic.model.registry import find_variant
 from panosamic.modeling.state_dict import check_state_dict
-from panosamic.specs import PUBLISHED_REPO, TRAINABLE_PREFIXES
+from panosamic.specs import FROZEN_PREFIXES, PUBLISHED_REPO, TRAINABLE_PREFIXES
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +83,17 @@ def reference_config(d: Any, path: Path) -> PanoSAMicConfig:
         raise ConfigError(f"{where}: {e}") from None
 
 
-def training_config(ck: Mapping[str, Any], path: Path) -> ModelConfig:
-    """The ModelConfig a training checkpoint was trained with."""
+#: Keys of a training checkpoint that record its architecture (the reference's trainer writes none).
+_RECORDED = {"vit_model": "vit", "modalities": "modalities", "num_classes": "num_classes"}
+
+
+def training_config(ck: Mapping[str, Any], path: Path) -> ModelConfig | None:
+    """The ModelConfig a training checkpoint was trained with; None when it does not record it
+    (the reference's own checkpoints: ``epoch``, ``model``, ``best_miou``, ``miou``, ``macc``)."""
     if ck.get("model_config") is not None:
         return ModelConfig.from_dict(ck["model_config"], where=f"{path} (model_config)")
-    missing = [k for k in ("config", "vit_model", "modalities", "num_classes") if ck.get(k) is None]
-    if missing:
-        raise ValueError(f"{path} does not record {', '.join(missing)}; it is not a panosamic training checkpoint")
+    if any(ck.get(k) is None for k in ("config", *_RECORDED)):
+        return None
     use = {k: ck.get(k) for k in ("class_names", "dataset", "fold", "depth_threshold")}
     return reference_config(ck["config"], path).model_config(
         vit=ck["vit_model"], modalities=tuple(ck["modalities"]), num_classes=int(ck["num_classes"]), **use
@@ -105,7 +110,10 @@ def read_training_checkpoint(path: Path) -> Checkpoint:
     meta: dict[str, Any] = {k: obj.get(k) for k in ("epoch", "global_step", "miou", "macc", "date", "best_miou")}
     if isinstance(obj.get("config"), Mapping):
         meta["training"] = reference_config(obj["config"], path).training
-    return Checkpoint(training_config(obj, path), state, str(path), "training", meta)
+    config = training_config(obj, path)
+    if config is None:  # what it does record must agree with the caller's architecture
+        meta["recorded"] = {field: obj[k] for k, field in _RECORDED.items() if obj.get(k) is not None}
+    return Checkpoint(config, state, str(path), "training", meta)
 
 
 # ---------------------------------------------------------------------------- finding
@@ -136,14 +144,21 @@ def find_checkpoint(checkpoint: str | os.PathLike, *, subfolder: str | None = No
     return Checkpoint(config, tensors, resolved.source, "hub", {"repo": repo, "subfolder": sub})
 
 
-def settle_config(found: ModelConfig | None, given: ModelConfig | None, source: str) -> ModelConfig:
-    """The checkpoint's config, checked against a given one (their architectures must agree)."""
+def settle_config(found: ModelConfig | None, given: ModelConfig | None, source: str,
+                  recorded: Mapping[str, Any] | None = None) -> ModelConfig:
+    """The checkpoint's config, checked against a given one (their architectures must agree);
+    ``recorded``: the architecture facts a checkpoint without a config does record."""
     if found is None:
         if given is None:
-            raise ValueError(
-                f"{source} has no {CONFIG_NAME} and is not a registered variant, so its architecture is unknown: "
-                "pass config=ModelConfig(...) (command line: --config FILE --vit VIT --modalities M --num-classes K)"
-            )
+            what = ("is a training checkpoint that does not record its architecture (the reference's format)"
+                    if source.endswith(_TRAINING_SUFFIXES) else
+                    f"has no {CONFIG_NAME} and is not a registered variant, so its architecture is unknown")
+            raise ValueError(f"{source} {what}: pass config=ModelConfig(...) "
+                             "(command line: --config FILE --vit VIT --modalities M --num-classes K)")
+        wrong = [f"{k}: given {getattr(given, k)!r}, the checkpoint says {v!r}"
+                 for k, v in (recorded or {}).items() if _normal(k, v) != getattr(given, k)]
+        if wrong:
+            raise ValueError(f"the given architecture disagrees with {source}: " + "; ".join(wrong))
         return given
     if given is not None:
         wrong = [f"{k}: given {getattr(given, k)!r}, the checkpoint says {getattr(found, k)!r}"
@@ -151,6 +166,14 @@ def settle_config(found: ModelConfig | None, given: ModelConfig | None, source: 
         if wrong:
             raise ValueError(f"the given architecture disagrees with {source}: " + "; ".join(wrong))
     return found
+
+
+def _normal(field: str, value: Any) -> Any:
+    if field == "modalities":
+        from panosamic.specs import canonical_modalities
+
+        return canonical_modalities(value)
+    return int(value) if field == "num_classes" else value
 
 
 # ---------------------------------------------------------------------------- students
@@ -197,6 +220,24 @@ def load_student_if_any(checkpoint: str | os.PathLike, *, subfolder: str | None,
 
 
 # ---------------------------------------------------------------------------- loading
+_PROMPT, _CACHED = "prompt_encoder.", "_cached_prompt_encoder."
+
+
+def _holds_instance_branch(tensors: Mapping[str, torch.Tensor]) -> bool:
+    """A full state dict (the reference's trainer saves SAM's prompt encoder and mask decoder too)."""
+    return any(k.startswith("mask_decoder.") for k in tensors) and any(k.startswith((_PROMPT, _CACHED)) for k in tensors)
+
+
+def _with_prompt_encoder_copies(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The prompt encoder under both of its names (the newer reference saves a ``_cached_`` copy, the older not)."""
+    out = dict(tensors)
+    for a, b in ((_PROMPT, _CACHED), (_CACHED, _PROMPT)):
+        for k, v in tensors.items():
+            if k.startswith(a):
+                out.setdefault(b + k[len(a):], v)
+    return out
+
+
 def resolve_sam(sam_weights: Any, config: ModelConfig, progress: bool = True) -> Any:
     """Meta's SAM weights for a config: a state dict as given, else a path (found or downloaded)."""
     if isinstance(sam_weights, Mapping):
@@ -217,6 +258,7 @@ def load_model(
     strict: bool = True,
     progress: bool = True,
     model_class: type[PanoSAMic] = PanoSAMic,
+    classes: Any = None,
     **hub: Any,
 ) -> PanoSAMic:
     """Load any checkpoint (see the module docstring) into a model in ``eval()`` mode on ``device``;
@@ -226,9 +268,16 @@ def load_model(
     ``config``: the architecture, for folders that carry none (it must agree with what the
     checkpoint says otherwise). ``sam_weights``: Meta's ``.pth``, a folder holding it, a state
     dict, or None (download into ``$PANOSAMIC_CACHE/sam``); not needed by the test architecture.
+    ``classes``: the class list of an open-vocabulary checkpoint (``"sam3"``, ``"test-sam3-tiny"``, a
+    SAM 3 folder saved by transformers or a Hub id; ``hub`` may then hold ``views``, ``fov_deg``,
+    ``coverage_threshold``, ``smoothing``: :func:`panosamic.openvocab.load_sam3`).
     ``semantic_only=False`` adds SAM's instance branch. ``hub``: ``revision``, ``cache_dir``,
     ``local_files_only``, ``token``, ``force_download``.
     """
+    from panosamic.openvocab.loading import is_sam3_checkpoint, load_sam3
+
+    if classes is not None or is_sam3_checkpoint(checkpoint, subfolder):  # open vocabulary: SAM 3 + your classes
+        return load_sam3(checkpoint, classes=classes, subfolder=subfolder, device=device, **hub)
     student = load_student_if_any(checkpoint, subfolder=subfolder, device=device, **hub) if config is None else None
     if student is not None:
         return student
@@ -237,11 +286,14 @@ def load_model(
         from panosamic.student.hub import load_student
 
         return load_student(ck.source, device=device)
-    cfg = settle_config(ck.config, config, ck.source).replace(semantic_only=bool(semantic_only))
+    cfg = settle_config(ck.config, config, ck.source, ck.meta.get("recorded")).replace(semantic_only=bool(semantic_only))
     prefixes = saved_prefixes(cfg) if ck.kind == "hub" else ("image_encoder.", *TRAINABLE_PREFIXES)
     if not any(k.startswith("image_encoder.") for k in ck.tensors):
         prefixes = TRAINABLE_PREFIXES  # e.g. a test-architecture folder in the published layout
-    needs_sam = "image_encoder." not in prefixes or not cfg.semantic_only
+    elif ck.kind == "training" and not cfg.semantic_only and _holds_instance_branch(ck.tensors):
+        prefixes = (*FROZEN_PREFIXES, *TRAINABLE_PREFIXES)  # a full state dict: SAM's file is not needed
+        ck = dataclasses.replace(ck, tensors=_with_prompt_encoder_copies(ck.tensors))
+    needs_sam = "image_encoder." not in prefixes or (not cfg.semantic_only and "mask_decoder." not in prefixes)
     sam = resolve_sam(sam_weights, cfg, progress) if needs_sam else None  # fails fast offline
     model = model_class(cfg)
     ignored = [k for k in ck.tensors if not k.startswith(prefixes)]
@@ -252,6 +304,7 @@ def load_model(
     if sam is not None:
         model.load_sam_weights(sam)
     model.load_state_dict(tensors, strict=False)  # checked above; cast to the model's dtype
-    model.checkpoint_info = {"source": ck.source, "kind": ck.kind, **{k: v for k, v in ck.meta.items() if k != "training"}}
+    model.checkpoint_info = {"source": ck.source, "kind": ck.kind,
+                             **{k: v for k, v in ck.meta.items() if k not in ("training", "recorded")}}
     logger.info("loaded %d tensors from %s", len(tensors), ck.source)
     return model.to(device).eval()

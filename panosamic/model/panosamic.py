@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from panosamic.config import PanoSAMicConfig
+from panosamic.config import PanoSAMicConfig  # noqa: F401 (annotations)
 from panosamic.hub.mixin import PanoSAMicHubMixin
 from panosamic.modeling.panosamic import PanoSAMicNet
 
@@ -53,18 +53,10 @@ class PanoSAMic(PanoSAMicNet, PanoSAMicHubMixin):
         ``load_kwargs``: ``subfolder``, ``revision``, ``cache_dir``, ``local_files_only``,
         ``token``, ``force_download``, ``strict``.
         """
+        from panosamic.model.factory import reference_model_config
         from panosamic.model.loading import load_model
 
-        given = [config_path, vit_model, modalities, num_classes]
-        config = None
-        if any(v is not None for v in given):
-            if any(v is None for v in given):
-                names = ("config_path", "vit_model", "modalities", "num_classes")
-                missing = [n for n, v in zip(names, given) if v is None]
-                raise ValueError(f"give all of config_path, vit_model, modalities, num_classes (missing {missing})")
-            config = PanoSAMicConfig.coerce(config_path).model_config(
-                vit=vit_model, modalities=modalities, num_classes=int(num_classes)
-            )
+        config = reference_model_config(config_path, vit_model, modalities, num_classes)
         return load_model(
             repo_or_path, config=config, sam_weights=sam_weights_path, semantic_only=semantic_only,
             device=map_location, model_class=cls, **load_kwargs,

@@ -51,10 +51,17 @@ def export_checkpoint(
     license: str | None = None,
     repo_id: str | None = None,
     subfolder: str | None = None,
+    config: ModelConfig | None = None,
 ) -> ExportResult:
-    """Write the Hub folder of a training checkpoint (a ``.pth`` or a run folder); see the module docstring."""
+    """Write the Hub folder of a training checkpoint (a ``.pth`` or a run folder); see the module docstring.
+    ``config``: the architecture, for checkpoints that do not record it (the reference's own)."""
     from panosamic.model import PanoSAMic
-    from panosamic.model.loading import expand_run_pattern, find_run_checkpoint, read_training_checkpoint
+    from panosamic.model.loading import (
+        expand_run_pattern,
+        find_run_checkpoint,
+        read_training_checkpoint,
+        settle_config,
+    )
 
     path = Path(checkpoint).expanduser()
     if not path.exists() and any(c in str(checkpoint) for c in "*?["):
@@ -63,9 +70,10 @@ def export_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"training checkpoint not found: {path}")
     ck = read_training_checkpoint(path)
-    assert ck.config is not None
+    if ck.kind != "training":
+        raise ValueError(f"{path} is a distillation checkpoint: export a student with --format onnx")
     use = {k: v for k, v in (("dataset", dataset), ("fold", fold), ("depth_threshold", depth_threshold)) if v is not None}
-    config = ck.config.replace(**use)
+    config = settle_config(ck.config, config, ck.source, ck.meta.get("recorded")).replace(**use)
     other = sorted(k for k in ck.tensors if not k.startswith(FROZEN_PREFIXES + TRAINABLE_PREFIXES))
     if other:
         raise ValueError(f"{path}: {len(other)} key(s) that are neither SAM nor PanoSAMic: {other[:5]}")

@@ -189,25 +189,22 @@ def resolve_sam_weights(
     * a file: used as it is;
     * a folder: the registry's file name if present, else the first ``*{vit_model}*.pth``
       (sorted); if none, the checkpoint is downloaded into that folder;
-    * ``None``: the cache (``$PANOSAMIC_CACHE/sam``), downloading if needed.
+    * ``None``: the cache folder (``$PANOSAMIC_CACHE/sam``), searched and filled the same way.
     A path that does not exist is created as a folder unless it names a file (has a suffix).
     """
-    if sam_weights_path is None:
-        folder = sam_cache_dir()
-    else:
-        p = Path(sam_weights_path).expanduser()
-        if p.is_file():
-            return p
-        if not p.exists() and p.suffix:
-            raise FileNotFoundError(f"SAM weights file not found: {p}")
-        folder = p
-        if p.is_dir():
-            exact = SAM_CHECKPOINTS.get(vit_model)
-            if exact is not None and (p / exact.filename).is_file():
-                return p / exact.filename
-            matches = sorted(q for q in p.glob(f"*{vit_model}*.pth") if q.is_file())
-            if matches:
-                return matches[0]
+    p = sam_cache_dir() if sam_weights_path is None else Path(sam_weights_path).expanduser()
+    if p.is_file():
+        return p
+    if not p.exists() and p.suffix:
+        raise FileNotFoundError(f"SAM weights file not found: {p}")
+    folder = p
+    if p.is_dir():  # the given folder or the cache
+        exact = SAM_CHECKPOINTS.get(vit_model)
+        if exact is not None and (p / exact.filename).is_file():
+            return p / exact.filename
+        matches = sorted(q for q in p.glob(f"*{vit_model}*.pth") if q.is_file())
+        if matches:
+            return matches[0]
     if vit_model not in SAM_CHECKPOINTS:
         raise FileNotFoundError(
             f"no SAM weights for {vit_model} in {folder} and Meta published none to download "

@@ -48,7 +48,8 @@ def teacher_fingerprint(teacher: torch.nn.Module, revision: str | None = None) -
     h.update(json.dumps(desc, sort_keys=True, default=str).encode())
     for name, t in sorted(teacher.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # reshape(-1): 0-dim tensors (a student's BatchNorm counters) have no byte view; same bytes otherwise
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"constants", "specs", "io", "errors", "preflight", "tensor_checks", "config", "runs", "progress", "flags", "geometry"},
     {"distributed"},
     {"modeling", "data", "viz", "palettes", "student"},
-    {"weights", "hub", "synth"},
+    {"weights", "hub", "synth", "openvocab"},
     {"model"},
     {"inference", "evaluation"},
     {"training", "info"},

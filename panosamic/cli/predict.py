@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from panosamic import flags
+from panosamic.openvocab import options as open_vocab
 from panosamic.specs import DATASET_NAMES
 
 
@@ -15,6 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="INPUT",
         help="panorama files or folders (jpg/png/webp); or --manifest / --dataset",
     )
+    parser.add_argument(
+        "--recursive", action="store_true",
+        help="also predict the panoramas in sub-folders of folder inputs (outputs keep the sub-folder name)",
+    )  # fmt: skip
     parser.add_argument("--checkpoint", required=True, help=flags.CHECKPOINT_HELP)
     flags.add_hub(parser)
     parser.add_argument("--local-files-only", action="store_true", help="never download (offline)")
@@ -44,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="refuse panoramas of more than N pixels, from the file header (default: "
         "panosamic.inference.inputs.MAX_PIXELS = 8192 x 16384)",
     )  # fmt: skip
+    parser.add_argument(
+        "--strict", action="store_true",
+        help="under torchrun, exit 1 when some panoramas were skipped (default there: 0, so that the launcher "
+        "reports no crash; in one process a skipped panorama always gives exit status 1)",
+    )  # fmt: skip
     flags.add_progress(parser)
     g = parser.add_argument_group("depth")
     g.add_argument(
@@ -58,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("checkpoints without a config.json that are not published variants")
     flags.add_architecture(g)
     flags.add_sam_weights(g)
+    open_vocab.add_arguments(parser)
     add_scale_arguments(parser)
     flags.add_debug(parser)
 
@@ -110,7 +121,37 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise ValueError(f"--overlay-alpha must lie in [0, 1], got {args.overlay_alpha}")
+    open_vocab.check(args)
+    if args.outputs is not None:
+        from panosamic.inference.writers import parse_outputs
+
+        try:
+            parse_outputs(args.outputs)
+        except ValueError as e:
+            raise ValueError(f"--{e} (an empty list would write nothing)") from None
+    if args.manifest is not None:
+        _check_manifest(args.manifest)
     check_output_dir(args.out, what="--out", create=False)
+
+
+def _check_manifest(path: str) -> None:
+    """A missing or binary ``--manifest`` is refused before any model is loaded."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"--manifest {p} not found (expected a .txt or .csv list of panoramas)")
+    with open(p, "rb") as f:
+        head = f.read(1 << 16)
+    try:
+        if b"\0" in head:
+            raise UnicodeDecodeError("utf-8", head, head.index(b"\0"), head.index(b"\0") + 1, "NUL byte")
+        (head if len(head) < (1 << 16) else head[:-4]).decode("utf-8-sig")  # a cut multi-byte character is fine
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--manifest {p} is not a text list of panoramas (binary content at byte {e.start}); expected a .txt "
+            "with one path per line or a .csv with an image column"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:

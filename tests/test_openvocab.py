@@ -1,0 +1,173 @@
+"""Open-vocabulary panoramas (issue 23): class lists, the baseline protocol, view geometry, the text
+cache and the tiny SAM 3 (``test-sam3-tiny``) through the one loading path. Offline, CPU."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from panosamic.openvocab.classes import MAX_CLASSES, ClassPrompts, parse_class_file, parse_class_list
+from panosamic.openvocab.protocol import (
+    IGNORE,
+    class_scores,
+    label_logits,
+    labels_from_scores,
+    majority_smooth,
+    prompt_scores,
+)
+from panosamic.openvocab.views import ViewLayout, check_views
+
+
+# ---------------------------------------------------------------------------- class lists
+def test_class_list_parses_names_synonyms_and_the_catch_all(tmp_path):
+    c = parse_class_list(" floor,bed , lamp ")
+    assert c.names == ("floor", "bed", "lamp") and c.catch_all is None
+    f = tmp_path / "classes.txt"
+    f.write_text("# my classes\nwall\nlamp: light, lantern\n\nclutter  # the rest\n", encoding="utf-8")
+    c = parse_class_file(f)
+    assert c.names == ("wall", "lamp", "clutter") and c.catch_all == 2
+    assert c.prompts[1] == ("lamp", "light", "lantern")
+    texts, owners = c.flat_prompts()
+    assert texts == ("wall", "lamp", "light", "lantern", "clutter") and owners == (0, 1, 1, 1, 2)
+    assert ClassPrompts.create(["Objects", "wall"]).catch_all == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", '--classes is empty: give class names separated by commas, e.g. "floor, wall, lamp"'),
+    ("floor,,lamp", "--classes: class 2 has an empty name (two commas in a row?)"),
+    ("lamp, floor, Lamp", "--classes names 'Lamp' twice: give each class once (synonyms: a classes file with "
+                          "lines like 'lamp: light, lantern')"),
+])
+def test_class_list_refusals(text, message):
+    with pytest.raises(ValueError) as e:
+        parse_class_list(text)
+    assert str(e.value) == message
+
+
+def test_more_classes_than_a_label_png_holds_is_refused():
+    with pytest.raises(ValueError, match=f"has {MAX_CLASSES + 1} classes but a label PNG holds at most {MAX_CLASSES}"):
+        ClassPrompts.create([f"c{i}" for i in range(MAX_CLASSES + 1)])
+
+
+# ---------------------------------------------------------------------------- the baseline protocol
+def test_prompt_scores_weight_masks_by_detection_and_presence():
+    masks = torch.full((1, 2, 2, 2), -20.0)
+    masks[0, 0, 0, 0] = 20.0  # instance 0 covers pixel (0, 0)
+    masks[0, 1, 1, 1] = 20.0  # instance 1 covers pixel (1, 1)
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # sigmoid: 0.5 and 0.75
+    presence = torch.tensor([[0.0]])  # 0.5
+    s = prompt_scores(masks, logits, presence)[0]
+    assert s[0, 0].item() == pytest.approx(0.25, abs=1e-6) and s[1, 1].item() == pytest.approx(0.375, abs=1e-6)
+    assert s[0, 1].item() < 1e-6
+
+
+def test_class_scores_take_the_best_prompt_of_each_class():
+    per_prompt = torch.tensor([[0.1, 0.9], [0.5, 0.2], [0.3, 0.4]])[:, :, None]  # 3 prompts, 2 pixels
+    out = class_scores(per_prompt, owners=(0, 1, 1), num_classes=3)
+    assert torch.allclose(out[:, :, 0], torch.tensor([[0.1, 0.9], [0.5, 0.4], [0.0, 0.0]]))
+
+
+def test_uncovered_pixels_go_to_the_catch_all_or_are_ignored():
+    scores = torch.zeros(3, 1, 4)
+    scores[0, 0, 0] = 0.9  # class 0
+    scores[1, 0, 1] = 0.6  # class 1
+    scores[1, 0, 2] = 0.04  # below the coverage threshold
+    scores[0, 0, 3] = 0.06  # just above it
+    assert labels_from_scores(scores, catch_all=2)[0].tolist() == [0, 1, 2, 0]
+    assert labels_from_scores(scores, catch_all=None)[0].tolist() == [0, 1, IGNORE, 0]
+    assert labels_from_scores(scores, catch_all=2, coverage_threshold=0.1)[0].tolist() == [0, 1, 2, 2]
+
+
+def test_majority_smoothing_removes_specks_and_wraps_at_the_seam():
+    labels = torch.zeros(5, 8, dtype=torch.long)
+    labels[:, 0] = 1
+    labels[:, 7] = 1  # one stripe across the seam (columns 7 and 0)
+    labels[2, 4] = 2  # a speck
+    out = majority_smooth(labels, 3, 3)
+    assert out[2, 4].item() == 0  # the speck is gone
+    assert (out[:, 0] == 1).all() and (out[:, 7] == 1).all()  # the stripe survives: its neighbours wrap
+    assert torch.equal(majority_smooth(labels, 3, 0), labels)
+    with pytest.raises(ValueError, match="odd"):
+        majority_smooth(labels, 3, 4)
+
+
+def test_label_logits_argmax_is_the_protocol_labels():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(4, 6, 12, generator=g) * 0.2
+    labels = labels_from_scores(scores, catch_all=3, coverage_threshold=0.1, smoothing=3)
+    assert torch.equal(label_logits(scores, labels).argmax(0), labels)
+    ignored = labels_from_scores(scores, catch_all=None, coverage_threshold=0.1)
+    logits = label_logits(scores, ignored)
+    keep = ignored >= 0
+    assert (~keep).any() and torch.equal(logits.argmax(0)[keep], ignored[keep])
+
+
+# ---------------------------------------------------------------------------- view geometry
+def _smooth_field(h: int) -> torch.Tensor:
+    from panosamic.geometry import erp_directions
+
+    return erp_directions(h).permute(2, 0, 1).float()  # (3, H, 2H): x, y, z of each pixel's direction
+
+
+@pytest.mark.parametrize("mode", ["cube", "tangent"])
+def test_erp_to_views_to_erp_covers_every_pixel_and_returns_the_panorama(mode):
+    layout = ViewLayout.create(mode, 48)
+    h = 32
+    assert layout.coverage(h).min() >= 1  # every pixel, the poles and the seam included
+    field = _smooth_field(h)
+    back = layout.blend(layout.render(field), h)  # weights normalised: each pixel counted once
+    assert (back - field).abs().max() < 0.02
+    ones = layout.blend(torch.ones(layout.num_views, 1, 48, 48), h)
+    assert torch.allclose(ones, torch.ones_like(ones))
+
+
+def test_a_per_view_scorer_puts_each_label_on_the_right_erp_pixels():
+    """Each view labels its pixels by the octant of their direction; blended, the ERP labels are the
+    octants of the ERP pixels' directions (away from octant borders, where views interpolate)."""
+    from panosamic.geometry import pinhole_rays
+
+    layout = ViewLayout.create("cube", 40)
+    h = 32
+
+    def octant(d: torch.Tensor) -> torch.Tensor:
+        return ((d[..., 0] > 0).long() * 4 + (d[..., 1] > 0).long() * 2 + (d[..., 2] > 0).long())
+
+    views = []
+    for o in layout.orientations:
+        rays = pinhole_rays(40, 40, fov_deg=layout.fov_deg, yaw_deg=o.yaw_deg, pitch_deg=o.pitch_deg)
+        views.append(torch.nn.functional.one_hot(octant(rays), 8).permute(2, 0, 1).float())
+    labels = layout.blend(torch.stack(views), h).argmax(0)
+    dirs = _smooth_field(h).permute(1, 2, 0)
+    want = octant(dirs)
+    away = dirs.abs().amin(-1) > 0.1  # not next to an octant border
+    assert torch.equal(labels[away], want[away])
+    assert away.float().mean() > 0.45
+
+
+def test_no_step_at_the_seam():
+    layout = ViewLayout.create("cube", 48)
+    h = 32
+    back = layout.blend(layout.render(_smooth_field(h)), h)
+    seam = (back[:, :, 0] - back[:, :, -1]).abs().max()  # neighbours across ±180°
+    inner = (back[:, :, 1:] - back[:, :, :-1]).abs().max()  # neighbours anywhere else
+    assert seam <= inner * 1.01
+
+
+def test_view_options_are_checked():
+    check_views("cube", 120)
+    with pytest.raises(ValueError, match="views must be one of erp, cube, tangent, got 'sphere'"):
+        check_views("sphere", None)
+    with pytest.raises(ValueError, match="cube views need a field of view of at least 90 degrees"):
+        check_views("cube", 80)
+    with pytest.raises(ValueError, match="applies to the 'cube' and 'tangent' views"):
+        check_views("erp", 90)
+
+
+def test_view_layout_picture(tmp_path):
+    """docs/images/sam3_views.png: each view's footprint on the ERP grid (written by the helper below)."""
+    from panosamic.openvocab.figures import view_layout_figure
+
+    out = view_layout_figure(tmp_path / "views.png", erp_height=32)
+    assert out.stat().st_size > 1000

@@ -1,0 +1,390 @@
+"""Preparing pinhole (perspective) datasets: ``prepare folder --pinhole``, ``prepare stanford2d3ds-pinhole``.
+
+Both check everything they can before writing anything, then write the prepared pinhole layout of
+:mod:`panosamic.data.pinhole_layout` (the folder dataset's prepared layout plus ``cameras.json``),
+which :class:`panosamic.data.pinhole.PinholeDataset` reads.
+
+Stanford2D3DS's perspective photos: ``area_*/data/rgb/<stem>_rgb.png``, ``data/semantic/<stem>_semantic.png``
+(the panoramas' RGB instance encoding) and ``data/pose/<stem>_pose.json`` (``"camera_k_matrix"``), with
+``<stem> = camera_<id>_<room>_frame_<n>_domain``, plus ``assets/semantic_labels.json``. Sample names are
+``<area>__<stem>``; the folds are the panoramic folds' areas, so a pinhole-trained model is tested on the
+panoramas of areas it never saw.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from panosamic.data.base import RGB_FILE
+from panosamic.data.classes import STANFORD2D3DS
+from panosamic.data.folder import (
+    FolderDataError,
+    FolderPrepareReport,
+    _check_label,
+    _names,
+    _read_split_lists,
+    _save,
+    _size,
+    make_splits,
+)
+from panosamic.data.folder_layout import (
+    CLASSES_FILE,
+    DATASET_FILE,
+    DEFAULT_DEPTH_SCALE,
+    DEFAULT_IGNORE_INDEX,
+    FORMAT,
+    IMAGE_SUFFIXES,
+    LABEL_FILE,
+    SAMPLES_DIR,
+    SPLITS_FILE,
+    STORED_IGNORE,
+    classes_json,
+    parse_classes,
+    read_json_file,
+)
+from panosamic.data.pinhole_layout import (
+    CAMERAS_FILE,
+    PROJECTION,
+    STANFORD_PINHOLE_DEFAULT_SCALE,
+    camera_matrix,
+    check_fov,
+    check_matrix,
+    scale_matrix,
+)
+from panosamic.data.prepare_output import check_settings, record_settings
+from panosamic.data.stanford_codec import SEMANTIC_LABELS_FILE, decode_semantic_rgb, instance_class_table
+from panosamic.io import atomic_write_text
+from panosamic.progress import Progress
+
+__all__ = ["PinholeSource", "prepare_pinhole_folder", "prepare_stanford_pinhole", "scan_stanford_pinhole"]
+
+STANFORD_NAME = "stanford2d3ds-pinhole"
+
+
+@dataclass(frozen=True)
+class PinholeSource:
+    """One raw photo: its files, size and intrinsic matrix (in the raw photo's pixels)."""
+
+    name: str
+    image: Path
+    label: Path
+    size: tuple[int, int]
+    k: list[list[float]]
+
+
+# --------------------------------------------------------------------------- folder --pinhole
+def scan_pinhole_folder(raw: Path, fov_deg: float | None):
+    """Check a raw pinhole folder completely; (classes, ignore_index, photos, given split lists)."""
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise FileNotFoundError(f"raw folder dataset {raw} does not exist")
+    content = read_json_file(raw / CLASSES_FILE)
+    info, ignore, _ = parse_classes(content, raw / CLASSES_FILE)
+    default_fov = fov_deg if fov_deg is not None else content.get("fov_deg")
+    if default_fov is not None:
+        default_fov = check_fov(
+            default_fov, "--fov" if fov_deg is not None else f"{raw / CLASSES_FILE} fov_deg"
+        )
+    cameras: dict[str, Any] = {}
+    if (raw / CAMERAS_FILE).is_file():
+        cameras = read_json_file(raw / CAMERAS_FILE)
+        if not isinstance(cameras, dict):
+            raise FolderDataError(f'{raw / CAMERAS_FILE}: expected {{"NAME": {{"fov_deg": 60}}, ...}}')
+    for sub in ("images", "labels"):
+        if not (raw / sub).is_dir():
+            raise FileNotFoundError(
+                f"{raw / sub} is missing; expected images/NAME.jpg|png|webp and labels/NAME.png"
+            )
+    images = _names(raw / "images", IMAGE_SUFFIXES, "photos")
+    labels = _names(raw / "labels", (".png",), "class-index PNGs")
+    if not images:
+        raise FileNotFoundError(f"{raw / 'images'} holds no image")
+    for name in labels:
+        if name not in images:
+            raise FolderDataError(
+                f"{labels[name]}: label without an image; expected images/{name}.jpg|png|webp"
+            )
+    for name in cameras:
+        if name not in images:
+            raise FolderDataError(
+                f"{raw / CAMERAS_FILE}: entry {name!r} has no image; expected names of images/ files"
+            )
+    photos = []
+    for name, image in images.items():
+        size, _ = _size(image)
+        if name not in labels:
+            raise FileNotFoundError(
+                f"{raw / 'labels' / (name + '.png')} is missing; expected a label for {image.name}"
+            )
+        _check_label(labels[name], size, info.num_classes, ignore)
+        if name in cameras:
+            k = camera_matrix(cameras[name], size[0], size[1], f"{raw / CAMERAS_FILE} {name!r}")
+        elif default_fov is not None:
+            k = camera_matrix({"fov_deg": default_fov}, size[0], size[1], "--fov")
+        else:
+            raise FolderDataError(
+                f'{image}: no field of view; expected --fov DEG, "fov_deg" in classes.json, or '
+                f"an entry in {CAMERAS_FILE}"
+            )
+        photos.append(PinholeSource(name, image, labels[name], size, k))
+    return info, ignore, photos, _read_split_lists(raw, set(images))
+
+
+def _prepared_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return (max(1, round(size[0] * scale)), max(1, round(size[1] * scale))) if scale < 1.0 else size
+
+
+def _write_photo(p: PinholeSource, out: Path, scale: float, labels: np.ndarray) -> list[list[float]]:
+    """Write one photo and its uint16 stored labels; returns K at the prepared size."""
+    sample_dir = out / SAMPLES_DIR / p.name
+    with Image.open(p.image) as im:
+        rgb = im.convert("RGB")
+    label_image = Image.fromarray(labels.astype(np.uint16))
+    size = _prepared_size(p.size, scale)
+    if size != p.size:
+        rgb = rgb.resize(size, resample=Image.Resampling.LANCZOS)
+        label_image = label_image.resize(size, resample=Image.Resampling.NEAREST)
+    sample_dir.mkdir(parents=True, exist_ok=True)
+    _save(sample_dir / RGB_FILE, rgb, "WEBP")
+    _save(sample_dir / LABEL_FILE, label_image, "PNG")
+    return scale_matrix(p.k, size[0] / p.size[0], size[1] / p.size[1])
+
+
+def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        shutil.rmtree(out / SAMPLES_DIR, ignore_errors=True)
+        for name in (CAMERAS_FILE, "cache_class_weights.json", "cache_prepare_settings.json"):
+            (out / name).unlink(missing_ok=True)
+    else:
+        check_settings(out, settings)
+    record_settings(out, settings)
+
+
+def _finish(
+    out: Path,
+    info,
+    ignore: int,
+    splits: dict[str, Any],
+    cameras: dict[str, Any],
+    scale: float,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    (out / "cache_class_weights.json").unlink(missing_ok=True)
+    atomic_write_text(out / CAMERAS_FILE, json.dumps(cameras, indent=1))
+    atomic_write_text(
+        out / CLASSES_FILE, json.dumps(classes_json(info, ignore, DEFAULT_DEPTH_SCALE), indent=1)
+    )
+    atomic_write_text(out / SPLITS_FILE, json.dumps(splits, indent=1))
+    record = {
+        "format": FORMAT,
+        "projection": PROJECTION,
+        "modalities": ["image"],
+        "scale": scale,
+        "num_samples": len(cameras),
+        **(extra or {}),
+    }
+    atomic_write_text(out / DATASET_FILE, json.dumps(record, indent=1))
+
+
+def prepare_pinhole_folder(
+    raw: str | Path,
+    out: str | Path,
+    scale: float | None = None,
+    *,
+    fov_deg: float | None = None,
+    folds: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    **_: Any,
+) -> FolderPrepareReport:
+    """Check the raw pinhole folder ``raw`` completely, then write the prepared pinhole layout in ``out``."""
+    started = time.perf_counter()
+    raw, out = Path(raw), Path(out)
+    scale = 1.0 if scale is None else float(scale)
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"--scale must be in (0, 1], got {scale}")
+    if out.exists() and out.resolve() == raw.resolve():
+        raise ValueError("--out must differ from --raw")
+    info, ignore, photos, lists = scan_pinhole_folder(raw, fov_deg)
+    splits = make_splits([p.name for p in photos], lists, folds, seed)
+    aux = [raw / k for k in ("depth", "normals") if (raw / k).is_dir()]
+    if aux:
+        print(f"note: pinhole datasets are image-only; {', '.join(str(a) for a in aux)} not used")
+    _start(
+        out,
+        {
+            "dataset": "folder",
+            "projection": PROJECTION,
+            "scale": scale,
+            "folds": folds,
+            "seed": seed,
+            "fov_deg": fov_deg,
+        },
+        overwrite,
+    )
+    cameras: dict[str, Any] = {}
+    with Progress(len(photos), "prepare folder --pinhole", "photo", bar=progress) as bar:
+        for p in photos:
+            labels = np.asarray(Image.open(p.label)).astype(np.int64)
+            stored = np.where(labels == ignore, STORED_IGNORE, labels)
+            cameras[p.name] = {
+                "K": _write_photo(p, out, scale, stored),
+                "size": list(_prepared_size(p.size, scale)),
+            }
+            bar.update(1)
+    _finish(out, info, ignore, splits, cameras, scale)
+    return FolderPrepareReport(
+        "folder --pinhole",
+        out,
+        len(photos),
+        len(photos),
+        0,
+        [],
+        time.perf_counter() - started,
+        len(splits["folds"]),
+    )
+
+
+# --------------------------------------------------------------------------- Stanford2D3DS perspective photos
+def _stanford_k(path: Path) -> list[list[float]]:
+    try:
+        pose = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise FolderDataError(
+            f'{path}: unreadable pose file ({e}); expected JSON with "camera_k_matrix"'
+        ) from None
+    if not isinstance(pose, dict) or "camera_k_matrix" not in pose:
+        raise FolderDataError(f'{path}: no "camera_k_matrix"; expected a Stanford2D3DS pose file')
+    return check_matrix(pose["camera_k_matrix"], str(path))
+
+
+def scan_stanford_pinhole(
+    raw: Path, *, skip_bad: bool = False
+) -> tuple[list[tuple[str, PinholeSource]], list]:
+    """Every perspective photo of a raw Stanford2D3DS download: ([(area, photo)], [(name, why skipped)])."""
+    raw = Path(raw)
+    if not (raw / "assets" / SEMANTIC_LABELS_FILE).is_file():
+        raise FileNotFoundError(
+            f"{raw / 'assets' / SEMANTIC_LABELS_FILE} is missing: a Stanford2D3DS download has "
+            f"assets/{SEMANTIC_LABELS_FILE}"
+        )
+    areas = sorted(p.name for p in raw.iterdir() if p.is_dir() and p.name.startswith("area_"))
+    if not areas:
+        raise FileNotFoundError(
+            f"no area_* folders in {raw}; expected the Stanford2D3DS layout area_*/data/rgb/..."
+        )
+    found: list[tuple[str, PinholeSource]] = []
+    bad: list[tuple[str, str]] = []
+    for area in areas:
+        data = raw / area / "data"
+        if not (data / "rgb").is_dir():
+            continue  # an area downloaded without its perspective photos
+        for image in sorted((data / "rgb").glob("*_rgb.png")):
+            stem = image.name[: -len("_rgb.png")]
+            name = f"{area}__{stem}"
+            label, pose = data / "semantic" / f"{stem}_semantic.png", data / "pose" / f"{stem}_pose.json"
+            try:
+                for path in (label, pose):
+                    if not path.is_file():
+                        raise FileNotFoundError(f"{path} is missing; expected one for {image.name}")
+                size, _ = _size(image)
+                lsize, _ = _size(label)
+                if lsize != size:
+                    raise FolderDataError(
+                        f"{label}: size {lsize[0]}x{lsize[1]}; expected the photo's {size[0]}x{size[1]}"
+                    )
+                found.append((area, PinholeSource(name, image, label, size, _stanford_k(pose))))
+            except (OSError, ValueError) as e:
+                if not skip_bad:
+                    raise
+                bad.append((name, str(e)))
+    if not found:
+        raise FileNotFoundError(f"no perspective photos under {raw}/area_*/data/rgb/*_rgb.png")
+    return found, bad
+
+
+def prepare_stanford_pinhole(
+    raw: str | Path,
+    out: str | Path,
+    scale: float | None = None,
+    *,
+    overwrite: bool = False,
+    skip_bad: bool = False,
+    progress: bool = True,
+    **_: Any,
+) -> FolderPrepareReport:
+    """Prepare Stanford2D3DS's perspective photos (13 classes, the panoramic folds' areas) into ``out``."""
+    from panosamic.data.stanford2d3ds import FOLDS
+
+    started = time.perf_counter()
+    raw, out = Path(raw), Path(out)
+    scale = STANFORD_PINHOLE_DEFAULT_SCALE if scale is None else float(scale)
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"--scale must be in (0, 1], got {scale}")
+    if out.exists() and out.resolve() == raw.resolve():
+        raise ValueError("--out must differ from --raw")
+    photos, bad = scan_stanford_pinhole(raw, skip_bad=skip_bad)
+    table = instance_class_table(read_json_file(raw / "assets" / SEMANTIC_LABELS_FILE))
+    by_area: dict[str, list[str]] = {}
+    for area, p in photos:
+        by_area.setdefault(area, []).append(p.name)
+    folds = {}
+    for fold, (train, test) in FOLDS.items():
+        names = {
+            s: sorted(n for a in areas for n in by_area.get(a, ()))
+            for s, areas in (("train", train), ("test", test))
+        }
+        if names["train"]:
+            folds[str(fold)] = names
+    if not folds:
+        raise FileNotFoundError(f"{raw}: no fold has training photos (areas found: {sorted(by_area)})")
+    _start(out, {"dataset": STANFORD_NAME, "scale": scale}, overwrite)
+    cameras: dict[str, Any] = {}
+    existing = 0
+    previous = read_json_file(out / CAMERAS_FILE) if (out / CAMERAS_FILE).is_file() and not overwrite else {}
+    with Progress(len(photos), f"prepare {STANFORD_NAME}", "photo", bar=progress) as bar:
+        for _, p in photos:
+            done = out / SAMPLES_DIR / p.name
+            if p.name in previous and (done / RGB_FILE).is_file() and (done / LABEL_FILE).is_file():
+                cameras[p.name] = previous[p.name]
+                existing += 1
+            else:
+                with Image.open(p.label) as im:
+                    labels = decode_semantic_rgb(np.asarray(im.convert("RGB")), table)
+                stored = np.where(labels < 0, STORED_IGNORE, labels)
+                cameras[p.name] = {
+                    "K": _write_photo(p, out, scale, stored),
+                    "size": list(_prepared_size(p.size, scale)),
+                }
+                if len(cameras) % 500 == 0:  # resumable: what is written is recorded
+                    atomic_write_text(out / CAMERAS_FILE, json.dumps({**previous, **cameras}))
+            bar.update(1)
+    _finish(
+        out,
+        STANFORD2D3DS,
+        DEFAULT_IGNORE_INDEX,
+        {"source": "stanford2d3ds folds", "seed": None, "folds": folds},
+        cameras,
+        scale,
+        {"dataset": STANFORD_NAME},
+    )
+    return FolderPrepareReport(
+        STANFORD_NAME,
+        out,
+        len(photos),
+        len(photos) - existing,
+        existing,
+        bad,
+        time.perf_counter() - started,
+        len(folds),
+    )

@@ -1,0 +1,234 @@
+"""Pinhole datasets: prepare folder --pinhole, stanford2d3ds-pinhole, projection onto the canvas, mixing."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from panosamic.constants import IGNORE_INDEX
+from panosamic.data.pinhole import (
+    MixedDataset,
+    PinholeDataset,
+    ProjectedPinholeDataset,
+    ProjectionSettings,
+    build_training_sources,
+)
+from panosamic.data.pinhole_layout import parse_range, parse_source
+from panosamic.data.pinhole_prepare import prepare_pinhole_folder, prepare_stanford_pinhole
+from panosamic.geometry import erp_to_pinhole
+
+CLASSES = {
+    "classes": [
+        {"name": n, "color": [i * 40, 255 - i * 40, 7 * i]}
+        for i, n in enumerate(["floor", "wall", "chair", "lamp"])
+    ],
+    "ignore_index": 255,
+}
+
+
+def _photo(rng, w, h):
+    labels = rng.integers(0, 4, (h // 4, w // 4)).repeat(4, 0).repeat(4, 1).astype(np.uint8)
+    labels[:2, :2] = 255
+    palette = np.array([c["color"] for c in CLASSES["classes"]] + [[0, 0, 0]] * 252, np.uint8)
+    return palette[labels], labels
+
+
+def make_raw_pinhole(root, n=6, fov_in_classes=None, cameras=None, sizes=((32, 24), (40, 40))):
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    classes = dict(CLASSES, **({"fov_deg": fov_in_classes} if fov_in_classes else {}))
+    (root / "classes.json").write_text(json.dumps(classes))
+    for i in range(n):
+        w, h = sizes[i % len(sizes)]
+        rgb, lab = _photo(rng, w, h)
+        Image.fromarray(rgb).save(root / "images" / f"p{i}.png")
+        Image.fromarray(lab).save(root / "labels" / f"p{i}.png")
+    if cameras is not None:
+        (root / "cameras.json").write_text(json.dumps(cameras))
+    return root
+
+
+def test_prepare_folder_pinhole_and_project(tmp_path):
+    raw = make_raw_pinhole(
+        tmp_path / "raw", cameras={"p1": {"fov_deg": 90}, "p2": {"K": [[20, 0, 16], [0, 20, 12], [0, 0, 1]]}}
+    )
+    out = tmp_path / "P"
+    report = prepare_pinhole_folder(raw, out, fov_deg=60, folds=2, progress=False)
+    assert report.num_samples == 6
+    cams = json.loads((out / "cameras.json").read_text())
+    assert cams["p0"]["K"][0][0] == pytest.approx(16 / math.tan(math.radians(30)))  # --fov 60, 32 px wide
+    assert cams["p1"]["K"][0][0] == pytest.approx(20 / math.tan(math.radians(45)))  # sidecar fov 90
+    assert cams["p2"]["K"][0][0] == 20
+    ds = PinholeDataset(out, fold=1, split="train")
+    inputs, labels = ds[0]
+    assert inputs["image"].shape[0] == 3 and labels.dtype == torch.int64 and (labels == IGNORE_INDEX).any()
+    proj = ProjectedPinholeDataset(
+        ds, ProjectionSettings(canvas_height=64, pitch_deg=(-10, 10), roll_deg=(-5, 5))
+    )
+    proj.set_epoch(0)
+    x, y = proj[1]
+    assert x["image"].shape == (3, 64, 128) and y.shape == (64, 128) and y.dtype == torch.int64
+    covered = y != IGNORE_INDEX
+    assert 0.02 < covered.float().mean() < 0.5
+    _, mask_y = proj[1]
+    assert torch.equal(mask_y, y)  # a function of (seed, epoch, index)
+    outside = y == IGNORE_INDEX
+    lit = x["image"].sum(0) > 0  # uncovered pixels are black (the photo's own ignored corner is not)
+    assert torch.all(x["image"][:, outside & ~lit] == 0) and (outside & lit).float().mean() < 0.01
+    assert not lit[outside].all()
+
+
+def test_projected_labels_read_back_to_the_photo(tmp_path):
+    raw = make_raw_pinhole(tmp_path / "raw", n=2, sizes=((32, 32),))
+    prepare_pinhole_folder(raw, tmp_path / "P", fov_deg=70, folds=2, progress=False)
+    ds = PinholeDataset(tmp_path / "P", fold=1, split="train")
+    s = ProjectionSettings(canvas_height=160, yaw_deg=(30, 30), pitch_deg=(20, 20), roll_deg=(10, 10))
+    _, labels = ProjectedPinholeDataset(ds, s)[0]
+    back = erp_to_pinhole(
+        labels,
+        width=32,
+        height=32,
+        intrinsics=torch.as_tensor(ds.intrinsics(0)),
+        yaw_deg=30,
+        pitch_deg=20,
+        roll_deg=10,
+        nearest=True,
+    )
+    assert (back == ds[0][1]).float().mean() >= 0.999
+
+
+def test_composite_canvas_covers_more_and_jitter_changes_the_area(tmp_path):
+    raw = make_raw_pinhole(tmp_path / "raw", n=4, sizes=((32, 32),))
+    prepare_pinhole_folder(raw, tmp_path / "P", fov_deg=60, folds=2, progress=False)
+    ds = PinholeDataset(tmp_path / "P", fold=1, split="train")
+    one = ProjectedPinholeDataset(ds, ProjectionSettings(canvas_height=64))
+    three = ProjectedPinholeDataset(ds, ProjectionSettings(canvas_height=64, photos_per_canvas=3))
+    for d in (one, three):
+        d.set_epoch(0)
+    c1 = (one[0][1] != IGNORE_INDEX).float().mean()
+    c3 = (three[0][1] != IGNORE_INDEX).float().mean()
+    assert c3 > 2.5 * c1
+    areas = []
+    jit = ProjectedPinholeDataset(ds, ProjectionSettings(canvas_height=64, fov_jitter_deg=20))
+    for epoch in range(4):
+        jit.set_epoch(epoch)
+        areas.append(float((jit[0][1] != IGNORE_INDEX).float().mean()))
+    assert max(areas) - min(areas) > 0.005
+    stretch = ProjectedPinholeDataset(ds, ProjectionSettings(canvas_height=64, placement="stretch"))
+    assert stretch[0][1].shape == (64, 128)
+
+
+def test_mixed_sources_follow_their_weights(tmp_path):
+    for name in ("a", "b"):
+        raw = make_raw_pinhole(tmp_path / f"raw_{name}", n=4)
+        prepare_pinhole_folder(raw, tmp_path / name, fov_deg=60, folds=2, progress=False)
+    mix = build_training_sources(
+        [f"pinhole={tmp_path / 'a'}@3", f"pinhole={tmp_path / 'b'}@1"],
+        fold=1,
+        modalities=("image",),
+        num_classes=4,
+        canvas_height=32,
+    )
+    assert isinstance(mix, MixedDataset) and len(mix) == 4
+    mix.set_epoch(0)
+    picks = [mix.pick(i)[0] for i in range(400)]
+    assert 0.65 < picks.count(0) / 400 < 0.85
+    x, _y = mix[0]
+    assert x["image"].shape == (3, 32, 64)
+    assert mix.class_pixel_counts().shape == (4,)
+    with pytest.raises(ValueError, match="4 classes, the model is trained for 13"):
+        build_training_sources(
+            [f"pinhole={tmp_path / 'a'}"], fold=1, modalities=("image",), num_classes=13, canvas_height=32
+        )
+    with pytest.raises(ValueError, match="image-only"):
+        build_training_sources(
+            [f"pinhole={tmp_path / 'a'}"],
+            fold=1,
+            modalities=("image", "depth"),
+            num_classes=4,
+            canvas_height=32,
+        )
+
+
+def test_refusals(tmp_path):
+    raw = make_raw_pinhole(tmp_path / "raw", n=2)
+    with pytest.raises(ValueError, match="no field of view; expected --fov DEG"):
+        prepare_pinhole_folder(raw, tmp_path / "P", folds=2, progress=False)
+    with pytest.raises(ValueError, match=r"field of view 200; expected degrees in \(0, 180\)"):
+        prepare_pinhole_folder(raw, tmp_path / "P", fov_deg=200, folds=2, progress=False)
+    (raw / "cameras.json").write_text(json.dumps({"p0": {"K": [[0, 0, 1], [0, 1, 1], [0, 0, 1]]}}))
+    with pytest.raises(ValueError, match=r"expected \[\[fx, 0, cx\]"):
+        prepare_pinhole_folder(raw, tmp_path / "P", fov_deg=60, folds=2, progress=False)
+    (raw / "cameras.json").write_text(json.dumps({"nope": {"fov_deg": 60}}))
+    with pytest.raises(ValueError, match="entry 'nope' has no image"):
+        prepare_pinhole_folder(raw, tmp_path / "P", fov_deg=60, folds=2, progress=False)
+    assert not (tmp_path / "P").exists()  # nothing written before the checks pass
+    with pytest.raises(ValueError, match="expected KIND=PATH"):
+        parse_source("pinhole", ("stanford2d3ds",))
+    with pytest.raises(ValueError, match="expected a number > 0 after @"):
+        parse_source("pinhole=x@-1", ("stanford2d3ds",))
+    assert parse_source("stanford2d3ds=a/b@0.5", ("stanford2d3ds",)) == ("stanford2d3ds", "a/b", 0.5)
+    assert parse_range("20", "--pitch", -90, 90) == (-20.0, 20.0)
+    with pytest.raises(ValueError, match="expected MIN,MAX"):
+        parse_range("10,-10", "--pitch", -90, 90)
+
+
+def test_fov_from_classes_json(tmp_path):
+    raw = make_raw_pinhole(tmp_path / "raw", n=2, fov_in_classes=80)
+    prepare_pinhole_folder(raw, tmp_path / "P", folds=2, progress=False)
+    k = json.loads((tmp_path / "P" / "cameras.json").read_text())["p0"]["K"]
+    assert k[0][0] == pytest.approx(16 / math.tan(math.radians(40)))
+
+
+# --------------------------------------------------------------------------- Stanford2D3DS layout
+def make_stanford_pinhole(root):
+    """area_*/data/{rgb,semantic,pose} with the real encodings, plus assets/semantic_labels.json."""
+    from panosamic.data.stanford_codec import encode_semantic
+
+    names = ["<UNK>_0_<UNK>_0_0", "floor_1_office_1_1", "wall_2_office_1_1", "chair_1_office_1_1"]
+    (root / "assets").mkdir(parents=True)
+    (root / "assets" / "semantic_labels.json").write_text(json.dumps(names))
+    rng = np.random.default_rng(1)
+    for area in ("area_1", "area_2", "area_5a"):
+        for kind in ("rgb", "semantic", "pose"):
+            (root / area / "data" / kind).mkdir(parents=True)
+        for f in range(2):
+            stem = f"camera_{'ab' * 16}_office_1_frame_{f}_domain"
+            idx = rng.integers(0, 4, (20, 20))
+            idx[0, 0] = -1  # missing
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                root / area / "data" / "rgb" / f"{stem}_rgb.png"
+            )
+            Image.fromarray(encode_semantic(idx)).save(
+                root / area / "data" / "semantic" / f"{stem}_semantic.png"
+            )
+            pose = {
+                "camera_k_matrix": [[18.0, 0, 10.0], [0, 18.0, 10.0], [0, 0, 1]],
+                "field_of_view_rads": 1.0,
+            }
+            (root / area / "data" / "pose" / f"{stem}_pose.json").write_text(json.dumps(pose))
+    return root
+
+
+def test_stanford_pinhole_layout(tmp_path):
+    raw = make_stanford_pinhole(tmp_path / "raw")
+    rep = prepare_stanford_pinhole(raw, tmp_path / "P", scale=0.5, progress=False)
+    assert rep.num_samples == 6
+    splits = json.loads((tmp_path / "P" / "splits.json").read_text())["folds"]
+    assert all(n.startswith(("area_1__", "area_2__")) for n in splits["1"]["train"])
+    assert all(n.startswith("area_5a__") for n in splits["1"]["test"])
+    ds = PinholeDataset(tmp_path / "P", fold=1, split="train")
+    assert ds.info.num_classes == 13 and len(ds) == 4
+    k = ds.intrinsics(0)
+    assert k[0, 0] == pytest.approx(9.0) and k[0, 2] == pytest.approx(5.0)  # scaled with the photo
+    _, labels = ds[0]
+    wanted = {-1} | {ds.info.class_index(c) for c in ("floor", "wall", "chair")}
+    assert labels.shape == (10, 10) and set(labels.unique().tolist()) <= wanted and len(labels.unique()) > 2
+    again = prepare_stanford_pinhole(raw, tmp_path / "P", scale=0.5, progress=False)
+    assert again.num_existing == 6  # a rerun resumes

@@ -79,15 +79,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-augment", dest="augment", action="store_false", help="no flip/roll/permute augmentation"
     )
+    flags.add(
+        parser, "--init-from", dest="init_from", default=None, metavar="CHECKPOINT",
+        help="fine-tune: start from this checkpoint's fusion and decoder (variant name, Hub id, folder, .pth or "
+        "run); a different class count re-initialises only the class head",
+    )  # fmt: skip
     parser.add_argument("--keep-last", dest="keep_last", action="store_true",
                         help="keep model_last.pth after a finished run (the reference deletes it)")  # fmt: skip
 
 
 def check_num_classes(args: argparse.Namespace) -> None:
-    """``--num-classes``, when given, must be the dataset's."""
+    """``--num-classes``, when given, must be the dataset's (a folder dataset's: its classes.json)."""
     from panosamic.data.classes import get_dataset_info
 
-    expected = get_dataset_info(args.dataset).num_classes
+    expected = get_dataset_info(args.dataset, getattr(args, "dataset_path", None)).num_classes
     if args.num_classes is not None and args.num_classes != expected:
         raise ValueError(f"--num-classes {args.num_classes}: {args.dataset} has {expected} classes")
 

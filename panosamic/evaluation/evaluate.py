@@ -49,9 +49,9 @@ class CheckpointSource:
 
 
 def parse_folds(args: argparse.Namespace, dataset: str) -> list[int]:
-    from panosamic.data import DATASETS
+    from panosamic.data.registry import dataset_folds
 
-    valid = sorted(DATASETS[dataset].folds)
+    valid = dataset_folds(dataset, args.dataset_path)
     if args.folds:
         folds = list(dict.fromkeys(args.folds))
     elif str(args.fold).lower() == "all":
@@ -154,6 +154,7 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
                        augment=False)
     if len(ds) == 0:
         raise ValueError(f"{args.dataset} fold {fold} has no test samples under {args.dataset_path}")
+    _check_train_overlap(args, model, ck_info, fold, ds)  # H6 (issue 22): no silent train/test leakage
     saver = _prediction_saver(args.save_dir, fold, ds.sample_names, info.palette) if args.save_dir else None
     res = run_validation(model, ds, num_classes=info.num_classes, ctx=ctx, batch_size=args.batch_size,
                          workers=args.workers_per_gpu, precision=args.precision, class_names=info.class_names,
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    info = get_dataset_info(args.dataset)
+    info = get_dataset_info(args.dataset, args.dataset_path)  # a folder dataset's own classes
     folds = parse_folds(args, args.dataset)
     # every check before any work
     if not Path(args.dataset_path).is_dir():
@@ -233,6 +234,17 @@ def run(args: argparse.Namespace) -> int:
     finally:
         cleanup_distributed()
     return 0
+
+
+def _check_train_overlap(args: argparse.Namespace, model: Any, ck_info: dict, fold: int, ds: Any) -> None:
+    """Refuse a split the checkpoint was trained on (``--allow-train-overlap``: warn and record it)."""
+    from panosamic.data.record import check_train_overlap, read_training_record
+
+    overlap = check_train_overlap(read_training_record(ck_info), model.config, args.dataset, args.dataset_path, fold,
+                                  "test", ds.sample_names, allow=getattr(args, "allow_train_overlap", False))
+    if overlap is not None:
+        print(f"warning (--allow-train-overlap): {overlap}", file=sys.stderr)
+        ck_info["train_overlap"] = overlap
 
 
 def _prediction_saver(save_dir: str, fold: int, names: list[str], palette):

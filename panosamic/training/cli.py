@@ -21,7 +21,7 @@ def settings_from_args(args: argparse.Namespace):
         resume=args.resume, max_steps=args.max_steps, limit_batches=args.limit_batches, precision=args.precision,
         seed=args.seed, device=None if args.device == "auto" else args.device, eval_every=args.eval_every,
         log_every=args.log_every, workers=args.workers_per_gpu, augment=args.augment, keep_last=args.keep_last,
-        progress=args.progress,
+        progress=args.progress, init_from=getattr(args, "init_from", None),
     )
 
 
@@ -67,7 +67,7 @@ def _compute_efficiency(settings) -> int:
 
     model = PanoSAMic(PanoSAMicConfig.from_json(settings.config_path).model_config(
         vit=settings.vit_model, modalities=settings.modalities,
-        num_classes=get_dataset_info(settings.dataset).num_classes,
+        num_classes=get_dataset_info(settings.dataset, settings.dataset_path).num_classes,
     ))  # fmt: skip
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

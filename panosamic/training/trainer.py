@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from panosamic.config import PanoSAMicConfig
+from panosamic.data.record import training_record
 from panosamic.specs import SAM_VITS, VIT_SPECS, canonical_modalities
 from panosamic import runs
 from panosamic.training import checkpoint as ckpt_mod
@@ -64,6 +65,8 @@ class TrainSettings:
     augment: bool = True
     keep_last: bool = False
     progress: bool = True
+    #: Fine-tuning: start from this checkpoint's fusion and decoder (panosamic.training.init_from).
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", canonical_modalities(self.modalities))
@@ -116,7 +119,7 @@ class Trainer(Task):
         from panosamic.data.transforms import PanoramaAugmentation
 
         s, ctx = self.s, self.ctx
-        self.info = get_dataset_info(s.dataset)
+        self.info = get_dataset_info(s.dataset, s.dataset_path)  # folder datasets: classes.json of the folder
         self.class_names = self.info.class_names
         if not Path(s.dataset_path).is_dir():
             raise FileNotFoundError(f"dataset folder not found: {s.dataset_path}")
@@ -161,6 +164,12 @@ class Trainer(Task):
         self.model.configure_inference(precision=s.precision)
         if self.resume_ckpt is None:
             self._load_sam()
+        if s.init_from is not None and self.resume_ckpt is None:  # H6 (issue 22): fine-tuning; keep this call
+            from panosamic.training.init_from import init_from
+
+            line = init_from(self.model, s.init_from).line()
+            if self.ctx.is_main:
+                print(line)
         self.model.to(self.ctx.device)
 
     def _build_optimisation(self) -> None:
@@ -233,6 +242,9 @@ class Trainer(Task):
             "class_names": list(self.info.class_names),
             "dataset": s.dataset,
             "fold": s.fold,
+            # H6 (issue 22): what it was trained on; `evaluate` refuses splits that overlap it. Keep this field.
+            "training_record": training_record(s.dataset, s.dataset_path, s.fold, "train", self.train_ds.sample_names),
+            "init_from": s.init_from,
             "depth_threshold": self.model.config.depth_threshold,
             "batch_size": s.batch_size,
             "world_size": self.ctx.world_size,

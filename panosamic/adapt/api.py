@@ -45,7 +45,7 @@ def build_source(name: str, path: str | os.PathLike, model: torch.nn.Module, fol
     """The labelled source set (training split, the library's augmentations) and its checks."""
     from panosamic.data import PanoramaAugmentation, build_dataset, get_dataset_info
 
-    info = get_dataset_info(name)
+    info = get_dataset_info(name, path)  # a folder dataset's classes come from its classes.json
     if info.num_classes != model.num_classes:
         raise ValueError(f"--source-dataset {name} has {info.num_classes} classes, the model {model.num_classes}")
     return build_dataset(name, path, fold=fold, split="train", modalities=model.modalities,

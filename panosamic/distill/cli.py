@@ -17,8 +17,10 @@ import argparse
 import dataclasses
 from typing import Any
 
+from panosamic.specs import DATASET_NAMES
+
 HELP = "distil a teacher checkpoint into a compact student (cached teacher outputs, KL + optional labels)"
-DATASET_CHOICES = ("stanford2d3ds", "matterport3d", "structured3d")
+DATASET_CHOICES = DATASET_NAMES  # every registered dataset, ``folder`` (your own data) included
 
 
 def _size(text: str) -> tuple[int, int]:

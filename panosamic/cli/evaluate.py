@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--refine", action="store_true",
                         help="refine the semantic map with SAM instance masks (majority vote, slow)")  # fmt: skip
+    parser.add_argument("--split", default="test", choices=("train", "val", "test"),
+                        help="split scored (default test; val: a folder dataset's splits/val.txt)")
     parser.add_argument("--allow-train-overlap", action="store_true",
                         help="score a split that shares panoramas (or areas) with the checkpoint's training split "
                         "(refused otherwise: the scores would be inflated)")  # fmt: skip

@@ -83,7 +83,8 @@ def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--dataset", choices=DATASET_NAMES, help="predict a prepared dataset's split")
     g.add_argument("--dataset-path", metavar="DIR", help="the prepared dataset folder (with --dataset)")
-    g.add_argument("--split", default="test", choices=("train", "test"), help="with --dataset")
+    g.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="with --dataset (val: a folder dataset's splits/val.txt)")
     g.add_argument("--fold", type=int, default=1, help="with --dataset")
     g.add_argument(
         "--outputs",

@@ -150,7 +150,8 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
     from panosamic.evaluation.validation import per_sample_scores, run_validation
 
     model, ck_info = load_fold_model(args, source, info.num_classes, ctx.device)
-    ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split="test", modalities=model.modalities,
+    split = getattr(args, "split", "test")
+    ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split=split, modalities=model.modalities,
                        augment=False)
     if len(ds) == 0:
         raise ValueError(f"{args.dataset} fold {fold} has no test samples under {args.dataset_path}")
@@ -241,7 +242,7 @@ def _check_train_overlap(args: argparse.Namespace, model: Any, ck_info: dict, fo
     from panosamic.data.record import check_train_overlap, read_training_record
 
     overlap = check_train_overlap(read_training_record(ck_info), model.config, args.dataset, args.dataset_path, fold,
-                                  "test", ds.sample_names, allow=getattr(args, "allow_train_overlap", False))
+                                  ds.split, ds.sample_names, allow=getattr(args, "allow_train_overlap", False))
     if overlap is not None:
         print(f"warning (--allow-train-overlap): {overlap}", file=sys.stderr)
         ck_info["train_overlap"] = overlap

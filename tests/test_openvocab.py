@@ -171,3 +171,105 @@ def test_view_layout_picture(tmp_path):
 
     out = view_layout_figure(tmp_path / "views.png", erp_height=32)
     assert out.stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------- the tiny SAM 3
+transformers = pytest.importorskip("transformers")
+FIXTURE_PANO = "tests/fixtures/real/panocontext_unlabelled/pano_asmasuxybohhcj.png"
+
+
+@pytest.fixture(scope="module")
+def tiny_sam3_dir(tmp_path_factory):
+    from panosamic.openvocab.tiny import save_tiny_sam3
+
+    return save_tiny_sam3(tmp_path_factory.mktemp("sam3") / "test-sam3-tiny")
+
+
+def test_tiny_sam3_saved_by_transformers_loads_through_load_model(tiny_sam3_dir):
+    from panosamic import load_model
+    from panosamic.openvocab.segmenter import Sam3Segmenter
+    from panosamic.openvocab.tiny import build_tiny_sam3
+
+    assert (tiny_sam3_dir / "config.json").is_file() and (tiny_sam3_dir / "tokenizer.json").is_file()
+    model = load_model(str(tiny_sam3_dir), classes=["floor", "wall", "lamp"])
+    assert isinstance(model, Sam3Segmenter) and not model.training
+    assert model.class_names == ("floor", "wall", "lamp") and model.num_classes == 3 and model.palette.shape == (3, 3)
+    built, _ = build_tiny_sam3()
+    loaded = model.sam.state_dict()
+    assert all(torch.equal(t, loaded[k]) for k, t in built.state_dict().items())  # the same weights came back
+    by_name = load_model("test-sam3-tiny", classes="floor, wall, lamp", views="cube")
+    assert by_name.config.views == "cube" and by_name.class_names == model.class_names
+
+
+def test_a_sam3_checkpoint_without_classes_is_refused_before_loading(tiny_sam3_dir):
+    from panosamic import load_model
+
+    with pytest.raises(ValueError, match=r"a SAM 3 checkpoint segments the classes you name: pass classes=\[\.\.\.\]"):
+        load_model(str(tiny_sam3_dir))
+    with pytest.raises(ValueError, match="names 'wall' twice"):
+        load_model("test-sam3-tiny", classes=["wall", "wall"])
+
+
+def test_forward_gives_class_logits_at_the_panorama_size_for_each_view_mode():
+    from panosamic.openvocab import load_sam3
+
+    model = load_sam3("test-sam3-tiny", classes=["floor", "wall", "clutter"])
+    image = torch.rand(3, 32, 64) * 255
+    for views in ("erp", "cube"):
+        model.configure(views=views)
+        with torch.no_grad():
+            out = model([{"image": image}])[0]
+        assert out["sem_preds"].shape == (3, 32, 64) and out["labels"].shape == (32, 64)
+        assert torch.equal(out["sem_preds"].argmax(0), out["labels"])  # a catch-all: nothing ignored
+        assert out["class_scores"].min() >= 0 and out["class_scores"].max() <= 1
+
+
+def test_text_embeddings_are_computed_once_per_class_list():
+    from panosamic.openvocab import load_sam3
+
+    model = load_sam3("test-sam3-tiny", classes={"floor": [], "lamp": ["light"]})
+    calls = []
+    encode = model.sam.get_text_features
+
+    def counted(*a, **k):
+        calls.append(k["input_ids"].shape[0])
+        return encode(*a, **k)
+
+    model.sam.get_text_features = counted
+    image = torch.rand(3, 16, 32) * 255
+    with torch.no_grad():
+        model([{"image": image}, {"image": image}])  # 2 panoramas: one text pass
+        model([{"image": image}])
+        assert calls == [3]  # floor, lamp, light in one batch
+        model.configure(classes=["bed"])
+        model([{"image": image}])
+        model.configure(classes={"floor": [], "lamp": ["light"]})
+        model([{"image": image}])
+    assert calls == [3, 1] and model.text_cache.calls == 2
+
+
+def test_gated_and_offline_hub_failures_are_one_line(monkeypatch, tmp_path):
+    import huggingface_hub
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError
+
+    from panosamic import load_model
+    from panosamic.errors import PanosamicError, describe_error
+
+    def gated(*a, **k):
+        err = GatedRepoError.__new__(GatedRepoError)  # as the Hub raises it, without an HTTP response
+        Exception.__init__(err, "403 Client Error. Cannot access gated repo for url https://huggingface.co/facebook/sam3")
+        raise err
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", gated)
+    with pytest.raises(PanosamicError) as e:
+        load_model("sam3", classes=["floor"])
+    assert describe_error(e.value) == ("facebook/sam3 is gated: accept its licence at https://huggingface.co/facebook/sam3 "
+                                       "(logged in), then log in here with `hf auth login` or set HF_TOKEN")
+
+    def offline(*a, **k):
+        raise LocalEntryNotFoundError("not in cache and outgoing traffic has been disabled")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(PanosamicError, match=r"^facebook/sam3 is not in the Hugging Face cache and the Hub cannot be "
+                                             r"reached \(offline mode or no network\)"):
+        load_model("sam3", classes=["floor"], local_files_only=True)

@@ -12,7 +12,7 @@ import torch
 
 from panosamic.adapt.data import TargetPanoramas
 from panosamic.adapt.masks import MASKS_NAME, MaskCache, compute_sam_masks
-from panosamic.adapt.settings import AdaptSettings
+from panosamic.adapt.settings import AdaptSettings, check_output, check_source
 from panosamic.adapt.trainer import AdaptResult, AdaptTrainer
 from panosamic.specs import SAM_VITS
 from panosamic.distributed import DistContext
@@ -52,11 +52,12 @@ def build_source(name: str, path: str | os.PathLike, model: torch.nn.Module, fol
                          augment=PanoramaAugmentation(seed=seed))
 
 
-def _masks(model: torch.nn.Module, target: TargetPanoramas, out_dir: Path, resume: bool, progress: bool) -> MaskCache:
+def _masks(model: torch.nn.Module, target: TargetPanoramas, out_dir: Path, resume: bool, progress: bool,
+           silent: bool) -> MaskCache:
     path = out_dir / MASKS_NAME
     if resume and path.is_file():
         return MaskCache.load(path, len(target))
-    cache = compute_sam_masks(model, target, progress=progress)
+    cache = compute_sam_masks(model, target, progress=progress, silent=silent)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache.save(path)
     return cache
@@ -91,9 +92,9 @@ def adapt(
     """
     s = dataclasses.replace(settings or AdaptSettings(), **changes)
     ctx = ctx or DistContext()
-    if (source_dataset is None) != (source_path is None):
-        raise ValueError("--source-dataset and --source-path go together: give both or neither")
+    check_source(source_dataset, source_path)
     out = Path(out_dir)
+    check_output(out, resume)  # before any model is loaded (or SAM masks computed)
     net = _load(model, s.refine_masks, sam_weights, ctx.device, **(load or {}))
     refine = s.refine_masks if s.refine_masks is not None else (net.config.vit in SAM_VITS and not net.semantic_only)
     if refine and net.semantic_only:
@@ -101,8 +102,8 @@ def adapt(
     threshold = depth_threshold if depth_threshold is not None else net.config.depth_threshold
     target = TargetPanoramas(inputs, net.modalities, net.native_size, depth=depth, normals=normals,
                              depth_scale=depth_scale, depth_threshold=threshold)
-    masks = _masks(net, target, out, resume, s.progress and ctx.is_main) if refine else None
+    source = None if source_dataset is None else build_source(source_dataset, source_path, net, source_fold, s.seed)
+    masks = _masks(net, target, out, resume, s.progress, not ctx.is_main) if refine else None
     student = semantic_copy(net)
-    source = None if source_dataset is None else build_source(source_dataset, source_path, student, source_fold, s.seed)
     trainer = AdaptTrainer(student, target, out, s, source=source, masks=masks, resume=resume, ctx=ctx)
     return trainer.fit()

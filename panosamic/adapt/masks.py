@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from panosamic.io import atomic_torch_save, safe_torch_load
+from panosamic.progress import Progress
 
 __all__ = ["MaskCache", "compute_sam_masks"]
 
@@ -63,29 +64,24 @@ class MaskCache:
 
 
 @torch.no_grad()
-def compute_sam_masks(model: torch.nn.Module, dataset: Dataset, progress: bool = False) -> MaskCache:
-    """Run the model's instance branch on every target panorama (the model needs ``semantic_only=False``)."""
+def compute_sam_masks(model: torch.nn.Module, dataset: Dataset, progress: bool = True,
+                      silent: bool = False) -> MaskCache:
+    """Run the model's instance branch on every target panorama (the model needs ``semantic_only=False``).
+    ``progress``: a bar on a terminal (else a line every few seconds); ``silent``: no output (other ranks)."""
     if getattr(model, "semantic_only", True):
         raise ValueError("mask refinement needs SAM's instance branch: load the model with semantic_only=False")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(dataset), desc="SAM masks", unit="pano", dynamic_ncols=True)
     packed = []
     try:
-        for i in range(len(dataset)):
-            inputs, _ = dataset[i]
-            out = model([{k: v.to(device) for k, v in inputs.items()}])[0]
-            records = sorted(out.get("instance_masks", []), key=lambda r: -int(r.get("area", 0)))
-            packed.append(_pack([torch.as_tensor(r["segmentation"]) for r in records]))
-            if bar is not None:
+        with Progress(len(dataset), "SAM masks", "pano", bar=progress, silent=silent) as bar:
+            for i in range(len(dataset)):
+                inputs, _ = dataset[i]
+                out = model([{k: v.to(device) for k, v in inputs.items()}])[0]
+                records = sorted(out.get("instance_masks", []), key=lambda r: -int(r.get("area", 0)))
+                packed.append(_pack([torch.as_tensor(r["segmentation"]) for r in records]))
                 bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
         model.train(was_training)
     return MaskCache(packed)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["AdaptSettings", "PRECISIONS"]
+from panosamic.runs import LAST_NAME
+
+__all__ = ["AdaptSettings", "PRECISIONS", "check_output", "check_source"]
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -56,6 +61,11 @@ class AdaptSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        for name in ("lr", "weight_decay", "source_weight", "ema_decay", "keep_fraction", "max_threshold",
+                     "min_threshold"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number, got {v!r}")
         if not self.lr > 0 or self.weight_decay < 0 or self.source_weight < 0:
             raise ValueError(f"need lr > 0, weight_decay >= 0, source_weight >= 0; got {self.lr}, "
                              f"{self.weight_decay}, {self.source_weight}")
@@ -76,3 +86,29 @@ class AdaptSettings:
     REPLAY_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "keep_fraction",
                    "max_threshold", "min_threshold", "threshold_every", "refine_masks", "photometric",
                    "source_weight", "train_encoder", "seed", "epochs")  # fmt: skip
+
+
+def check_output(out_dir: str | os.PathLike, resume: bool) -> None:
+    """``--out``: a folder (or nothing yet); with ``resume`` it holds an unfinished run, without it none."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: expected a folder (created when missing)")
+    last = out / LAST_NAME
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"nothing to resume: {last} does not exist")
+    if not resume and last.is_file():
+        raise ValueError(f"{out} holds an unfinished run ({LAST_NAME}): pass --resume or another --out")
+
+
+def check_source(dataset: str | None, path: str | os.PathLike | None) -> None:
+    """The labelled source set: ``--source-dataset`` a known dataset, given with ``--source-path``, an existing folder."""
+    from panosamic.specs import DATASET_NAMES
+
+    if (dataset is None) != (path is None):
+        raise ValueError("--source-dataset and --source-path go together: give both or neither")
+    if dataset is None:
+        return
+    if dataset not in DATASET_NAMES:
+        raise ValueError(f"--source-dataset {dataset!r}: expected one of {', '.join(DATASET_NAMES)}")
+    if not Path(path).is_dir():  # type: ignore[arg-type]
+        raise FileNotFoundError(f"--source-path {path}: folder not found")

@@ -7,17 +7,18 @@ refined with SAM's masks; the student learns the kept labels on a strongly augme
 teacher takes an EMA step. The thresholds are re-estimated from a teacher pass every
 ``threshold_every`` epochs.
 
-The machinery is the training one (:mod:`panosamic.training`): the batch order is a function of
-(seed, epoch) (:class:`~panosamic.distributed.GlobalBatchSampler`), the randomness is
-re-seeded per epoch, the views are functions of (seed, epoch, sample), checkpoints are written
-atomically with the RNG state, so ``resume`` at an epoch boundary or mid-epoch repeats the
-uninterrupted run; DDP under torchrun; a JSONL log (:class:`~panosamic.evaluation.report.RunLogger`).
+The loop is the training engine (:mod:`panosamic.training.engine`): the batch order is a function
+of (seed, epoch), the randomness is re-seeded per epoch, the views are functions of
+(seed, epoch, sample), checkpoints are written atomically with the RNG state, so ``resume`` at an
+epoch boundary or mid-epoch repeats the uninterrupted run; the same loss lines,
+``train_log.jsonl`` and ``train_log.png`` as ``train``; DDP under torchrun. The adapted model is
+named honestly: ``<source name>-adapted``.
 """
 
 from __future__ import annotations
 
-import math
-import time
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,21 +33,23 @@ from panosamic.adapt.data import collate_target
 from panosamic.adapt.masks import MASKS_NAME, MaskCache
 from panosamic.adapt.pseudo_labels import ConfidenceHistogram, class_thresholds, make_pseudo_labels
 from panosamic.adapt.pseudo_labels import refine_pseudo_labels
-from panosamic.adapt.settings import AdaptSettings
+from panosamic.adapt.settings import AdaptSettings, check_output
 from panosamic.adapt.teacher import ema_update, make_teacher
 from panosamic.constants import IGNORE_INDEX
-from panosamic.evaluation.report import RunLogger
+from panosamic.distributed import DistContext, ShardSampler, all_reduce_sum, wrap_ddp
 from panosamic.evaluation.validation import move_inputs
-from panosamic.runs import LAST_NAME, timestamp
+from panosamic.runs import LAST_NAME
 from panosamic.specs import SAM_VITS
 from panosamic.training import checkpoint as ckpt_mod
-from panosamic.distributed import DistContext, GlobalBatchSampler, ShardSampler, all_reduce_sum, barrier
-from panosamic.training.engine import seed_everything
+from panosamic.training.engine import Engine, LoopSettings, StepOutput, Task
+from panosamic.training.optim import build_adamw
 
-__all__ = ["AdaptResult", "AdaptTrainer", "ADAPTED_NAME"]
+__all__ = ["ADAPTED_NAME", "ADAPTED_SUFFIX", "AdaptResult", "AdaptTrainer", "adapted_name"]
 
 #: The final training-style checkpoint of a run (the teacher's weights).
 ADAPTED_NAME = "adapted.pth"
+#: Appended to the source model's name.
+ADAPTED_SUFFIX = "-adapted"
 
 
 @dataclass
@@ -57,13 +60,22 @@ class AdaptResult:
     thresholds: list[float]
 
 
+def adapted_name(config: Any) -> str:
+    """``<source variant name>-adapted`` (once, however often a model is adapted)."""
+    name = str(config.variant_name)
+    return name if name.endswith(ADAPTED_SUFFIX) else name + ADAPTED_SUFFIX
+
+
 def _view_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     state = np.random.SeedSequence([seed, 7, int(epoch), int(index)]).generate_state(2, dtype=np.uint32)
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
-class AdaptTrainer:
-    """Set up with :meth:`__init__` (every check happens there), then :meth:`fit`."""
+class AdaptTrainer(Task):
+    """Set up with :meth:`__init__` (every check happens there), then :meth:`fit`. The loop is the
+    :class:`~panosamic.training.engine.Engine`'s; this class supplies the step, the EMA and the payload."""
+
+    phase = "adapt"
 
     def __init__(self, model: torch.nn.Module, target: Dataset, out_dir: str | Path, settings: AdaptSettings, *,
                  source: Dataset | None = None, masks: MaskCache | None = None, resume: bool = False,
@@ -74,39 +86,31 @@ class AdaptTrainer:
         self.target, self.source, self.masks = target, source, masks
         if masks is not None and len(masks) != len(target):
             raise ValueError(f"{len(masks)} mask sets for {len(target)} target panoramas")
-        last = self.out_dir / LAST_NAME
-        if resume and not last.is_file():
-            raise FileNotFoundError(f"nothing to resume: {last} does not exist")
-        if not resume and last.is_file():
-            raise ValueError(f"{self.out_dir} holds an unfinished run ({LAST_NAME}): pass --resume or another --out")
-        self.sampler = GlobalBatchSampler(len(target), s.batch_size, ctx.rank, ctx.world_size, seed=s.seed)
-        self.iters_per_epoch = self.sampler.batches_per_epoch
-        if self.iters_per_epoch < 1:
-            raise ValueError(f"{len(target)} target panoramas make no batch of {s.batch_size} x {ctx.world_size} "
-                             "processes: lower --batch-size")
+        check_output(self.out_dir, resume)
+        self.train_set, self.collate = target, collate_target
+        loop = LoopSettings(epochs=s.epochs, batch_size=s.batch_size, seed=s.seed, workers=s.workers,
+                            max_steps=s.max_steps, eval_every=1, log_every=s.log_every, keep_last=s.keep_last,
+                            progress=s.progress)
+        self.engine = Engine(self, loop, ctx, run_dir=self.out_dir)
+        self.iters_per_epoch = self.engine.iters_per_epoch
         self.num_classes = int(model.num_classes)
+        source_name = model.config.variant_name
+        model.config = model.config.replace(name=adapted_name(model.config))  # an honest name for the result
         self.student = model.to(ctx.device).train()
+        self.class_names = self.student.config.class_names
         # bf16: the model's own mixed-precision mode (encoder blocks in bf16, the rest fp32), as in training
         self.student.configure_inference(precision=s.precision)
         if s.train_encoder:
             self.student.image_encoder.requires_grad_(True)
         self.teacher = make_teacher(self.student)
-        params = [p for p in self.student.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
-        warm = max(s.warmup_steps, 1)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda i: min(1.0, (i + 1) / warm))
-        self.net: torch.nn.Module = self.student
-        if ctx.distributed:
-            self.net = torch.nn.parallel.DistributedDataParallel(
-                self.student, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        self.optimizer, self.scheduler = build_adamw(self.student.parameters(), s.lr, s.weight_decay, s.warmup_steps)
+        self.net = wrap_ddp(self.student, ctx)
         photometric = PhotometricAugmentation() if s.photometric else None
         self.strong = StrongAugmentation(photometric=photometric)
         self.thresholds = torch.full((self.num_classes,), s.max_threshold)
-        self.global_step, self.start_epoch, self.skip = 0, 0, 0
         if resume:
-            self._restore(ckpt_mod.load_checkpoint(last))
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.logger = RunLogger(self.out_dir, truncate_after_step=self.global_step) if ctx.is_main else None
+            self.engine.resume(ckpt_mod.load_checkpoint(self.out_dir / LAST_NAME))
+        self.engine.header = f"adapting {source_name} -> {self.teacher.config.name}"
 
     # ------------------------------------------------------------------ pseudo-labels
     @torch.no_grad()
@@ -131,13 +135,20 @@ class AdaptTrainer:
     @torch.no_grad()
     def pseudo_labels(self, inputs: list[dict[str, torch.Tensor]], indices: list[int]) -> torch.Tensor:
         """``B x H x W`` pseudo-labels of a batch (weak view = the panoramas as they are)."""
+        return self._pseudo_labels(inputs, indices)[0]
+
+    @torch.no_grad()
+    def _pseudo_labels(self, inputs: list[dict[str, torch.Tensor]],
+                       indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pseudo-labels and the per-class counts of the teacher's argmax over the scanned pixels."""
         probs, valid = self._teacher_probs(inputs)
+        predicted = torch.bincount(probs.argmax(1)[valid], minlength=self.num_classes)
         labels = make_pseudo_labels(probs, self.thresholds.to(probs.device), valid)
         if self.masks is not None:
             for b, i in enumerate(indices):
                 refined = refine_pseudo_labels(labels[b].cpu(), self.masks[i]).to(labels.device)
                 labels[b] = torch.where(valid[b], refined, torch.full_like(refined, IGNORE_INDEX))
-        return labels
+        return labels, predicted
 
     # ------------------------------------------------------------------ one step
     def _source_batch(self, epoch: int, step_in_epoch: int) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
@@ -163,31 +174,33 @@ class AdaptTrainer:
             losses.append(F.cross_entropy(lg, y, ignore_index=IGNORE_INDEX) if kept else lg.sum() * 0.0)
         return losses
 
-    def step(self, epoch: int, step_in_epoch: int, inputs: list[dict[str, torch.Tensor]],
-             indices: list[int]) -> dict[str, float]:
-        """One optimiser step of the student and one EMA step of the teacher."""
-        labels = self.pseudo_labels(inputs, indices)
+    def start_epoch(self, engine: Engine, epoch: int, skip: int) -> None:
+        if skip == 0 and epoch % self.s.threshold_every == 0:
+            self.thresholds = self.estimate_thresholds().cpu()
+            engine.log(epoch + 1, {f"adapt/threshold/{c}": float(t) for c, t in enumerate(self.thresholds)})
+        if self.source is not None and hasattr(self.source, "set_epoch"):
+            self.source.set_epoch(epoch)  # augmentations of the source set: a function of (seed, epoch, sample)
+
+    def step(self, engine: Engine, batch: Any, epoch: int, step_in_epoch: int) -> StepOutput:
+        """The student's loss on the strong views of the batch (and the source batch); the engine steps."""
+        inputs, indices = move_inputs(batch[0], self.ctx.device), batch[1]
+        labels, predicted = self._pseudo_labels(inputs, indices)
         views = [self.strong(x, y, _view_generator(self.s.seed, epoch, i))
                  for x, y, i in zip(inputs, labels, indices)]
-        batch, groups = [v[0] for v in views], [torch.stack([v[1] for v in views])]
+        inputs, groups = [v[0] for v in views], [torch.stack([v[1] for v in views])]
         mixed = self.source is not None and self.s.source_weight > 0
         if mixed:
             src_inputs, src_labels = self._source_batch(epoch, step_in_epoch)
-            batch, groups = batch + src_inputs, groups + [src_labels]
-        losses = self._losses(batch, groups)
+            inputs, groups = inputs + src_inputs, groups + [src_labels]
+        losses = self._losses(inputs, groups)
         loss = losses[0] + (self.s.source_weight * losses[1] if mixed else 0.0)
-        values = {"adapt/target_loss": float(losses[0].detach()),
-                  "adapt/kept": float((labels != IGNORE_INDEX).float().mean())}
+        values = {"target_loss": float(losses[0].detach()), "kept": float((labels != IGNORE_INDEX).float().mean())}
         if mixed:
-            values["adapt/source_loss"] = float(losses[1].detach())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
+            values["source_loss"] = float(losses[1].detach())
+        return StepOutput(loss, values, predicted=predicted)
+
+    def after_step(self, engine: Engine) -> None:
         ema_update(self.teacher, self.student, self.s.ema_decay)
-        total = all_reduce_sum(loss.detach().double().clone()) / self.ctx.world_size
-        values.update({"adapt/loss": float(total), "adapt/lr": float(self.optimizer.param_groups[0]["lr"])})
-        return values
 
     # ------------------------------------------------------------------ checkpoints
     def _student_state(self) -> dict[str, torch.Tensor]:
@@ -197,31 +210,22 @@ class AdaptTrainer:
         trainable = self.student.trainable_state_dict()
         return {k: v for k, v in sd.items() if k in trainable}
 
-    def checkpoint(self, epoch: int, complete: bool, step_in_epoch: int) -> dict[str, Any]:
-        """A training-style checkpoint whose ``model`` is the teacher (the adapted model)."""
-        from panosamic.evaluation.report import versions
-
+    def payload(self) -> dict[str, Any]:
+        """The training-style part of a checkpoint whose ``model`` is the teacher (the adapted model)."""
         cfg = self.teacher.config
         return {
-            "format_version": ckpt_mod.CHECKPOINT_FORMAT_VERSION, "kind": "adapt",
-            "epoch": epoch, "epoch_complete": complete, "step_in_epoch": step_in_epoch,
-            "global_step": self.global_step,
+            "kind": "adapt",
             "model": {k: v for k, v in self.teacher.state_dict().items()
                       if not k.startswith(("prompt_encoder.", "mask_decoder.", "_cached_prompt_encoder."))},
-            "student": self._student_state(),
-            "optimizer": self.optimizer.state_dict(), "lr_scheduler": self.scheduler.state_dict(),
-            "thresholds": self.thresholds.clone(), "rng": ckpt_mod.capture_rng_state(),
+            "student": self._student_state(), "thresholds": self.thresholds.clone(),
             "model_config": cfg.replace(semantic_only=True).to_dict(),
             "vit_model": cfg.vit, "modalities": list(cfg.modalities), "num_classes": cfg.num_classes,
             "class_names": None if cfg.class_names is None else list(cfg.class_names),
             "dataset": cfg.dataset, "fold": cfg.fold, "depth_threshold": cfg.depth_threshold,
             "adapt": self.s.to_dict(), "world_size": self.ctx.world_size, "num_target": len(self.target),
-            "versions": versions(), "date": timestamp(),
-        }
+        }  # fmt: skip
 
-    def _restore(self, ck: dict[str, Any]) -> None:
-        import warnings
-
+    def load_payload(self, ck: Mapping[str, Any]) -> None:
         old = ck.get("adapt") or {}
         changed = {k: (old.get(k), getattr(self.s, k)) for k in AdaptSettings.REPLAY_KEYS
                    if k in old and old[k] != getattr(self.s, k)}
@@ -233,101 +237,26 @@ class AdaptTrainer:
         trainable = self.student.trainable_state_dict()
         if any(k in trainable for k in missing):
             raise ValueError(f"{self.out_dir / LAST_NAME} lacks student tensors, e.g. {missing[:3]}")
-        self.optimizer.load_state_dict(ck["optimizer"])
-        self.scheduler.load_state_dict(ck["lr_scheduler"])
         self.thresholds = ck["thresholds"].float().cpu()
-        self.global_step = int(ck["global_step"])
-        epoch = int(ck["epoch"])
-        self.start_epoch, self.skip = (epoch, 0) if ck["epoch_complete"] else (epoch - 1, int(ck["step_in_epoch"]))
-        if ck.get("rng") and self.ctx.world_size == 1:
-            ckpt_mod.restore_rng_state(ck["rng"])
 
-    def _save(self, name: str, ck: dict[str, Any]) -> None:
-        if self.ctx.is_main:
-            ckpt_mod.save_checkpoint(self.out_dir / name, ck)
-
-    # ------------------------------------------------------------------ loop
+    # ------------------------------------------------------------------ run
     def fit(self) -> AdaptResult:
-        s = self.s
-        if self.ctx.is_main:
-            print(f"adapting on {len(self.target)} panoramas: {self.iters_per_epoch} steps per epoch x {s.epochs} "
-                  f"epochs -> {self.out_dir}")
-        stopped = False
-        try:
-            for epoch in range(self.start_epoch, s.epochs):
-                skip = self.skip if epoch == self.start_epoch else 0
-                if self._train_epoch(epoch, skip):
-                    stopped = True
-                    break
-                self._save(LAST_NAME, self.checkpoint(epoch + 1, True, self.iters_per_epoch))
-                if s.max_steps is not None and self.global_step >= s.max_steps and epoch < s.epochs - 1:
-                    stopped = True
-                    break
-        finally:
-            if self.logger is not None:
-                self.logger.close()
-        if not stopped:
-            self._export()
-        elif self.ctx.is_main:
-            print(f"stopped at step {self.global_step} (max_steps); continue with --resume")
-        barrier()
-        return AdaptResult(self.out_dir, self.global_step, not stopped, [float(t) for t in self.thresholds])
+        r = self.engine.fit()
+        return AdaptResult(self.out_dir, r.global_step, r.finished, [float(t) for t in self.thresholds])
 
-    def _train_epoch(self, epoch: int, skip: int) -> bool:
-        """One epoch from batch ``skip``; True when stopped by ``max_steps`` mid-epoch."""
-        s, ctx = self.s, self.ctx
-        seed_everything(s.seed, epoch, ctx.rank)
-        if skip == 0 and epoch % s.threshold_every == 0:
-            self.thresholds = self.estimate_thresholds().cpu()
-            if self.logger is not None:
-                self.logger.log(self.global_step, epoch + 1, {f"adapt/threshold/{c}": float(t)
-                                                              for c, t in enumerate(self.thresholds)})
-        self.sampler.set_epoch(epoch, skip)
-        if self.source is not None and hasattr(self.source, "set_epoch"):
-            self.source.set_epoch(epoch)  # augmentations of the source set: a function of (seed, epoch, sample)
-        loader = DataLoader(self.target, batch_sampler=self.sampler, num_workers=s.workers, collate_fn=collate_target)
-        bar = None
-        if s.progress and ctx.is_main:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.iters_per_epoch, initial=skip, desc=f"adapt {epoch + 1}/{s.epochs}", unit="step",
-                       dynamic_ncols=True)
-        step_in_epoch, t0 = skip, time.perf_counter()
-        try:
-            for inputs, indices in loader:
-                self.global_step += 1
-                values = self.step(epoch, step_in_epoch, move_inputs(inputs, ctx.device), indices)
-                step_in_epoch += 1
-                if self.logger is not None and (self.global_step % s.log_every == 0 or step_in_epoch == 1):
-                    values["adapt/step_time_s"] = (time.perf_counter() - t0) / max(step_in_epoch - skip, 1)
-                    self.logger.log(self.global_step, epoch + 1, values)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{values['adapt/loss']:.4f}", kept=f"{values['adapt/kept']:.2f}")
-                if s.max_steps is not None and self.global_step >= s.max_steps and step_in_epoch < self.iters_per_epoch:
-                    self._save(LAST_NAME, self.checkpoint(epoch + 1, False, step_in_epoch))
-                    return True
-        finally:
-            if bar is not None:
-                bar.close()
-        return False
-
-    def _export(self) -> None:
+    def finish(self, engine: Engine) -> None:
         """``adapted.pth`` (training-style, teacher weights) and the Hub layout (config.json + weights)."""
         if not self.ctx.is_main:
             return
-        ck = self.checkpoint(self.s.epochs, True, self.iters_per_epoch)
+        ck = engine.checkpoint(self.s.epochs, True, self.iters_per_epoch)
         for key in ("student", "optimizer", "lr_scheduler", "rng"):
             ck.pop(key)
-        self._save(ADAPTED_NAME, ck)
+        engine.save(ADAPTED_NAME, ck)
         self.teacher.save_pretrained(self.out_dir)
         if self.s.train_encoder and self.teacher.config.vit in SAM_VITS:
-            import warnings
-
             warnings.warn(f"the Hub layout in {self.out_dir} holds Meta's SAM encoder, not the adapted one "
                           f"(--train-encoder): load {ADAPTED_NAME} instead", stacklevel=2)
-        if not self.s.keep_last:
-            (self.out_dir / LAST_NAME).unlink(missing_ok=True)
         if self.masks is not None and not self.s.keep_last:
             (self.out_dir / MASKS_NAME).unlink(missing_ok=True)
-        print(f"adapted model: {self.out_dir / ADAPTED_NAME} and {self.out_dir} (Hub layout)")
+        print(f"adapted model {self.teacher.config.name}: {self.out_dir / ADAPTED_NAME} and {self.out_dir} "
+              "(Hub layout)")

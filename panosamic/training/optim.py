@@ -20,7 +20,7 @@ from pytorch_optimizer import Ranger21
 
 from panosamic.config import TrainingConfig
 
-__all__ = ["LRPlan", "build_optimizer", "current_lr", "lr_plan", "scaled_max_lr"]
+__all__ = ["LRPlan", "build_adamw", "build_optimizer", "current_lr", "lr_plan", "scaled_max_lr"]
 
 #: Batch size the configs' learning rates are given for (linear scaling reference).
 NOMINAL_BATCH = 4
@@ -119,3 +119,15 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
     if isinstance(optimizer, Ranger21):
         return float(optimizer.current_lr)
     return float(optimizer.param_groups[0]["lr"])
+
+
+def build_adamw(
+    params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float, warmup_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with a linear warm-up over ``warmup_steps`` steps, then flat (fine-tuning, e.g. ``adapt``)."""
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("no trainable parameters to optimise")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    warm = max(warmup_steps, 1)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm))

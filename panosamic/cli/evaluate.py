@@ -57,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-train-overlap", action="store_true",
                         help="score a split that shares panoramas (or areas) with the checkpoint's training split "
                         "(refused otherwise: the scores would be inflated)")  # fmt: skip
+    parser.add_argument("--latitude-bands", type=int, default=None, metavar="N",
+                        help="latitude bands of the per-band IoU table and figure: N equal bands from +90 to "
+                        "-90 deg (default: bands of 30 deg)")  # fmt: skip
+    parser.add_argument("--seam-check", action="store_true",
+                        help="one more forward per panorama, rolled by half its width: agreement of the rolled-back "
+                        "prediction with the unrolled one (all pixels and near the +-180 deg seam) and the "
+                        "rolled run's mIoU")  # fmt: skip
 
 
 def check(args: argparse.Namespace) -> None:
@@ -68,6 +75,8 @@ def check(args: argparse.Namespace) -> None:
     if args.workers_per_gpu < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers_per_gpu}")
     check_num_classes(args)
+    if args.latitude_bands is not None and not 1 <= args.latitude_bands <= 180:
+        raise ValueError(f"--latitude-bands must be in 1..180, got {args.latitude_bands}")
     if args.output:
         check_output_file(args.output, what="--output")
     else:

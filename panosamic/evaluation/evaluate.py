@@ -126,7 +126,7 @@ def load_fold_model(args: argparse.Namespace, source: CheckpointSource, num_clas
     variant = find_variant(source.subfolder or source.location)
     if variant is not None:
         info["variant"] = variant.name
-        info["reported"] = dict(variant.reported) if variant.reported else None
+        info["reported"] = variant.reported.to_dict() if variant.reported else None
     return model, info
 
 
@@ -147,7 +147,11 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
     """Load one fold's model, score its test split, print (and plot) the fold's table; its JSON entry."""
     from panosamic.data import build_dataset
     from panosamic.evaluation import report
+    from panosamic.evaluation.sphere import DEFAULT_LATITUDE_BANDS, sphere_metrics
     from panosamic.evaluation.validation import per_sample_scores, run_validation
+
+    if args.plots:
+        from panosamic.evaluation.plots import plot_latitude_bands
 
     model, ck_info = load_fold_model(args, source, info.num_classes, ctx.device)
     split = getattr(args, "split", "test")
@@ -159,23 +163,36 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
     saver = _prediction_saver(args.save_dir, fold, ds.sample_names, info.palette) if args.save_dir else None
     res = run_validation(model, ds, num_classes=info.num_classes, ctx=ctx, batch_size=args.batch_size,
                          workers=args.workers_per_gpu, precision=args.precision, class_names=info.class_names,
-                         progress=args.progress, refine=args.refine, on_sample=saver, desc=f"fold {fold}")
+                         progress=args.progress, refine=args.refine, on_sample=saver, desc=f"fold {fold}",
+                         latitude_rows=True, seam_check=args.seam_check)
     m = res.metrics
+    sphere = sphere_metrics(res.row_confusion, info.class_names, args.latitude_bands or DEFAULT_LATITUDE_BANDS)
     if ctx.is_main:
         reported = ck_info.get("reported") or {}
-        published = (f"  (reported for {ck_info['variant']}: mIoU {100 * reported['miou']:.2f} %)"
+        published = (f"  (published for {ck_info['variant']}, {reported.get('over')}: mIoU {100 * reported['miou']:.2f} %)"
                      if reported.get("miou") is not None else "")
+        sw = sphere.weighted
         print(report.format_class_table(
             m, f"fold {fold}: {res.num_samples} panoramas, {source.describe()}\n"
-               f"fold {fold}: mIoU {100 * m.miou:.2f} %  mAcc {100 * m.macc:.2f} %{published}"))
+               f"fold {fold}: mIoU {100 * m.miou:.2f} %  mAcc {100 * m.macc:.2f} %{published}\n"
+               f"fold {fold}: on the sphere (area-weighted): mIoU {100 * sw.miou:.2f} %  mAcc {100 * sw.macc:.2f} %",
+            sphere=sw))
+        print(report.format_band_table(sphere.bands))
+        if res.seam is not None:
+            print(report.format_seam(res.seam))
         print()
         if args.plots:
             plots = Path(args.plots)
             report.iou_bar_png(plots / f"fold{fold}_iou.png", m, info.palette,
                                f"{args.dataset} fold {fold}: mIoU {100 * m.miou:.2f} %")
             report.confusion_png(plots / f"fold{fold}_confusion.png", m)
+            plot_latitude_bands([b.to_dict() for b in sphere.bands], plots / f"fold{fold}_latitude.png",
+                                planar_miou=m.miou, sphere_miou=sw.miou,
+                                title=f"{args.dataset} fold {fold}: mIoU by latitude")
+    seam = {"seam": res.seam.to_dict()} if res.seam is not None else {}
     return {"fold": fold, "num_samples": res.num_samples, "checkpoint": ck_info, "modalities": list(model.modalities),
-            **m.to_dict(include_confusion=True), "frame_metrics": per_sample_scores(res, ds.sample_names)}
+            **m.to_dict(include_confusion=True), **sphere.to_dict(), **seam,
+            "frame_metrics": per_sample_scores(res, ds.sample_names)}
 
 
 def report_folds(args: argparse.Namespace, per_fold: list[dict], info: Any, ctx: Any, output: Path) -> None:
@@ -190,13 +207,29 @@ def report_folds(args: argparse.Namespace, per_fold: list[dict], info: Any, ctx:
         from panosamic.evaluation.plots import plot_fold_summary
 
         reported = next((f["checkpoint"].get("reported") for f in per_fold if f["checkpoint"].get("reported")), None)
-        plot_fold_summary(per_fold, Path(args.plots) / "folds_summary.png", reported=reported,
+        scores = {k: reported[k] for k in ("miou", "macc") if reported.get(k) is not None} if reported else None
+        plot_fold_summary(per_fold, Path(args.plots) / "folds_summary.png", reported=scores,
                           title=f"{args.dataset}: {len(per_fold)} fold(s)")
     if len(per_fold) > 1:
         print(f"{len(per_fold)}-fold mean (mean of the per-fold scores): "
               f"mIoU {100 * summary['mean_miou']:.2f} %  mAcc {100 * summary['mean_macc']:.2f} %")
         for f in per_fold:
             print(f"  fold {f['fold']}: mIoU {100 * (f['miou'] or np.nan):.2f} %  mAcc {100 * (f['macc'] or np.nan):.2f} %")
+        if summary.get("mean_sphere_miou") is not None:
+            print(f"{len(per_fold)}-fold mean on the sphere (area-weighted): mIoU {100 * summary['mean_sphere_miou']:.2f} %"
+                  f"  mAcc {100 * (summary['mean_sphere_macc'] or np.nan):.2f} %")
+        if summary.get("mean_seam_agreement") is not None:
+            print(f"{len(per_fold)}-fold mean seam agreement {100 * summary['mean_seam_agreement']:.2f} % "
+                  f"({100 * (summary['mean_seam_band_agreement'] or np.nan):.2f} % near the seam), "
+                  f"rolled run mIoU {100 * (summary['mean_rolled_miou'] or np.nan):.2f} %")
+    if summary.get("reported") is not None:
+        print(report.format_reported(summary["reported"]))
+    if args.plots and len(per_fold) > 1 and summary.get("mean_latitude_bands"):
+        from panosamic.evaluation.plots import plot_latitude_bands
+
+        plot_latitude_bands(summary["mean_latitude_bands"], Path(args.plots) / "latitude_mean.png",
+                            planar_miou=summary["mean_miou"], sphere_miou=summary.get("mean_sphere_miou"),
+                            title=f"{args.dataset}: mIoU by latitude, mean of {len(per_fold)} folds")
     results = {
         "dataset": args.dataset, "dataset_path": str(Path(args.dataset_path).resolve()),
         "modalities": per_fold[-1]["modalities"], "class_names": list(info.class_names), "date": timestamp(),

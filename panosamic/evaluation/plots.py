@@ -3,6 +3,7 @@
 * :func:`plot_class_iou`    - per-class IoU bars with the mIoU line;
 * :func:`plot_confusion`    - the row-normalised confusion matrix with class names;
 * :func:`plot_fold_summary` - per-fold mIoU / mAcc, their mean, optionally a reported number;
+* :func:`plot_latitude_bands` - mIoU by latitude band beside each band's share of the pixels and of the sphere;
 * :func:`plot_training_log` - loss, learning rate and validation scores of a run's ``train_log.jsonl``.
 
 Every function writes its PNG atomically and returns the path. This is the only module that
@@ -24,7 +25,7 @@ from matplotlib.figure import Figure
 from panosamic.evaluation.report import read_log
 from panosamic.io import atomic_path
 
-__all__ = ["plot_class_iou", "plot_confusion", "plot_fold_summary", "plot_training_log"]
+__all__ = ["plot_class_iou", "plot_confusion", "plot_fold_summary", "plot_latitude_bands", "plot_training_log"]
 
 #: Resolution of every figure (dots per inch).
 DPI = 150
@@ -211,6 +212,61 @@ def plot_fold_summary(
         ax.legend(loc="upper left", ncols=2, fontsize=9)
         default = f"{n_folds}-fold evaluation: mean of the per-fold scores (error bar: std)" if with_mean else labels[0]
         ax.set_title(title or default, loc="left")
+        return _save(fig, out_png)
+
+
+def plot_latitude_bands(
+    bands: Sequence[Mapping[str, Any]], out_png: str | os.PathLike, *,
+    planar_miou: float | None = None, sphere_miou: float | None = None, title: str | None = None,
+) -> Path:
+    """mIoU of each latitude band (left, +90 at the top as in the panorama) beside the band's share of the
+    labelled pixels and of the labelled solid angle (right), with the planar and spherical mIoU as lines.
+
+    ``bands``: dicts with ``band``, ``lat_max``, ``lat_min``, ``miou``, ``pixel_share`` and ``area_share``
+    (ratios 0..1), as ``panosamic evaluate`` writes them (``latitude_bands``).
+    """
+    if not bands:
+        raise ValueError("bands is empty: expected one dict (band, miou, pixel_share, area_share) per latitude band")
+    centres = np.array([(float(b["lat_max"]) + float(b["lat_min"])) / 2 for b in bands])
+    height = np.array([abs(float(b["lat_max"]) - float(b["lat_min"])) for b in bands])
+    miou = 100 * _fold_values(bands, "miou")
+    pixel = 100 * _fold_values(bands, "pixel_share")
+    area = 100 * _fold_values(bands, "area_share")
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(8.6, 1.6 + 0.42 * len(bands)), layout="constrained")
+        left, right = fig.subplots(1, 2, sharey=True, width_ratios=(3, 2))
+        left.barh(centres, np.nan_to_num(miou), height=0.8 * height, color="#3b6fb6", edgecolor="#333333",
+                  linewidth=0.6)
+        for c, v in zip(centres, miou):
+            left.text((v if np.isfinite(v) else 0) + 1, c, "n/a" if not np.isfinite(v) else f"{v:.1f}",
+                      va="center", fontsize=9)
+        for value, name, style in ((planar_miou, "planar", "--"), (sphere_miou, "sphere", ":")):
+            if value is not None and np.isfinite(value):
+                left.axvline(100 * value, color=_MEAN_COLOR, linestyle=style, linewidth=1.4,
+                             label=f"{name} mIoU {_pct(value)} %")
+        left.set_xlim(0, 108)
+        left.set_xticks(np.arange(0, 101, 20))
+        left.set_xlabel("mIoU of the band (%)")
+        left.set_ylabel("latitude (deg)")
+        left.set_ylim(-90, 90)
+        edges = sorted({float(b["lat_max"]) for b in bands} | {float(b["lat_min"]) for b in bands})
+        left.set_yticks(edges if len(edges) <= 13 else np.arange(-90, 91, 30))
+        left.grid(axis="x", color="#dddddd", linewidth=0.6)
+        left.set_axisbelow(True)
+        if planar_miou is not None or sphere_miou is not None:
+            left.legend(loc="lower right", fontsize=8, framealpha=0.9, frameon=True)
+        h = 0.38 * height
+        right.barh(centres + h / 2, np.nan_to_num(pixel), height=h, color="#8fb8e8", edgecolor="#333333",
+                   linewidth=0.6, label="pixels (plane)")
+        right.barh(centres - h / 2, np.nan_to_num(area), height=h, color="#e8b04a", edgecolor="#333333",
+                   linewidth=0.6, label="area (sphere)")
+        top = np.nanmax(np.concatenate([pixel, area, [1.0]]))
+        right.set_xlim(0, top * 1.25)
+        right.set_xlabel("share of the labelled pixels / area (%)")
+        right.grid(axis="x", color="#dddddd", linewidth=0.6)
+        right.set_axisbelow(True)
+        right.legend(loc="lower right", fontsize=8, framealpha=0.9, frameon=True)
+        fig.suptitle(title or "mIoU by latitude", x=0.01, ha="left", fontsize=12)
         return _save(fig, out_png)
 
 

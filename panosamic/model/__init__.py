@@ -8,15 +8,17 @@ loads any checkpoint (variant name, Hub id + subfolder, local folder, .safetenso
 from panosamic.model.factory import create_model, resolve_config
 from panosamic.model.loading import find_checkpoint, load_model
 from panosamic.model.panosamic import PanoSAMic
-from panosamic.model.registry import VARIANTS, Variant, find_variant, get_variant, list_models
+from panosamic.model.registry import VARIANTS, Reported, Variant, find_variant, get_reported, get_variant, list_models
 
 __all__ = [
     "VARIANTS",
     "PanoSAMic",
+    "Reported",
     "Variant",
     "create_model",
     "find_checkpoint",
     "find_variant",
+    "get_reported",
     "get_variant",
     "list_models",
     "load_model",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from panosamic.config import ModelConfig
 from panosamic.data.classes import get_dataset_info
@@ -25,19 +24,50 @@ TEST_CANVAS = 256
 
 
 @dataclass(frozen=True)
+class Reported:
+    """Scores the publisher reports for a variant (fractions 0..1, from the model card of
+    ``dfki-av/PanoSAMic``) and what they are a score of (``over``): the Stanford2D3DS numbers are
+    the mean of the three folds' scores, so they belong to no single fold."""
+
+    miou: float
+    macc: float | None = None
+    over: str = "3-fold mean"
+    trainable_parameters_m: float | None = None  # millions, as published
+
+    def scores(self) -> dict[str, float]:
+        """``{"miou": ..., "macc": ...}`` (only the known ones)."""
+        return {k: v for k, v in (("miou", self.miou), ("macc", self.macc)) if v is not None}
+
+    def to_dict(self) -> dict[str, float | str | None]:
+        return {**self.scores(), "over": self.over, "trainable_parameters_m": self.trainable_parameters_m}
+
+
+#: The model card's numbers: (dataset, vit, modalities) -> what was reported.
+REPORTED: dict[tuple[str, str, str], Reported] = {
+    ("stanford2d3ds", "vit_h", "rgb"): Reported(0.5962, 0.7411, trainable_parameters_m=178),
+    ("stanford2d3ds", "vit_h", "rgbd"): Reported(0.6090, 0.7395, trainable_parameters_m=184),
+    ("stanford2d3ds", "vit_h", "rgbdn"): Reported(0.6157, 0.7404, trainable_parameters_m=191),
+    ("stanford2d3ds", "vit_l", "rgbdn"): Reported(0.6090, 0.7309),
+    ("stanford2d3ds", "vit_b", "rgbdn"): Reported(0.5668, 0.7049),
+    ("matterport3d", "vit_h", "rgb"): Reported(0.4659, over="Matterport3D evaluation"),
+    ("matterport3d", "vit_h", "rgbd"): Reported(0.4843, over="Matterport3D evaluation"),
+}
+
+
+@dataclass(frozen=True)
 class Variant:
     """A named model: its :class:`ModelConfig`, where its weights are, and what was reported.
 
-    ``reported``: the numbers the publisher reports (fractions, e.g. ``{"miou": 0.52}``) or
-    ``None`` where this library does not know them; ``repo`` is ``None`` for architectures
-    without published weights (the test architecture).
+    ``reported``: the numbers the publisher reports (:class:`Reported`) or ``None`` where this
+    library does not know them; ``repo`` is ``None`` for architectures without published
+    weights (the test architecture).
     """
 
     name: str
     config: ModelConfig
     repo: str | None = PUBLISHED_REPO
     subfolder: str | None = None
-    reported: Mapping[str, float] | None = field(default=None, compare=False)
+    reported: Reported | None = field(default=None, compare=False)
     license: str = PUBLISHED_LICENSE
 
     @property
@@ -66,10 +96,11 @@ def _published() -> list[Variant]:
         for fold in (1, 2, 3):
             name = variant_name("stanford2d3ds", vit, MODALITY_SETS[mods], fold)
             cfg = _labelled("stanford2d3ds", vit, mods, fold).replace(name=name)
-            out.append(Variant(name, cfg, subfolder=name))
+            out.append(Variant(name, cfg, subfolder=name, reported=REPORTED.get(("stanford2d3ds", vit, mods))))
     for mods in ("rgb", "rgbd"):  # published without a fold suffix
         name = variant_name("matterport3d", "vit_h", MODALITY_SETS[mods])
-        out.append(Variant(name, _labelled("matterport3d", "vit_h", mods, None).replace(name=name), subfolder=name))
+        out.append(Variant(name, _labelled("matterport3d", "vit_h", mods, None).replace(name=name), subfolder=name,
+                           reported=REPORTED.get(("matterport3d", "vit_h", mods))))
     return out
 
 
@@ -96,6 +127,12 @@ def list_models(filter: str = "", *, pretrained: bool = False, include_test: boo
         if (include_test or v.pretrained) and (not pretrained or v.pretrained)
     ]  # fmt: skip
     return [n for n in names if not filter or fnmatch.fnmatch(n, filter)]
+
+
+def get_reported(name: str) -> Reported | None:
+    """The published scores of a registered variant (``None`` where none are known), e.g.
+    ``get_reported("stanford2d3ds-vith-rgbdn-fold1").miou``: the 3-fold mean of that configuration."""
+    return get_variant(name).reported
 
 
 def get_variant(name: str) -> Variant:

@@ -15,12 +15,22 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = "data/tutorial"
 
 
-def tutorial_commands() -> list[str]:
+def readme_block(tag: str, lang: str = "bash") -> str:
+    """The README's code block between ``<!-- tag: ... -->`` and ``<!-- /tag -->``."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    m = re.search(r"<!-- tutorial:.*?-->\s*```bash\n(.*?)```\s*<!-- /tutorial -->", text, re.S)
-    assert m, "README.md has no tutorial block between <!-- tutorial: ... --> and <!-- /tutorial -->"
-    joined = m.group(1).replace("\\\n", " ")
+    m = re.search(rf"<!-- {re.escape(tag)}:.*?-->\s*```{lang}\n(.*?)```\s*<!-- /{re.escape(tag)} -->", text, re.S)
+    assert m, f"README.md has no {lang} block between <!-- {tag}: ... --> and <!-- /{tag} -->"
+    return m.group(1)
+
+
+def block_commands(block: str) -> list[str]:
+    """The shell commands of a block (continuation lines joined, comments dropped)."""
+    joined = block.replace("\\\n", " ")
     return [line.strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def tutorial_commands() -> list[str]:
+    return block_commands(readme_block("tutorial"))
 
 
 def test_tutorial_block_uses_only_the_cli():

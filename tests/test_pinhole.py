@@ -232,3 +232,138 @@ def test_stanford_pinhole_layout(tmp_path):
     assert labels.shape == (10, 10) and set(labels.unique().tolist()) <= wanted and len(labels.unique()) > 2
     again = prepare_stanford_pinhole(raw, tmp_path / "P", scale=0.5, progress=False)
     assert again.num_existing == 6  # a rerun resumes
+
+
+# --------------------------------------------------------------------------- train on pinhole photos
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:vit_tiny has no SAM weights")
+def test_train_on_pinhole_photos_validates_on_panoramas(tmp_path, monkeypatch):
+    from conftest import prepared_synthetic
+
+    from panosamic.cli import main
+    from panosamic.training.checkpoint import load_checkpoint
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    panos = prepared_synthetic(tmp_path / "panos", rooms_per_area=1, size=(64, 128), seed=0)
+    prepare_stanford_pinhole(
+        make_stanford_pinhole(tmp_path / "raw"), tmp_path / "pin", scale=1.0, progress=False
+    )
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "canvas_size": 256,
+                "dual_view_fusion": True,
+                "loss": {"CrossEntropyLoss": 1.0},
+                "optimizer": "Ranger21",
+                "lr_scheduler": {
+                    "max_lr": 1e-2,
+                    "start_lr": 1e-5,
+                    "warm_up_ratio": 1.0,
+                    "wind_down_ratio": 3.0,
+                },
+            }
+        )
+    )
+    args = [
+        "train",
+        "--dataset-path",
+        str(panos),
+        "--config",
+        str(cfg),
+        "--experiments-path",
+        str(tmp_path / "exp"),
+        "--dataset",
+        "stanford2d3ds",
+        "--vit",
+        "vit_tiny",
+        "--modalities",
+        "image",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--batch-size",
+        "2",
+        "--max-steps",
+        "2",
+        "--source",
+        f"pinhole={tmp_path / 'pin'}@2",
+        "--source",
+        f"stanford2d3ds={panos}",
+        "--pinhole-pitch",
+        "10",
+        "--pinhole-roll=-2,4",
+        "--photos-per-canvas",
+        "2",
+    ]
+    assert main(args) == 0
+    run = next((tmp_path / "exp" / "stanford2d3ds").iterdir())
+    ck = load_checkpoint(
+        run / "model_last.pth" if (run / "model_last.pth").exists() else run / "model_best.pth"
+    )
+    assert ck["sources"] == [f"pinhole={tmp_path / 'pin'}@2", f"stanford2d3ds={panos}"]
+    assert tuple(ck["projection"]["pitch_deg"]) == (-10.0, 10.0) and tuple(ck["projection"]["roll_deg"]) == (
+        -2.0,
+        4.0,
+    )
+    assert ck["projection"]["photos_per_canvas"] == 2
+
+
+def test_train_refuses_projection_flags_without_a_pinhole_source():
+    import argparse
+
+    from panosamic.data.pinhole_layout import add_pinhole_arguments, check_source_args
+
+    p = argparse.ArgumentParser()
+    add_pinhole_arguments(p)
+    with pytest.raises(
+        ValueError, match=r"--pinhole-pitch: only with a pinhole source \(--source pinhole=PATH\)"
+    ):
+        check_source_args(p.parse_args(["--pinhole-pitch", "5"]), ("stanford2d3ds",))
+    with pytest.raises(ValueError, match="--source 'mars=x': expected KIND=PATH"):
+        check_source_args(p.parse_args(["--source", "mars=x"]), ("stanford2d3ds",))
+    with pytest.raises(ValueError, match="--pinhole-roll '5,1': expected MIN,MAX degrees"):
+        check_source_args(
+            p.parse_args(["--source", "pinhole=x", "--pinhole-roll", "5,1"]), ("stanford2d3ds",)
+        )
+    check_source_args(p.parse_args(["--source", "pinhole=x", "--pinhole-yaw=-90,90"]), ("stanford2d3ds",))
+
+
+def test_prepare_command_line(tmp_path, capsys):
+    from panosamic.cli import main
+
+    raw = make_raw_pinhole(tmp_path / "raw", n=4)
+    out = tmp_path / "P"
+    assert (
+        main(
+            [
+                "prepare",
+                "folder",
+                "--pinhole",
+                "--fov",
+                "65",
+                "--raw",
+                str(raw),
+                "--out",
+                str(out),
+                "--folds",
+                "2",
+                "--scale",
+                "0.5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert "prepared 4 folder --pinhole photos" in capsys.readouterr().out
+    ds = PinholeDataset(out, fold=2, split="test")
+    assert ds[0][1].shape == (12, 16)  # 32x24 photos at half size
+    for argv, message in (
+        (["prepare", "stanford2d3ds", "--pinhole"], "--pinhole: only for `prepare folder`"),
+        (["prepare", "folder", "--fov", "60"], "--fov: only with `prepare folder --pinhole`"),
+        (["prepare", "folder", "--pinhole", "--fov", "0"], r"--fov must be in (0, 180) degrees, got 0"),
+    ):
+        assert main([*argv, "--raw", str(raw), "--out", str(tmp_path / "Q")]) != 0
+        assert message in capsys.readouterr().err

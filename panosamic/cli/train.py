@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 
 from panosamic import flags
+from panosamic.data.pinhole_layout import add_pinhole_arguments, check_source_args
+from panosamic.specs import DATASET_NAMES
 
 DESCRIPTION = (
     "Train the fusion and decoder of PanoSAMic on a prepared dataset. The reference's underscore flags "
@@ -86,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--keep-last", dest="keep_last", action="store_true",
                         help="keep model_last.pth after a finished run (the reference deletes it)")  # fmt: skip
+    add_pinhole_arguments(parser)
 
 
 def check_num_classes(args: argparse.Namespace) -> None:
@@ -110,6 +113,7 @@ def check(args: argparse.Namespace) -> None:
         if value < low:
             raise ValueError(f"{flag} must be >= {low}, got {value}")
     check_num_classes(args)
+    check_source_args(args, DATASET_NAMES)
     if not args.compute_efficiency:
         check_output_dir(args.experiments_path, what="--experiments-path", create=False)
 

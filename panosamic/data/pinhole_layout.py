@@ -64,7 +64,7 @@ def scale_matrix(k: list[list[float]], sx: float, sy: float) -> list[list[float]
 
 
 def camera_matrix(entry: Any, width: int, height: int, where: str) -> list[list[float]]:
-    """K of a ``cameras.json`` entry (``{"fov_deg": x}`` or ``{"K": [...]}``) for a ``width x height`` photo."""
+    """K of a ``cameras.json`` entry (``{"fov_deg": x}`` or ``{"K": [...]}``) of a ``width x height`` photo."""
     if not isinstance(entry, dict) or len(set(entry) & {"fov_deg", "K"}) != 1:
         raise ValueError(
             f'{where}: {entry!r}; expected {{"fov_deg": 60}} or {{"K": [[fx, 0, cx], [0, fy, cy], '
@@ -128,3 +128,94 @@ def parse_range(text: str, flag: str, low: float, high: float) -> tuple[float, f
     if len(parts) != 2 or not low <= parts[0] <= parts[1] <= high:
         raise ValueError(f"{flag} {text!r}: expected MIN,MAX degrees with {low:g} <= MIN <= MAX <= {high:g}")
     return parts[0], parts[1]
+
+
+# --------------------------------------------------------------------------- command-line flags
+#: Flag -> (ProjectionSettings field, default text) of the projection of pinhole sources.
+_RANGES = {"--pinhole-yaw": ("yaw_deg", "-180,180", 360.0), "--pinhole-pitch": ("pitch_deg", "-15,15", 90.0),
+           "--pinhole-roll": ("roll_deg", "-5,5", 180.0)}  # fmt: skip
+
+
+def add_pinhole_arguments(parser: Any, *, sources: bool = True) -> None:
+    """``--source`` (repeatable) and the projection flags of pinhole sources (``sources=False``: adapt)."""
+    g = parser.add_argument_group(
+        "training sources: pinhole photos projected onto the panorama, mixing by weight"
+    )
+    if sources:
+        g.add_argument(
+            "--source",
+            dest="sources",
+            action="append",
+            default=None,
+            metavar="KIND=PATH[@W]",
+            help="train on this prepared set instead of --dataset's training split (repeatable; mixed by "
+            "weight W, default 1): KIND is pinhole (a `prepare folder --pinhole` or `prepare "
+            "stanford2d3ds-pinhole` folder) or a dataset name; --dataset's test split validates",
+        )
+    for flag, (field, default, _) in _RANGES.items():
+        g.add_argument(
+            flag,
+            dest=field,
+            default=default,
+            metavar="X|MIN,MAX",
+            help=f"pinhole sources: random {field.split('_')[0]} of each photo on the canvas in degrees, "
+            f"within ±X or [MIN, MAX] (a negative MIN needs {flag}=MIN,MAX)",
+        )
+    g.add_argument(
+        "--pinhole-fov-jitter",
+        dest="fov_jitter_deg",
+        type=float,
+        default=0.0,
+        metavar="DEG",
+        help="pinhole sources: field of view drawn within ± DEG of the photo's",
+    )
+    g.add_argument(
+        "--photos-per-canvas",
+        dest="photos_per_canvas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="pinhole sources: N photos of the set on one canvas, at yaws 360/N apart",
+    )
+    g.add_argument(
+        "--pinhole-placement",
+        dest="placement",
+        choices=("random", "stretch"),
+        default="random",
+        help="random: projected as seen by the camera; stretch: resized onto the whole canvas (baseline)",
+    )
+
+
+def projection_from_args(args: Any) -> dict[str, Any]:
+    """The ProjectionSettings fields the flags of :func:`add_pinhole_arguments` give (checked)."""
+    out: dict[str, Any] = {}
+    for flag, (field, _, bound) in _RANGES.items():
+        out[field] = parse_range(getattr(args, field), flag, -bound, bound)
+    if not 0 <= args.fov_jitter_deg < 90:
+        raise ValueError(f"--pinhole-fov-jitter must be in [0, 90) degrees, got {args.fov_jitter_deg:g}")
+    if args.photos_per_canvas < 1:
+        raise ValueError(f"--photos-per-canvas must be >= 1, got {args.photos_per_canvas}")
+    out.update(
+        fov_jitter_deg=args.fov_jitter_deg, photos_per_canvas=args.photos_per_canvas, placement=args.placement
+    )
+    return out
+
+
+def projection_flags_given(args: Any) -> list[str]:
+    """The projection flags set to other than their defaults."""
+    given = [flag for flag, (field, default, _) in _RANGES.items() if getattr(args, field) != default]
+    given += [flag for flag, dest, default in (("--pinhole-fov-jitter", "fov_jitter_deg", 0.0),
+                                               ("--photos-per-canvas", "photos_per_canvas", 1),
+                                               ("--pinhole-placement", "placement", "random"))
+              if getattr(args, dest) != default]  # fmt: skip
+    return given
+
+
+def check_source_args(args: Any, dataset_names: tuple[str, ...]) -> None:
+    """``--source`` specs and the projection flags: one line for the first thing wrong."""
+    specs = getattr(args, "sources", None) or []
+    kinds = [parse_source(spec, dataset_names)[0] for spec in specs]
+    projection_from_args(args)
+    given = projection_flags_given(args)
+    if given and PINHOLE_SOURCE not in kinds:
+        raise ValueError(f"{given[0]}: only with a pinhole source (--source pinhole=PATH)")

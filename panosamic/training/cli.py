@@ -22,7 +22,17 @@ def settings_from_args(args: argparse.Namespace):
         seed=args.seed, device=None if args.device == "auto" else args.device, eval_every=args.eval_every,
         log_every=args.log_every, workers=args.workers_per_gpu, augment=args.augment, keep_last=args.keep_last,
         progress=args.progress, init_from=getattr(args, "init_from", None),
+        sources=tuple(getattr(args, "sources", None) or ()), projection=_projection(args),
     )
+
+
+def _projection(args: argparse.Namespace) -> dict | None:
+    """H7 (issue 25): where pinhole sources land on the canvas (None without --source)."""
+    if not getattr(args, "sources", None):
+        return None
+    from panosamic.data.pinhole_layout import projection_from_args
+
+    return projection_from_args(args)
 
 
 def precheck(settings) -> None:

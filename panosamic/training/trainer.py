@@ -65,11 +65,17 @@ class TrainSettings:
     augment: bool = True
     keep_last: bool = False
     progress: bool = True
+    #: H7 (issue 25): ``--source KIND=PATH[@WEIGHT]`` training sources (pinhole folders projected onto the
+    #: canvas, panoramic datasets), mixed by weight; empty: the --dataset's training split.
+    sources: tuple[str, ...] = ()
+    #: Fields of :class:`panosamic.data.pinhole.ProjectionSettings` for pinhole sources.
+    projection: dict[str, Any] | None = None
     #: Fine-tuning: start from this checkpoint's fusion and decoder (panosamic.training.init_from).
     init_from: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", canonical_modalities(self.modalities))
+        object.__setattr__(self, "sources", tuple(self.sources))
         if self.vit_model not in VIT_SPECS:
             raise ValueError(f"vit_model must be one of {', '.join(VIT_SPECS)}, got {self.vit_model!r}")
         if self.precision not in PRECISIONS:
@@ -132,6 +138,13 @@ class Trainer(Task):
             if len(ds) == 0:
                 raise ValueError(f"{s.dataset} fold {s.fold} has no {split} samples under {s.dataset_path}")
         self.train_set, self.collate = self.train_ds, collate_panoramas
+        if s.sources:  # H7 (issue 25): train on the sources; the --dataset's test split still validates
+            from panosamic.data.pinhole import build_training_sources, canvas_height_of
+
+            self.train_set = build_training_sources(
+                s.sources, fold=s.fold, modalities=s.modalities, num_classes=self.info.num_classes,
+                canvas_height=canvas_height_of(self.val_ds), projection=s.projection, seed=s.seed, augment=s.augment,
+            )  # fmt: skip
         self.exp_id = runs.experiment_id(s.config_path, s.fold, s.vit_model, s.modalities)
         self.resume_path: Path | None = None
         self.resume_ckpt: dict[str, Any] | None = None
@@ -176,7 +189,7 @@ class Trainer(Task):
         ctx = self.ctx
         class_weights = None
         if self.config.loss.cross_entropy is not None or self.config.loss.focal is not None:
-            class_weights = class_weights_from_counts(self.train_ds.class_pixel_counts(), self.info.class_names)
+            class_weights = class_weights_from_counts(self.train_set.class_pixel_counts(), self.info.class_names)
         self.loss_fn = PanoSAMicLoss(self.config.loss, self.info.num_classes, class_weights,
                                      total_steps=self.total_steps).to(ctx.device)
         self.optimizer, self.scheduler = build_optimizer(self.model.parameters(), self.config.training, self.plan)
@@ -253,6 +266,8 @@ class Trainer(Task):
             "limit_batches": s.limit_batches,
             "augment": s.augment,
             "precision": s.precision,
+            "sources": list(s.sources),
+            "projection": s.projection,
         }
 
     def start_epoch(self, engine: Engine, epoch: int, skip: int) -> None:

@@ -310,3 +310,25 @@ def safe_torch_load(path: str | os.PathLike, map_location: str | object = "cpu")
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
     except (RuntimeError, EOFError) as e:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {e}") from e
+
+
+def read_safetensors(path: str | os.PathLike) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` file, on the CPU: the one reader of weight files.
+
+    A missing or unreadable file raises its ``OSError`` (``permission denied`` is not "truncated");
+    a file whose content does not parse gives a ``ValueError`` that names it as truncated or corrupt.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    with open(path, "rb"):  # FileNotFoundError / PermissionError / IsADirectoryError, with the path
+        pass
+    try:
+        return dict(load_file(os.fspath(path), device="cpu"))
+    except (SafetensorError, ValueError, OSError) as e:
+        raise ValueError(f"{path} is truncated or corrupt (not a readable safetensors file: {_first_line(e)})") from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

@@ -137,3 +137,39 @@ def test_config_refuses_unknown_fields(tmp_path):
     with pytest.raises(ValueError, match="not valid JSON"):
         PanoSAMicConfig.from_json(p)
     assert PanoSAMicConfig.from_dict({"// note": "_comment", "dual_view_fusion": False}).dual_view_fusion is False
+
+
+def test_non_finite_tensors_are_named_with_their_counts():
+    from panosamic.modeling.state_dict import check_state_dict
+
+    model = make_tiny_model()
+    sd = dict(model.state_dict())
+    key = "semantic_decoder.decoder_head.3.weight"
+    sd[key] = sd[key].clone()
+    sd[key].view(-1)[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+    with pytest.raises(ValueError, match=rf"run/model.safetensors does not fit the model: 1 tensor\(s\) with NaN or "
+                                         rf"infinite values: {key} \(3 values\)"):
+        check_state_dict(model, sd, source="run/model.safetensors")
+    sd[key] = sd[key].to(torch.float16)
+    with pytest.raises(ValueError, match=rf"{key} \(3 values\)"):
+        check_state_dict(model, sd)
+
+
+def test_non_finite_count_runs_in_chunks(monkeypatch):
+    import panosamic.modeling.state_dict as sdm
+
+    monkeypatch.setattr(sdm, "_CHUNK", 7)
+    t = torch.zeros(100)
+    t[93] = float("inf")
+    t[5] = float("nan")
+    assert sdm.count_non_finite(t) == 2
+    assert sdm.count_non_finite(torch.empty(10, device="meta")) == 0
+    assert sdm.count_non_finite(torch.tensor([2**62])) == 0
+
+
+def test_weights_of_another_kind_of_model_are_named():
+    from panosamic.modeling.state_dict import check_state_dict
+
+    with pytest.raises(ValueError, match=r"none of its tensors belongs to this kind of model \(it holds backbone"):
+        check_state_dict(make_tiny_model(), {"backbone.conv.weight": torch.zeros(1)}, source="x",
+                         only_prefixes=("feature_fuser.", "semantic_decoder."))

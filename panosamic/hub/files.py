@@ -16,7 +16,7 @@ import torch
 
 from panosamic.config import ModelConfig
 from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
-from panosamic.io import atomic_path, atomic_write_text, safe_torch_load
+from panosamic.io import atomic_path, atomic_write_text, read_safetensors, safe_torch_load
 from panosamic.specs import FROZEN_PREFIXES, SAM_VITS, TRAINABLE_PREFIXES
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -33,14 +33,6 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 def saved_prefixes(config: ModelConfig) -> tuple[str, ...]:
     """The state-dict prefixes a Hub folder of this model holds."""
     return TRAINABLE_PREFIXES if config.vit in SAM_VITS else (*TRAINABLE_PREFIXES, "image_encoder.")
-
-
-def split_trainable(state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
-    """(trainable tensors, frozen keys, other keys) of a state dict."""
-    trainable = {k: v for k, v in state_dict.items() if k.startswith(TRAINABLE_PREFIXES)}
-    frozen = [k for k in state_dict if k.startswith(FROZEN_PREFIXES)]
-    other = [k for k in state_dict if k not in trainable and k not in frozen]
-    return trainable, frozen, other
 
 
 def check_no_frozen(keys: Any, where: str, config: ModelConfig | None = None) -> None:
@@ -94,13 +86,7 @@ def read_weights(path: str | os.PathLike, *, local: bool = True) -> dict[str, to
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(path), device="cpu"))
-        except (SafetensorError, OSError, ValueError) as e:
-            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from e
+        return read_safetensors(path)
     if not local:
         raise ValueError(f"refusing {path}: weights from the Hub are read only as .safetensors")
     if path.suffix not in (".pth", ".pt", ".bin"):

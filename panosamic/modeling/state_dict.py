@@ -67,19 +67,32 @@ def diagnose(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> list[str]:
         )
     if got.get("baseline") != want.get("baseline") and any(k.startswith("semantic_decoder.") for k in sd):
         reasons.append("one of checkpoint and model is the baseline (basic_fusion) variant, the other is not")
+    own = {k.split(".", 1)[0] for k in model.state_dict()}
+    if sd and not any(k.split(".", 1)[0] in own for k in sd):
+        theirs = sorted({k.split(".", 1)[0] for k in sd})
+        reasons.append(f"none of its tensors belongs to this kind of model (it holds {', '.join(theirs[:4])}.*, the "
+                       f"model {', '.join(sorted(own)[:4])}.*): weights of another kind of model?")
     if any(k.startswith("_cached_prompt_encoder.") for k in sd) and getattr(model, "semantic_only", False):
         reasons.append("the checkpoint holds the SAM instance branch: build the model with semantic_only=False")
     return reasons
 
 
+#: Elements scanned at a time by the non-finite check (bounds its temporary mask to 16 MB).
+_CHUNK = 1 << 24
+
+
+def count_non_finite(t: torch.Tensor) -> int:
+    """NaN and infinite values of a float tensor, counted in chunks (0 for other and meta tensors)."""
+    if not isinstance(t, torch.Tensor) or t.is_meta or not (t.is_floating_point() or t.is_complex()):
+        return 0
+    flat = t.detach().reshape(-1)
+    return sum(int((~torch.isfinite(part)).sum()) for part in flat.split(_CHUNK))
+
+
 def _non_finite(state_dict: Mapping[str, torch.Tensor], keys: Sequence[str]) -> list[str]:
-    """Keys whose float tensors hold NaN or infinite values (one cheap pass; meta tensors skipped)."""
-    bad = []
-    for k in keys:
-        t = state_dict[k]
-        if t.is_floating_point() and not t.is_meta and not bool(torch.isfinite(t).all()):
-            bad.append(f"{k} ({int((~torch.isfinite(t)).sum())} values)")
-    return bad
+    """Keys whose float tensors hold NaN or infinite values, with their counts."""
+    counts = {k: count_non_finite(state_dict[k]) for k in keys}
+    return [f"{k} ({n} values)" for k, n in counts.items() if n]
 
 
 def check_state_dict(

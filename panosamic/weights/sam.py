@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import torch
 
-from panosamic.io import safe_torch_load
+from panosamic.io import read_safetensors, safe_torch_load
 from panosamic.progress import Progress
 from panosamic.specs import SAM_BASE_URL, SAM_FILES
 
@@ -225,13 +225,7 @@ def load_sam_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"SAM weights file not found: {path}")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return dict(load_file(str(path), device="cpu"))
-        except (SafetensorError, OSError) as e:
-            raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from e
+        return read_safetensors(path)
     return _as_state_dict(safe_torch_load(path), path)
 
 

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--depth-resize", choices=DEPTH_RESIZE_MODES, default="reference",
         help="reference: Lanczos including the holes (what the published checkpoints saw); "
-        "hole-aware: no depth is invented next to holes (for new training)",
+        "hole-aware: no depth is invented next to holes (for new training; always for folder)",
     )  # fmt: skip
     g = parser.add_argument_group("folder (your own data: DATA/classes.json, images/, labels/, see the README)")
     g.add_argument("--folds", type=int, default=None, metavar="K",
@@ -66,6 +66,8 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError("--fov: only with `prepare folder --pinhole` (the photos' horizontal field of view)")
     if args.fov is not None and not 0 < args.fov < 180:
         raise ValueError(f"--fov must be in (0, 180) degrees, got {args.fov:g}")
+    if args.dataset == "folder" and args.skip_bad:
+        raise ValueError("--skip-bad: `prepare folder` checks every file first and names the first problem; fix it")
     if args.folds is not None and args.folds < 2:
         raise ValueError(f"--folds must be >= 2, got {args.folds}")
     check_output_dir(args.out, what="--out", create=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -273,3 +274,57 @@ def test_gated_and_offline_hub_failures_are_one_line(monkeypatch, tmp_path):
     with pytest.raises(PanosamicError, match=r"^facebook/sam3 is not in the Hugging Face cache and the Hub cannot be "
                                              r"reached \(offline mode or no network\)"):
         load_model("sam3", classes=["floor"], local_files_only=True)
+
+
+# ---------------------------------------------------------------------------- the command line
+def test_predict_cli_with_the_tiny_sam3_writes_the_usual_outputs_with_the_given_names(tiny_sam3_dir, tmp_path):
+    import json
+
+    from PIL import Image
+
+    from panosamic.cli import main
+
+    out = tmp_path / "out"
+    code = main(["predict", FIXTURE_PANO, "--checkpoint", str(tiny_sam3_dir), "--classes", "floor, wall, lamp",
+                 "--out", str(out), "--no-progress"])
+    assert code == 0
+    name = "pano_asmasuxybohhcj"
+    for f in (f"{name}_labels.png", f"{name}_color.png", f"{name}_overlay.jpg", "legend.png", "summary.json"):
+        assert (out / f).is_file(), f
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["class_names"] == ["floor", "wall", "lamp"]
+    labels = Image.open(out / f"{name}_labels.png")
+    assert labels.size == (1024, 512) and np.asarray(labels).max() <= 2
+    assert sum(summary["predictions"][name]["class_fractions"].values()) == pytest.approx(1.0)
+
+
+def test_predict_cli_with_cube_views_and_a_classes_file(tmp_path):
+    import json
+
+    from panosamic.cli import main
+
+    classes = tmp_path / "classes.txt"
+    classes.write_text("floor\nlamp: light\nclutter\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["predict", FIXTURE_PANO, "--checkpoint", "test-sam3-tiny", "--classes-file", str(classes),
+                 "--views", "cube", "--fov", "95", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert json.loads((out / "summary.json").read_text())["class_names"] == ["floor", "lamp", "clutter"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--classes", " "], '--classes is empty: give class names separated by commas, e.g. "floor, wall, lamp"'),
+    (["--classes", "lamp, lamp"], "--classes names 'lamp' twice"),
+    ([], "a SAM 3 checkpoint segments the classes you name: pass classes=[...] (command line: --classes"),
+    (["--classes", "floor", "--views", "cube", "--fov", "60"], "cube views need a field of view of at least 90"),
+    (["--classes", "floor", "--fov", "100"], "--fov applies to --views cube or tangent"),
+    (["--classes", "floor", "--smoothing", "4"], "--smoothing must be 0 (off) or an odd window size, got 4"),
+])
+def test_predict_cli_refusals_come_before_any_model_loads(tmp_path, capsys, monkeypatch, extra, message):
+    import panosamic.openvocab.loading as loading
+    from panosamic.cli import main
+
+    monkeypatch.setattr(loading, "load_sam3", lambda *a, **k: pytest.fail("a model was loaded"))
+    code = main(["predict", FIXTURE_PANO, "--checkpoint", "test-sam3-tiny", "--out", str(tmp_path / "o"), *extra])
+    assert code != 0
+    assert message in capsys.readouterr().err

@@ -47,10 +47,12 @@ def pick_device(device: str) -> str:
 def load_model_from_args(args: argparse.Namespace) -> Any:
     """The model of ``--checkpoint`` (any kind of checkpoint: see :func:`panosamic.load_model`)."""
     from panosamic.model import load_model
+    from panosamic.openvocab.options import load_options
 
     return load_model(
         args.checkpoint, subfolder=args.subfolder, config=config_from_args(args), sam_weights=args.sam_weights_path,
         semantic_only=not args.refine, revision=args.revision, local_files_only=bool(args.local_files_only),
+        **load_options(args),
     )  # fmt: skip
 
 

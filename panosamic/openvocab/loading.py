@@ -4,10 +4,11 @@ and view options are checked before any weights load."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from panosamic.errors import PanosamicError
 from panosamic.openvocab.classes import ClassPrompts
@@ -66,6 +67,20 @@ def _hub_error(repo: str, exc: BaseException) -> PanosamicError | None:
         return PanosamicError(f"{repo} was not found on the Hugging Face Hub (or it is private and you are not "
                               "logged in): check the id, or log in with `hf auth login`")
     return None
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """No per-tensor progress bar of transformers while the weights load."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
 
 
 def _image_stats(folder: Path) -> dict[str, Sequence[float]]:
@@ -142,8 +157,9 @@ def load_sam3(
 
                 cfg = hf_hub_download(source, "config.json", **kw)  # gated / offline errors surface here
                 folder = Path(cfg).parent
-            sam = Sam3Model.from_pretrained(source, **kw)
-            tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+            with _quiet_loading():
+                sam = Sam3Model.from_pretrained(source, **kw)
+                tokenizer = AutoTokenizer.from_pretrained(source, **kw)
         except Exception as e:  # noqa: BLE001 - Hub failures become one line
             err = _hub_error(source, e) if not Path(source).is_dir() else None
             if err is None:

@@ -82,10 +82,28 @@ def settings_from_args(args: argparse.Namespace) -> AdaptSettings:
 
 
 def check(args: argparse.Namespace) -> None:
-    """Cheap checks before any work: the settings and the source flags."""
+    """Every flag and the output folder, before any model is loaded (or SAM masks computed)."""
+    from panosamic.adapt.settings import check_output, check_source
+    from panosamic.training.checks import check_number, check_out_folder
+
+    for flag, value in (("--lr", args.lr),):
+        check_number(flag, value, above=0)
+    check_number("--source-weight", args.source_weight, minimum=0)
+    check_number("--ema-decay", args.ema_decay, minimum=0, below=1)
+    check_number("--keep-fraction", args.keep_fraction, above=0, maximum=1)
+    check_number("--max-threshold", args.max_threshold, minimum=0, maximum=1)
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--threshold-every", args.threshold_every), ("--max-steps", args.max_steps),
+                        ("--source-fold", args.source_fold)):
+        check_number(flag, value, minimum=1, integer=True)
+    check_number("--workers", args.workers, minimum=0, integer=True)
+    check_number("--seed", args.seed, minimum=0, integer=True)
+    for flag, value in (("--depth-scale", args.depth_scale), ("--depth-threshold", args.depth_threshold)):
+        check_number(flag, value, above=0)
     settings_from_args(args)
-    if (args.source_dataset is None) != (args.source_path is None):
-        raise ValueError("--source-dataset and --source-path go together: give both or neither")
+    check_source(args.source_dataset, args.source_path)
+    check_out_folder("--out", args.out)
+    check_output(args.out, args.resume)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,5 +124,7 @@ def run(args: argparse.Namespace) -> int:
         cleanup_distributed()
     if ctx.is_main:
         state = "finished" if result.finished else "stopped"
-        print(f"adapt {state} after {result.global_step} steps -> {result.out_dir}", file=sys.stdout)
+        from panosamic.progress import count
+
+        print(f"adapt {state} after {count(result.global_step, 'step')} -> {result.out_dir}", file=sys.stdout)
     return 0

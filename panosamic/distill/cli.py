@@ -89,6 +89,43 @@ def settings_from_args(args: argparse.Namespace):
     return DistillSettings(**values)
 
 
+def check(args: argparse.Namespace) -> None:
+    """Every flag, before the teacher (or any model) is loaded: each refusal names its flag and value."""
+    from panosamic.training.checks import (
+        check_backbone,
+        check_backbone_weights_cached,
+        check_number,
+        check_out_folder,
+        check_size,
+    )
+
+    if not args.panoramas and args.dataset_path is None:
+        raise ValueError("nothing to distil on: give --panoramas (files or folders) and/or --dataset-path")
+    for flag, value in (("--temperature", args.temperature), ("--max-lr", args.max_lr)):
+        check_number(flag, value, above=0)
+    for flag, value in (("--kd-weight", args.kd_weight), ("--ce-weight", args.ce_weight),
+                        ("--boundary-weight", args.boundary_weight)):
+        check_number(flag, value, minimum=0)
+    for flag, value in (("--cache-stride", args.cache_stride), ("--epochs", args.epochs),
+                        ("--batch-size", args.batch_size), ("--max-steps", args.max_steps),
+                        ("--limit-batches", args.limit_batches), ("--eval-every", args.eval_every),
+                        ("--log-every", args.log_every), ("--decoder-channels", args.decoder_channels),
+                        ("--fold", args.fold)):
+        check_number(flag, value, minimum=1, integer=True)
+    check_number("--workers", args.workers, minimum=0, integer=True)
+    check_number("--seed", args.seed, minimum=0, integer=True)
+    check_out_folder("--out", args.output)
+    if args.cache_dir is not None:
+        check_out_folder("--cache-dir", args.cache_dir)
+    from panosamic.student.config import BACKBONE_STRIDE
+
+    check_size("--native-size", args.native_size, multiple=2 * BACKBONE_STRIDE)
+    check_backbone("--backbone", args.backbone)
+    if args.pretrained_backbone:
+        check_backbone_weights_cached("--pretrained-backbone", args.backbone)
+    settings_from_args(args)  # the remaining cross-field rules (e.g. --dataset with --dataset-path)
+
+
 def run(args: argparse.Namespace) -> int:
     from panosamic.distill.api import distill_worker
 

@@ -43,7 +43,10 @@ def collect_info(sam_dir: str | None = None) -> dict[str, Any]:
     for vit, entry in SAM_CHECKPOINTS.items():
         found = next((str(f / entry.filename) for f in folders if (f / entry.filename).is_file()), None)
         sam[vit] = {"file": entry.filename, "md5": entry.md5, "found": found}
-    from panosamic.model import list_models
+    from panosamic.model import get_reported, list_models
 
-    variants = {name: _count_parameters(name) for name in list_models(include_test=True)}
+    variants = {}
+    for name in list_models(include_test=True):
+        published = get_reported(name)
+        variants[name] = {**_count_parameters(name), "reported": published.to_dict() if published else None}
     return {"versions": versions, "devices": devices, "sam_weights": sam, "models": variants}

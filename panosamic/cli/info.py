@@ -42,7 +42,13 @@ def run(args: argparse.Namespace) -> int:
     print("SAM checkpoints (panosamic download-sam VIT fetches one, MD5-verified):")
     for vit, s in info["sam_weights"].items():
         print(f"  {vit}: {s['file']}  " + (f"found at {s['found']}" if s["found"] else "not found"))
-    print("models (panosamic.list_models(); --checkpoint NAME loads one): encoder / trainable parameters")
+    print("models (panosamic.list_models(); --checkpoint NAME loads one): encoder / trainable parameters; "
+          "published mIoU / mAcc (model card of dfki-av/PanoSAMic)")
     for name, counts in info["models"].items():
-        print(f"  {name:<32} {counts['encoder'] / 1e6:8.1f} M / {counts['trainable'] / 1e6:8.1f} M")
+        r = counts.get("reported")
+        published = "" if not r else (f"   published {100 * r['miou']:.2f} / "
+                                      + ("-" if r.get("macc") is None else f"{100 * r['macc']:.2f}") + f" % ({r['over']}"
+                                      + ("" if r.get("trainable_parameters_m") is None
+                                         else f"; {r['trainable_parameters_m']:g} M trainable") + ")")
+        print(f"  {name:<32} {counts['encoder'] / 1e6:8.1f} M / {counts['trainable'] / 1e6:8.1f} M{published}")
     return 0

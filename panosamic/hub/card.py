@@ -14,6 +14,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from panosamic.config import ModelConfig, TrainingConfig
 from panosamic.hub.metadata import EvaluationResult
+from panosamic.published import SOURCE, Reported, reported_for
 from panosamic.specs import SAM_FILES
 
 #: Front matter every PanoSAMic card carries (the mixin's class-level metadata uses these too).
@@ -146,6 +147,26 @@ def _results_section(results: Sequence[EvaluationResult]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _published_section(published: Reported | None, config: ModelConfig, results: Sequence[EvaluationResult]) -> str:
+    """The published numbers of this configuration, and this model's results beside them (difference in points)."""
+    if published is None:
+        return ""
+    macc = "–" if published.macc is None else f"{100 * published.macc:.2f}"
+    params = "" if published.trainable_parameters_m is None else f", {published.trainable_parameters_m:g} M trainable parameters"
+    rows = ["", "## Published numbers", "",
+            f"The {SOURCE} reports for this configuration ({_DATASET_NAMES.get(config.dataset or '', config.dataset)}, "
+            f"{config.vit}, {', '.join(config.modalities)}; {published.over}{params}):", "",
+            "| | mIoU (%) | mAcc (%) | mIoU − published (points) |", "|---|---|---|---|",
+            f"| published ({published.over}) | {100 * published.miou:.2f} | {macc} | |"]  # fmt: skip
+    for r in results:
+        if r.dataset not in (None, config.dataset):
+            continue
+        ours_macc = "–" if r.macc is None else f"{100 * r.macc:.2f}"
+        where = f"fold {r.fold}" if r.fold is not None else r.split
+        rows.append(f"| this model ({where}) | {100 * r.miou:.2f} | {ours_macc} | {100 * (r.miou - published.miou):+.2f} |")
+    return "\n".join(rows) + "\n"
+
+
 def _training_rows(training: TrainingConfig | None) -> dict[str, str]:
     if training is None:
         return {"loss": "not recorded", "optimizer": "not recorded", "lr": "not recorded"}
@@ -241,7 +262,8 @@ def generate_model_card(
         num_tensors="?" if num_tensors is None else num_tensors,
         num_params="?" if num_params is None else f"{num_params:,}",
         dtype=dtype,
-        results_section=_results_section(results),
+        results_section=_results_section(results)
+        + _published_section(reported_for(config.dataset, config.vit, config.modalities), config, results),
         library_version=library_version,
         **_model_rows(config),
         **_training_rows(training),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from panosamic.config import ModelConfig
 from panosamic.data.classes import get_dataset_info
+from panosamic.published import Reported, reported_for
 from panosamic.specs import MODALITY_SETS, PUBLISHED_REPO, TEST_VIT, variant_name
 
 #: Licence of the published weights (the library itself is Apache-2.0).
@@ -24,41 +25,10 @@ TEST_CANVAS = 256
 
 
 @dataclass(frozen=True)
-class Reported:
-    """Scores the publisher reports for a variant (fractions 0..1, from the model card of
-    ``dfki-av/PanoSAMic``) and what they are a score of (``over``): the Stanford2D3DS numbers are
-    the mean of the three folds' scores, so they belong to no single fold."""
-
-    miou: float
-    macc: float | None = None
-    over: str = "3-fold mean"
-    trainable_parameters_m: float | None = None  # millions, as published
-
-    def scores(self) -> dict[str, float]:
-        """``{"miou": ..., "macc": ...}`` (only the known ones)."""
-        return {k: v for k, v in (("miou", self.miou), ("macc", self.macc)) if v is not None}
-
-    def to_dict(self) -> dict[str, float | str | None]:
-        return {**self.scores(), "over": self.over, "trainable_parameters_m": self.trainable_parameters_m}
-
-
-#: The model card's numbers: (dataset, vit, modalities) -> what was reported.
-REPORTED: dict[tuple[str, str, str], Reported] = {
-    ("stanford2d3ds", "vit_h", "rgb"): Reported(0.5962, 0.7411, trainable_parameters_m=178),
-    ("stanford2d3ds", "vit_h", "rgbd"): Reported(0.6090, 0.7395, trainable_parameters_m=184),
-    ("stanford2d3ds", "vit_h", "rgbdn"): Reported(0.6157, 0.7404, trainable_parameters_m=191),
-    ("stanford2d3ds", "vit_l", "rgbdn"): Reported(0.6090, 0.7309),
-    ("stanford2d3ds", "vit_b", "rgbdn"): Reported(0.5668, 0.7049),
-    ("matterport3d", "vit_h", "rgb"): Reported(0.4659, over="Matterport3D evaluation"),
-    ("matterport3d", "vit_h", "rgbd"): Reported(0.4843, over="Matterport3D evaluation"),
-}
-
-
-@dataclass(frozen=True)
 class Variant:
     """A named model: its :class:`ModelConfig`, where its weights are, and what was reported.
 
-    ``reported``: the numbers the publisher reports (:class:`Reported`) or ``None`` where this
+    ``reported``: the numbers the publisher reports (:class:`~panosamic.published.Reported`) or ``None`` where this
     library does not know them; ``repo`` is ``None`` for architectures without published
     weights (the test architecture).
     """
@@ -96,11 +66,11 @@ def _published() -> list[Variant]:
         for fold in (1, 2, 3):
             name = variant_name("stanford2d3ds", vit, MODALITY_SETS[mods], fold)
             cfg = _labelled("stanford2d3ds", vit, mods, fold).replace(name=name)
-            out.append(Variant(name, cfg, subfolder=name, reported=REPORTED.get(("stanford2d3ds", vit, mods))))
+            out.append(Variant(name, cfg, subfolder=name, reported=reported_for("stanford2d3ds", vit, mods)))
     for mods in ("rgb", "rgbd"):  # published without a fold suffix
         name = variant_name("matterport3d", "vit_h", MODALITY_SETS[mods])
         out.append(Variant(name, _labelled("matterport3d", "vit_h", mods, None).replace(name=name), subfolder=name,
-                           reported=REPORTED.get(("matterport3d", "vit_h", mods))))
+                           reported=reported_for("matterport3d", "vit_h", mods)))
     return out
 
 

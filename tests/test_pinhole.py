@@ -367,3 +367,29 @@ def test_prepare_command_line(tmp_path, capsys):
     ):
         assert main([*argv, "--raw", str(raw), "--out", str(tmp_path / "Q")]) != 0
         assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the synthetic camera model
+def test_synthetic_photos_see_what_the_panorama_sees():
+    from panosamic.synth.render import render_room, render_views
+
+    room = render_room(3, (128, 256))
+    views = [(0.0, 0.0, 0.0), (135.0, -20.0, 10.0), (-170.0, 30.0, -15.0)]
+    for v in render_views(3, views, (48, 64), fov_deg=70):
+        seen = erp_to_pinhole(torch.from_numpy(room.class_map), width=64, height=48, fov_deg=70, yaw_deg=v.yaw_deg,
+                              pitch_deg=v.pitch_deg, roll_deg=v.roll_deg, nearest=True)
+        assert (seen.numpy() == v.class_map).mean() > 0.95  # differences only where the panorama is coarser
+        assert v.rgb.shape == (48, 64, 3) and v.intrinsics[0][2] == 32
+
+
+def test_synthetic_writer_makes_the_stanford_pinhole_layout(tmp_path):
+    from panosamic.synth import make_synthetic_stanford
+
+    m = make_synthetic_stanford(tmp_path / "raw", areas=("area_1", "area_5a"), rooms_per_area=1, size=(32, 64),
+                                pinhole_views=2, pinhole_size=(24, 32), pinhole_fov_deg=75)
+    assert m.num_photos == 4
+    rep = prepare_stanford_pinhole(tmp_path / "raw", tmp_path / "P", scale=1.0, progress=False)
+    assert rep.num_samples == 4
+    ds = PinholeDataset(tmp_path / "P", fold=1, split="test")  # fold 1 tests on area_5a
+    assert len(ds) == 2 and ds.intrinsics(0)[0, 0] == pytest.approx(16 / math.tan(math.radians(37.5)))
+    assert (ds[0][1] >= 0).float().mean() > 0.9  # photos have no unscanned caps

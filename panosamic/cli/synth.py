@@ -16,6 +16,13 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _photo_size(text: str) -> tuple[int, int]:
+    parts = str(text).lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"--pinhole-size {text!r}: expected HEIGHTxWIDTH such as 64x64")
+    return int(parts[0]), int(parts[1])
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from panosamic.synth import DEFAULT_AREAS, DEFAULT_SIZE
     from panosamic.synth.domains import DEFAULT_DOMAIN, DOMAINS
@@ -42,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_DOMAIN.name,
         help="look of the building and camera: materials, lighting, sensor, tripod height, caps",
     )
+    g = parser.add_argument_group("perspective photos of the same rooms (`prepare stanford2d3ds-pinhole` reads them)")
+    g.add_argument("--pinhole-views", type=int, default=0, metavar="N", help="photos per room, yaws 360/N apart")
+    g.add_argument("--pinhole-size", default="64x64", metavar="HxW", help="photo HEIGHTxWIDTH")
+    g.add_argument("--pinhole-fov", type=float, default=60.0, metavar="DEG", help="horizontal field of view")
     flags.add_progress(parser, "--quiet")
     flags.add_debug(parser)
 
@@ -51,6 +62,11 @@ def check(args: argparse.Namespace) -> None:
 
     if args.rooms_per_area < 1:
         raise ValueError(f"--rooms-per-area must be >= 1, got {args.rooms_per_area}")
+    if args.pinhole_views < 0:
+        raise ValueError(f"--pinhole-views must be >= 0, got {args.pinhole_views}")
+    if not 0 < args.pinhole_fov < 180:
+        raise ValueError(f"--pinhole-fov must be in (0, 180) degrees, got {args.pinhole_fov:g}")
+    _photo_size(args.pinhole_size)
     check_output_dir(args.out, what="--out", create=False)
 
 
@@ -62,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     manifest = make_synthetic_stanford(
         args.out, areas=args.areas, rooms_per_area=args.rooms_per_area, size=args.size, seed=args.seed,
-        overwrite=args.overwrite, progress=args.progress, domain=args.domain,
+        overwrite=args.overwrite, progress=args.progress, domain=args.domain, pinhole_views=args.pinhole_views,
+        pinhole_size=_photo_size(args.pinhole_size), pinhole_fov_deg=args.pinhole_fov,
     )  # fmt: skip
     h, w = manifest.size
     n, a = len(manifest.samples), len(manifest.areas)
@@ -70,5 +87,6 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {n} panorama{'s' * (n != 1)} ({h}x{w}) in {a} area{'s' * (a != 1)}, "
         f"{len(manifest.semantic_labels) - 1} instances, domain {manifest.domain}, to {manifest.out_dir} "
         f"in {time.perf_counter() - start:.1f} s"
+        + (f"; {manifest.num_photos} photos in area_*/data/" if manifest.num_photos else "")
     )
     return 0

@@ -416,9 +416,10 @@ def _angular_blocks(lo: np.ndarray, hi: np.ndarray, cam: np.ndarray, h: int, w: 
         yield rows, slice(c0, c1)
 
 
-def _cast(layout: _Layout, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest hit per pixel: (distance float32, object index int16, hit axis int8)."""
-    d, _, _ = _directions(h, w)
+def _cast(layout: _Layout, h: int, w: int, rays: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest hit per pixel: (distance float32, object index int16, hit axis int8). ``rays``: unit rays
+    (h, w, 3) of another camera (a pinhole view; every box tested against every pixel), else the panorama's."""
+    d = _directions(h, w)[0] if rays is None else rays
     cam = layout.camera.astype(np.float32)
     inv = np.float32(1.0) / np.where(d == 0, np.float32(1e-30), d)
     # Shell (inside the room box): exit distance along each axis, the smallest wins.
@@ -440,7 +441,8 @@ def _cast(layout: _Layout, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.n
             continue
         for lo, hi in o.boxes:
             lo32, hi32 = (lo - layout.camera).astype(np.float32), (hi - layout.camera).astype(np.float32)
-            for rows, cols in _angular_blocks(lo, hi, layout.camera, h, w):
+            blocks = _angular_blocks(lo, hi, layout.camera, h, w) if rays is None else [(slice(0, h), slice(0, w))]
+            for rows, cols in blocks:
                 if rows.stop - rows.start > _BAND_ROWS:  # bound the temporaries
                     for r0 in range(rows.start, rows.stop, _BAND_ROWS):
                         _hit_box(lo32, hi32, k, inv, dist, obj, axis, slice(r0, min(r0 + _BAND_ROWS, rows.stop)), cols)
@@ -598,7 +600,7 @@ def _blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 def _colour(layout: _Layout, rng: np.random.Generator, d: np.ndarray, dist: np.ndarray, obj: np.ndarray,
-            axis: np.ndarray, normals: np.ndarray, salt0: int) -> np.ndarray:
+            axis: np.ndarray, normals: np.ndarray, salt0: int, px_per_deg: float | None = None) -> np.ndarray:
     """uint8 RGB of the panorama, in bands of rows to bound memory (pixel noise drawn band by band, in order).
 
     With optical blur the radiance of the whole panorama is blurred before the sensor noise is added.
@@ -611,7 +613,7 @@ def _colour(layout: _Layout, rng: np.random.Generator, d: np.ndarray, dist: np.n
         radiance = np.concatenate(
             [_radiance_band(layout, d[b], dist[b], obj[b], axis[b], normals[b], salt0) for b in bands]
         )
-        radiance = _blur(radiance, dom.blur_sigma_deg * h / 180.0)
+        radiance = _blur(radiance, dom.blur_sigma_deg * (h / 180.0 if px_per_deg is None else px_per_deg))
         for b in bands:
             rgb[b] = _sensor(radiance[b], rng.standard_normal((b.stop - b.start, w, 3), dtype=np.float32), dom)
         return rgb
@@ -619,6 +621,28 @@ def _colour(layout: _Layout, rng: np.random.Generator, d: np.ndarray, dist: np.n
         noise = rng.standard_normal((b.stop - b.start, w, 3), dtype=np.float32)
         rgb[b] = _sensor(_radiance_band(layout, d[b], dist[b], obj[b], axis[b], normals[b], salt0), noise, dom)
     return rgb
+
+
+def _generator(rng_or_seed: np.random.Generator | np.random.SeedSequence | int) -> np.random.Generator:
+    if isinstance(rng_or_seed, np.random.Generator):
+        return rng_or_seed
+    if isinstance(rng_or_seed, (np.random.SeedSequence, int, np.integer)) and not isinstance(rng_or_seed, bool):
+        if isinstance(rng_or_seed, (int, np.integer)) and rng_or_seed < 0:
+            raise ValueError(f"seed must be >= 0, got {rng_or_seed}")
+        return np.random.default_rng(rng_or_seed)
+    raise TypeError(f"rng_or_seed must be a numpy Generator, SeedSequence or int, got {type(rng_or_seed).__name__}")
+
+
+def _instance_tables(layout: _Layout) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(object -> local instance index, local instance -> class name, local instance -> class index)."""
+    local_of_obj = np.zeros(len(layout.objects), np.int32)
+    classes = [UNKNOWN_CLASS]
+    for k, o in enumerate(layout.objects):
+        if o.cls != UNKNOWN_CLASS:
+            local_of_obj[k] = len(classes)
+            classes.append(o.cls)
+    class_of_local = np.array([-1] + [_CLASS_TO_INDEX[c] for c in classes[1:]], np.int64)
+    return local_of_obj, classes, class_of_local
 
 
 def render_room(
@@ -634,14 +658,7 @@ def render_room(
     at any size; then pixel noise. ``room_number`` only names the room (``<roomType>_<room_number>``).
     ``domain``: the look (a :data:`DOMAINS` name or a :class:`SyntheticDomain`; default: the original one).
     """
-    if isinstance(rng_or_seed, np.random.Generator):
-        rng = rng_or_seed
-    elif isinstance(rng_or_seed, (np.random.SeedSequence, int, np.integer)) and not isinstance(rng_or_seed, bool):
-        if isinstance(rng_or_seed, (int, np.integer)) and rng_or_seed < 0:
-            raise ValueError(f"seed must be >= 0, got {rng_or_seed}")
-        rng = np.random.default_rng(rng_or_seed)
-    else:
-        raise TypeError(f"rng_or_seed must be a numpy Generator, SeedSequence or int, got {type(rng_or_seed).__name__}")
+    rng = _generator(rng_or_seed)
     h, w = check_size(size)
     if not isinstance(room_number, (int, np.integer)) or room_number < 0:
         raise ValueError(f"room_number must be an int >= 0, got {room_number!r}")
@@ -667,13 +684,7 @@ def render_room(
     rgb = _colour(layout, rng, d, dist, obj, axis, normals, salt0)
     rgb[cap_rows] = 0
 
-    local_of_obj = np.zeros(len(layout.objects), np.int32)
-    classes = [UNKNOWN_CLASS]
-    for k, o in enumerate(layout.objects):
-        if o.cls != UNKNOWN_CLASS:
-            local_of_obj[k] = len(classes)
-            classes.append(o.cls)
-    class_of_local = np.array([-1] + [_CLASS_TO_INDEX[c] for c in classes[1:]], np.int64)
+    local_of_obj, classes, class_of_local = _instance_tables(layout)
     instance = np.where(valid, local_of_obj[obj], MISSING_INSTANCE).astype(np.int32)
     class_map = np.where(valid, class_of_local[np.maximum(instance, 0)], -1).astype(np.int64)
     depth = np.where(valid, dist, np.nan).astype(np.float32)
@@ -707,3 +718,81 @@ def parse_size(text: str) -> tuple[int, int]:
     if m is None:
         raise ValueError(f"size must be HEIGHTxWIDTH such as 1024x2048, got {text!r}")
     return check_size((int(m.group(1)), int(m.group(2))))
+
+
+# --------------------------------------------------------------------------------------------------
+# Pinhole photos of the same rooms
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedView:
+    """One pinhole photo of a room (conventions of :mod:`panosamic.geometry`: image x right, y down; yaw 0
+    looks at the panorama's centre column, i.e. north; positive pitch up, positive roll clockwise).
+
+    ``instance_index`` is room-local as in :class:`RenderedRoom` (no missing pixels: photos have no caps);
+    ``intrinsics`` is K in pixels with pixel centres at ``i + 0.5``.
+    """
+
+    rgb: np.ndarray  # uint8 h x w x 3
+    depth_m: np.ndarray  # float32 h x w, Euclidean distance from the camera centre
+    instance_index: np.ndarray  # int32 h x w
+    class_map: np.ndarray  # int64 h x w
+    intrinsics: tuple[tuple[float, float, float], ...]
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    room_name: str
+    camera_id: str
+    instance_classes: tuple[str, ...]
+
+
+def pinhole_rays_room(size: Sequence[int], fov_deg: float, yaw_deg: float, pitch_deg: float,
+                      roll_deg: float = 0.0) -> np.ndarray:
+    """float32 unit rays (h, w, 3) of a pinhole view in the room frame (x east, y north, z up)."""
+    from panosamic.geometry import pinhole_rays  # torch, only for photos: panoramas stay numpy-only
+
+    h, w = (int(v) for v in size)
+    g = pinhole_rays(w, h, fov_deg=fov_deg, yaw_deg=yaw_deg, pitch_deg=pitch_deg, roll_deg=roll_deg).double().numpy()
+    # geometry frame (x right/east, y down, z forward/north) -> room frame (x east, y north, z up)
+    return np.stack([g[..., 0], g[..., 2], -g[..., 1]], -1).astype(np.float32)
+
+
+def render_views(
+    rng_or_seed: np.random.Generator | np.random.SeedSequence | int,
+    views: Sequence[tuple[float, float, float]],
+    size: Sequence[int] = (64, 64),
+    *,
+    fov_deg: float = 60.0,
+    room_number: int = 1,
+    domain: str | SyntheticDomain | None = None,
+) -> list[RenderedView]:
+    """Pinhole photos ``(height, width) = size`` at ``views`` = [(yaw, pitch, roll) degrees] from the camera
+    position of the room :func:`render_room` draws from the same seed (same layout, camera and instances:
+    a room's panorama and its photos share their instance labels). Pixel noise is drawn view after view."""
+    rng = _generator(rng_or_seed)
+    h, w = (int(v) for v in size)
+    if h < 1 or w < 1 or not 0 < fov_deg < 180:
+        raise ValueError(f"need a positive size and fov_deg in (0, 180), got {(h, w)} and {fov_deg}")
+    camera_id = "".join(f"{int(b):02x}" for b in rng.integers(0, 256, 16))
+    layout = _Layout(rng, get_domain(domain))
+    salt0 = int(rng.integers(0, 1 << 30))
+    local_of_obj, classes, class_of_local = _instance_tables(layout)
+    f = (w / 2) / np.tan(np.radians(fov_deg) / 2)
+    k = ((float(f), 0.0, w / 2), (0.0, float(f), h / 2), (0.0, 0.0, 1.0))
+    out = []
+    for yaw, pitch, roll in views:
+        d = pinhole_rays_room((h, w), fov_deg, yaw, pitch, roll)
+        dist, obj, axis = _cast(layout, h, w, rays=d)
+        sign = -np.sign(np.take_along_axis(d, axis[..., None].astype(np.intp), -1)[..., 0])
+        normals = np.zeros((h, w, 3), np.float32)
+        np.put_along_axis(normals, axis[..., None].astype(np.intp), sign[..., None], -1)
+        rgb = _colour(layout, rng, d, dist, obj, axis, normals, salt0, px_per_deg=float(f) * np.pi / 180)
+        instance = local_of_obj[obj].astype(np.int32)
+        out.append(RenderedView(
+            rgb=rgb, depth_m=dist.astype(np.float32), instance_index=instance,
+            class_map=class_of_local[instance].astype(np.int64), intrinsics=k, yaw_deg=float(yaw),
+            pitch_deg=float(pitch), roll_deg=float(roll), room_name=f"{layout.room_type}_{int(room_number)}",
+            camera_id=camera_id, instance_classes=tuple(classes),
+        ))  # fmt: skip
+    return out

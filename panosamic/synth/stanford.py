@@ -8,12 +8,18 @@ Files (exactly the raw 2D-3D-S encodings of :mod:`panosamic.data.stanford_codec`
 * ``area_<k>/pano/semantic/<name>_semantic.png``: 8-bit RGB instance index ``R << 16 | G << 8 | B`` into
   ``assets/semantic_labels.json``; 0 = ``<UNK>``, 0x0D0D0D = missing;
 
-with ``<name> = camera_<32 hex>_<roomType>_<roomNum>_frame_equirectangular_domain``.
+with ``<name> = camera_<32 hex>_<roomType>_<roomNum>_frame_equirectangular_domain``; and with
+``pinhole_views=N``, N perspective photos of every room from its panorama's camera position, as the real
+download's ``area_<k>/data/``: ``rgb/<stem>_rgb.png``, ``semantic/<stem>_semantic.png`` (the same instance
+labels) and ``pose/<stem>_pose.json`` (``camera_k_matrix``; ``yaw_deg`` / ``pitch_deg`` / ``roll_deg`` in the
+conventions of :mod:`panosamic.geometry`), ``<stem> = camera_<id>_<roomType>_<roomNum>_frame_<j>_domain``
+(no depth or normals for photos).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -37,12 +43,14 @@ from panosamic.data.stanford_codec import (
 from panosamic.io import atomic_path, atomic_write_text
 from panosamic.progress import Progress
 from panosamic.synth.domains import DEFAULT_DOMAIN, SyntheticDomain, get_domain
-from panosamic.synth.render import MAX_INSTANCES_PER_ROOM, check_size, render_room, room_seed
+from panosamic.synth.render import MAX_INSTANCES_PER_ROOM, check_size, render_room, render_views, room_seed
 
 #: The areas of the real dataset, the default of :func:`make_synthetic_stanford`.
 DEFAULT_AREAS: tuple[str, ...] = AREAS
 #: Global instance indices must stay below this: loaders treat ``R != 0`` (index >= 65536) as ``<UNK>``.
 MAX_LABELS: int = 1 << 16
+#: A synthetic perspective photo's file (``area_*/data/{rgb,semantic,pose}/``).
+PHOTO_FILE_RE = re.compile(r"^camera_[0-9a-f]{32}_.+_frame_\d+_domain_(rgb\.png|semantic\.png|pose\.json)$")
 #: raw modality folder -> file suffix (rgb, depth, normal, semantic).
 MODALITY_FILES: dict[str, str] = dict(RAW_KINDS.values())
 
@@ -76,6 +84,8 @@ class SyntheticManifest:
     semantic_labels: tuple[str, ...]
     samples: tuple[SyntheticSample, ...] = field(default_factory=tuple)
     domain: str = DEFAULT_DOMAIN.name
+    #: Perspective photos written under ``area_*/data/`` (``pinhole_views`` per room).
+    num_photos: int = 0
 
     def samples_in(self, area: str) -> tuple[SyntheticSample, ...]:
         return tuple(s for s in self.samples if s.area == area)
@@ -100,8 +110,32 @@ def _remove_previous(out_dir: Path) -> int:
             if SAMPLE_FILE_RE.match(f.name):
                 f.unlink()
                 n += 1
+    for f in out_dir.glob("area_*/data/*/camera_*_frame_*_domain_*"):
+        if PHOTO_FILE_RE.match(f.name):
+            f.unlink()
+            n += 1
     (out_dir / RAW_ASSETS_DIR / SEMANTIC_LABELS_FILE).unlink(missing_ok=True)
     return n
+
+
+def _write_photos(out: Path, area: str, i: int, seed: int, label_indices: list[int], n: int,
+                  size: Sequence[int], fov_deg: float, pitch_deg: float, look: SyntheticDomain) -> int:
+    """Render and write ``n`` photos of room ``i`` of ``area`` at evenly spaced yaws (random start and pitch)."""
+    placement = np.random.default_rng(np.random.SeedSequence([int(seed), area_number(area), i, 0x9E37]))
+    start = float(placement.uniform(-180.0, 180.0))
+    views = [(((start + j * 360.0 / n) + 180.0) % 360.0 - 180.0, float(placement.uniform(-pitch_deg, pitch_deg)), 0.0)
+             for j in range(n)]  # fmt: skip
+    photos = render_views(room_seed(seed, area, i), views, size, fov_deg=fov_deg, room_number=i + 1, domain=look)
+    lut = np.asarray(label_indices, np.int32)
+    data = out / area / "data"
+    for j, v in enumerate(photos):
+        stem = f"camera_{v.camera_id}_{v.room_name}_frame_{j}_domain"
+        _save_png(data / "rgb" / f"{stem}_rgb.png", v.rgb)
+        _save_png(data / "semantic" / f"{stem}_semantic.png", encode_semantic(lut[v.instance_index]))
+        pose = {"camera_k_matrix": [list(r) for r in v.intrinsics], "field_of_view_rads": float(np.radians(fov_deg)),
+                "yaw_deg": v.yaw_deg, "pitch_deg": v.pitch_deg, "roll_deg": v.roll_deg}
+        atomic_write_text(data / "pose" / f"{stem}_pose.json", json.dumps(pose))
+    return len(photos)
 
 
 def make_synthetic_stanford(
@@ -113,6 +147,10 @@ def make_synthetic_stanford(
     overwrite: bool = False,
     progress: bool = False,
     domain: str | SyntheticDomain | None = None,
+    pinhole_views: int = 0,
+    pinhole_size: Sequence[int] = (64, 64),
+    pinhole_fov_deg: float = 60.0,
+    pinhole_pitch_deg: float = 15.0,
 ) -> SyntheticManifest:
     """Render ``rooms_per_area`` rooms per area and write them in the raw Stanford2D3DS layout.
 
@@ -120,7 +158,10 @@ def make_synthetic_stanford(
     room can be re-rendered alone. The same arguments give byte-identical files. A non-empty ``out_dir``
     is refused unless ``overwrite``, which first deletes earlier synthetic panoramas there (files named
     like raw panoramas under ``area_*/pano/*/``) and ``assets/semantic_labels.json``; nothing else.
-    ``domain`` sets the look of every room (see :mod:`panosamic.synth.domains`).
+    ``domain`` sets the look of every room (see :mod:`panosamic.synth.domains`). ``pinhole_views``: also
+    that many perspective photos per room (``pinhole_size`` (height, width), horizontal field of view
+    ``pinhole_fov_deg``, yaws 360 / n apart from a random start, pitch within ± ``pinhole_pitch_deg``), as
+    the real download's ``area_*/data/`` (``panosamic prepare stanford2d3ds-pinhole`` reads them).
     """
     out = Path(out_dir)
     look = get_domain(domain)
@@ -138,6 +179,12 @@ def make_synthetic_stanford(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
     h, w = check_size(size)
+    if isinstance(pinhole_views, bool) or not isinstance(pinhole_views, (int, np.integer)) or pinhole_views < 0:
+        raise ValueError(f"pinhole_views must be an int >= 0, got {pinhole_views!r}")
+    if pinhole_views and (not 0 < pinhole_fov_deg < 180 or not 0 <= pinhole_pitch_deg <= 90
+                          or min(int(v) for v in pinhole_size) < 1):
+        raise ValueError(f"pinhole photos need a positive size, a field of view in (0, 180) and a pitch in [0, 90], "
+                         f"got {tuple(pinhole_size)}, {pinhole_fov_deg}, {pinhole_pitch_deg}")
     if len(areas) * int(rooms_per_area) * MAX_INSTANCES_PER_ROOM >= MAX_LABELS:
         raise ValueError(
             f"{len(areas)} areas x {rooms_per_area} rooms may need more than {MAX_LABELS - 1} instance labels "
@@ -152,6 +199,7 @@ def make_synthetic_stanford(
     out.mkdir(parents=True, exist_ok=True)
 
     labels: list[str] = [UNKNOWN_LABEL]
+    num_photos = 0
     samples: list[SyntheticSample] = []
     jobs = [(a, i) for a in areas for i in range(int(rooms_per_area))]
     counters: dict[str, dict[str, int]] = {a: {} for a in areas}
@@ -175,6 +223,9 @@ def make_synthetic_stanford(
         _save_png(paths["depth"], encode_depth(room.depth_m))
         _save_png(paths["normal"], encode_normals(room.normals))
         _save_png(paths["semantic"], encode_semantic(global_index))
+        if pinhole_views:
+            num_photos += _write_photos(out, area, i, int(seed), label_indices, int(pinhole_views), pinhole_size,
+                                        float(pinhole_fov_deg), float(pinhole_pitch_deg), look)
         samples.append(
             SyntheticSample(
                 area=area,
@@ -203,4 +254,5 @@ def make_synthetic_stanford(
         semantic_labels=tuple(labels),
         samples=tuple(samples),
         domain=look.name,
+        num_photos=num_photos,
     )

@@ -21,6 +21,14 @@ from panosamic.openvocab.protocol import (
 from panosamic.openvocab.views import ViewLayout, check_views
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the CI machine has 2 shared cores
+    yield
+    torch.set_num_threads(n)
+
+
 # ---------------------------------------------------------------------------- class lists
 def test_class_list_parses_names_synonyms_and_the_catch_all(tmp_path):
     c = parse_class_list(" floor,bed , lamp ")
@@ -328,3 +336,26 @@ def test_predict_cli_refusals_come_before_any_model_loads(tmp_path, capsys, monk
     code = main(["predict", FIXTURE_PANO, "--checkpoint", "test-sam3-tiny", "--out", str(tmp_path / "o"), *extra])
     assert code != 0
     assert message in capsys.readouterr().err
+
+
+def test_evaluate_sam3_zero_shot_with_the_dataset_class_names(tmp_path, capsys):
+    import json
+
+    from conftest import prepared_synthetic
+
+    from panosamic.cli import main
+    from panosamic.data import get_dataset_info
+
+    data = prepared_synthetic(tmp_path / "data", rooms_per_area=1, size=(32, 64), seed=1)
+    out = tmp_path / "results.json"
+    args = ["evaluate", "--dataset-path", str(data), "--dataset", "stanford2d3ds", "--workers", "0", "--device", "cpu",
+            "--no-progress", "--checkpoint", "test-sam3-tiny", "--fold", "1", "--output", str(out),
+            "--plots", str(tmp_path / "plots")]
+    assert main([*args, "--views", "cube"]) == 0
+    fold = json.loads(out.read_text())["folds"][0]
+    names = get_dataset_info("stanford2d3ds").class_names
+    assert fold["num_samples"] >= 1 and list(fold["iou_per_class"]) == list(names)
+    assert (tmp_path / "plots" / "fold1_iou.png").is_file()
+    assert "fold 1: mIoU" in capsys.readouterr().out
+    assert main([*args, "--classes", "floor, wall"]) == 1
+    assert "--classes gives 2 classes but stanford2d3ds has 13 (beam, board," in capsys.readouterr().err

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from panosamic import flags
 from panosamic.cli.train import check_num_classes
+from panosamic.openvocab import options as open_vocab
 
 DESCRIPTION = (
     "Score checkpoints on one fold or on several (each fold from its own confusion matrix; the summary "
@@ -64,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one more forward per panorama, rolled by half its width: agreement of the rolled-back "
                         "prediction with the unrolled one (all pixels and near the +-180 deg seam) and the "
                         "rolled run's mIoU")  # fmt: skip
+    open_vocab.add_arguments(parser)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -75,6 +77,7 @@ def check(args: argparse.Namespace) -> None:
     if args.workers_per_gpu < 0:
         raise ValueError(f"--workers must be >= 0, got {args.workers_per_gpu}")
     check_num_classes(args)
+    open_vocab.check(args, needs_classes=False)  # a SAM 3 checkpoint is prompted with the dataset's class names
     if args.latitude_bands is not None and not 1 <= args.latitude_bands <= 180:
         raise ValueError(f"--latitude-bands must be in 1..180, got {args.latitude_bands}")
     if args.output:

@@ -111,13 +111,17 @@ def check_flags(args: argparse.Namespace, model: Any, num_classes: int, source: 
 
 
 # ---------------------------------------------------------------------------- loading
-def load_fold_model(args: argparse.Namespace, source: CheckpointSource, num_classes: int, device) -> tuple[Any, dict]:
-    """The model of one fold (eval mode, on ``device``) and a description of its checkpoint."""
+def load_fold_model(args: argparse.Namespace, source: CheckpointSource, num_classes: int, device,
+                    class_names: Any = None) -> tuple[Any, dict]:
+    """The model of one fold (eval mode, on ``device``) and a description of its checkpoint; an
+    open-vocabulary checkpoint (SAM 3) is prompted with ``class_names`` unless --classes is given."""
     from panosamic.model import find_variant, load_model
+    from panosamic.openvocab.options import load_options
 
     model = load_model(
         source.location, subfolder=source.subfolder, config=_given_config(args, num_classes),
         sam_weights=args.sam_weights_path, semantic_only=not args.refine, revision=args.revision, device=device,
+        **load_options(args, class_names, args.dataset, str(source.location)),
     )  # fmt: skip
     check_flags(args, model, num_classes, source)
     info = dict(model.checkpoint_info or {})
@@ -153,7 +157,7 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
     if args.plots:
         from panosamic.evaluation.plots import plot_latitude_bands
 
-    model, ck_info = load_fold_model(args, source, info.num_classes, ctx.device)
+    model, ck_info = load_fold_model(args, source, info.num_classes, ctx.device, info.class_names)
     split = getattr(args, "split", "test")
     ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split=split, modalities=model.modalities,
                        augment=False)

@@ -5,7 +5,7 @@ distill. No torch here: the flags are checked before any model loads."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Sequence
 
 from panosamic.openvocab.classes import ClassPrompts, parse_class_file, parse_class_list
 
@@ -66,10 +66,24 @@ def check(args: argparse.Namespace, *, needs_classes: bool = True) -> None:
         raise ValueError(f"--smoothing must be 0 (off) or an odd window size, got {k}")
 
 
-def load_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`panosamic.load_model` for the open-vocabulary flags given ({} if none)."""
+def load_options(args: argparse.Namespace, dataset_classes: Sequence[str] | None = None,
+                 dataset: str | None = None, checkpoint: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of :func:`panosamic.load_model` for the open-vocabulary flags given ({} if none).
+
+    ``dataset_classes``: the class names of the dataset scored (evaluate): the prompts when no
+    ``--classes`` is given, else the given list must have as many classes, in the dataset's order.
+    """
     out: dict[str, Any] = {}
     classes = classes_from_args(args)
+    if classes is not None and dataset_classes is not None and classes.num_classes != len(dataset_classes):
+        raise ValueError(f"--classes gives {classes.num_classes} classes but {dataset or 'the dataset'} has "
+                         f"{len(dataset_classes)} ({', '.join(dataset_classes)}): give one name (synonyms in a "
+                         "classes file) per dataset class, in this order")
+    if classes is None and dataset_classes is not None:
+        from panosamic.openvocab.loading import is_sam3_checkpoint
+
+        if is_sam3_checkpoint(checkpoint or getattr(args, "checkpoint", None) or "", getattr(args, "subfolder", None)):
+            classes = ClassPrompts.create(list(dataset_classes))
     if classes is not None:
         out["classes"] = classes
     for flag, key in (("views", "views"), ("fov", "fov_deg"), ("coverage_threshold", "coverage_threshold")):
@@ -79,5 +93,5 @@ def load_options(args: argparse.Namespace) -> dict[str, Any]:
         out["smoothing"] = args.smoothing
     if out and "classes" not in out:
         raise ValueError("--views / --fov / --coverage-threshold / --smoothing apply to an open-vocabulary "
-                         "checkpoint with --classes or --classes-file")
+                         "checkpoint (sam3, test-sam3-tiny, a SAM 3 folder) with --classes or --classes-file")
     return out

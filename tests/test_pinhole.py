@@ -393,3 +393,27 @@ def test_synthetic_writer_makes_the_stanford_pinhole_layout(tmp_path):
     ds = PinholeDataset(tmp_path / "P", fold=1, split="test")  # fold 1 tests on area_5a
     assert len(ds) == 2 and ds.intrinsics(0)[0, 0] == pytest.approx(16 / math.tan(math.radians(37.5)))
     assert (ds[0][1] >= 0).float().mean() > 0.9  # photos have no unscanned caps
+
+
+# --------------------------------------------------------------------------- adapt with a pinhole source
+def test_adapt_takes_a_pinhole_source(tmp_path):
+    import argparse
+
+    from conftest import make_tiny_model
+
+    from panosamic.adapt.api import build_source
+    from panosamic.adapt.cli import add_arguments, check
+
+    prepare_stanford_pinhole(make_stanford_pinhole(tmp_path / "raw"), tmp_path / "pin", scale=1.0, progress=False)
+    model = make_tiny_model()
+    source = build_source("pinhole", tmp_path / "pin", model, 1, 0, {"pitch_deg": (-5.0, 5.0), "photos_per_canvas": 2})
+    x, y = source[0]
+    assert x["image"].shape[-2:] == tuple(model.native_size) and y.shape == tuple(model.native_size)
+    assert source.settings.photos_per_canvas == 2
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["pano/", "--checkpoint", "run/", "--out", str(tmp_path / "o")]
+    with pytest.raises(ValueError, match="--pinhole-pitch: only with --source-dataset pinhole"):
+        check(parser.parse_args([*base, "--pinhole-pitch", "5"]))
+    check(parser.parse_args([*base, "--source-dataset", "pinhole", "--source-path", str(tmp_path / "pin"),
+                             "--pinhole-pitch", "5"]))  # fmt: skip

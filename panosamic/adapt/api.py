@@ -41,9 +41,20 @@ def semantic_copy(model: torch.nn.Module) -> torch.nn.Module:
     return out.to(next(model.parameters()).device)
 
 
-def build_source(name: str, path: str | os.PathLike, model: torch.nn.Module, fold: int, seed: int):
-    """The labelled source set (training split, the library's augmentations) and its checks."""
+def build_source(name: str, path: str | os.PathLike, model: torch.nn.Module, fold: int, seed: int,
+                 projection: dict[str, Any] | None = None):
+    """The labelled source set (training split, the library's augmentations) and its checks. ``pinhole``:
+    a prepared pinhole folder whose photos are projected onto the model's canvas (``projection``: the fields
+    of :class:`~panosamic.data.pinhole.ProjectionSettings`)."""
     from panosamic.data import PanoramaAugmentation, build_dataset, get_dataset_info
+    from panosamic.data.pinhole_layout import PINHOLE_SOURCE
+
+    if name == PINHOLE_SOURCE:
+        from panosamic.data.pinhole import build_training_sources
+
+        return build_training_sources([f"{name}={path}"], fold=fold, modalities=model.modalities,
+                                      num_classes=model.num_classes, canvas_height=int(model.native_size[0]),
+                                      projection=projection, seed=seed)
 
     info = get_dataset_info(name, path)  # a folder dataset's classes come from its classes.json
     if info.num_classes != model.num_classes:
@@ -76,6 +87,7 @@ def adapt(
     source_dataset: str | None = None,
     source_path: str | os.PathLike | None = None,
     source_fold: int = 1,
+    source_projection: dict[str, Any] | None = None,
     resume: bool = False,
     sam_weights: Any = None,
     ctx: DistContext | None = None,
@@ -88,7 +100,8 @@ def adapt(
     Writes ``out_dir/adapted.pth`` (training-style checkpoint) and the Hub layout (``config.json`` +
     weights) in ``out_dir``: ``panosamic.load_model(out_dir)`` loads the result. ``changes`` override
     fields of ``settings`` (see :class:`AdaptSettings`). ``source_dataset`` / ``source_path``: a prepared
-    labelled dataset mixed in against forgetting. ``resume``: continue the unfinished run in ``out_dir``.
+    labelled dataset mixed in against forgetting (``source_dataset="pinhole"``: a prepared pinhole folder,
+    its photos placed as ``source_projection`` says). ``resume``: continue the unfinished run in ``out_dir``.
     """
     s = dataclasses.replace(settings or AdaptSettings(), **changes)
     ctx = ctx or DistContext()
@@ -102,7 +115,8 @@ def adapt(
     threshold = depth_threshold if depth_threshold is not None else net.config.depth_threshold
     target = TargetPanoramas(inputs, net.modalities, net.native_size, depth=depth, normals=normals,
                              depth_scale=depth_scale, depth_threshold=threshold)
-    source = None if source_dataset is None else build_source(source_dataset, source_path, net, source_fold, s.seed)
+    source = None if source_dataset is None else build_source(source_dataset, source_path, net, source_fold, s.seed,
+                                                                 source_projection)
     masks = _masks(net, target, out, resume, s.progress, not ctx.is_main) if refine else None
     student = semantic_copy(net)
     trainer = AdaptTrainer(student, target, out, s, source=source, masks=masks, resume=resume, ctx=ctx)

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--depth-scale", type=float, help="depth files are metric: metres per stored unit")
     p.add_argument("--depth-threshold", type=float, help="metres mapped to black (default: the checkpoint's)")
     g = p.add_argument_group("labelled source set (against forgetting)")
-    g.add_argument("--source-dataset", help="dataset name of a prepared labelled set, e.g. stanford2d3ds")
+    g.add_argument("--source-dataset", help="dataset name of a prepared labelled set, e.g. stanford2d3ds, or pinhole "
+                   "(a prepared pinhole folder, its photos projected onto the panorama: the --pinhole-* flags)")
     g.add_argument("--source-path", help="its prepared folder")
     g.add_argument("--source-fold", type=int, default=1, help="its fold (training split used; default 1)")
     g.add_argument("--source-weight", type=float, default=_D.source_weight, help="default: %(default)s")
@@ -61,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--local-files-only", action="store_true", help="never download (offline)")
     flags.add_progress(g, "--quiet")
     flags.add_debug(p)
+    from panosamic.data.pinhole_layout import add_pinhole_arguments
+
+    add_pinhole_arguments(p, sources=False)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -102,8 +106,20 @@ def check(args: argparse.Namespace) -> None:
         check_number(flag, value, above=0)
     settings_from_args(args)
     check_source(args.source_dataset, args.source_path)
+    _source_projection(args)
     check_out_folder("--out", args.out)
     check_output(args.out, args.resume)
+
+
+def _source_projection(args: argparse.Namespace) -> dict | None:
+    """H7 (issue 25): where the photos of a pinhole source land (checked; None for other sources)."""
+    from panosamic.data.pinhole_layout import PINHOLE_SOURCE, projection_flags_given, projection_from_args
+
+    projection = projection_from_args(args)
+    given = projection_flags_given(args)
+    if given and args.source_dataset != PINHOLE_SOURCE:
+        raise ValueError(f"{given[0]}: only with --source-dataset pinhole")
+    return projection if args.source_dataset == PINHOLE_SOURCE else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         result = adapt(
             args.checkpoint, args.inputs, args.out, settings=settings, depth=args.depth, normals=args.normals,
             depth_scale=args.depth_scale, depth_threshold=args.depth_threshold, source_dataset=args.source_dataset,
-            source_path=args.source_path, source_fold=args.source_fold, resume=args.resume,
+            source_path=args.source_path, source_fold=args.source_fold, source_projection=_source_projection(args),
+            resume=args.resume,
             sam_weights=args.sam_weights_path, ctx=ctx, load={k: v for k, v in load.items() if v is not None},
         )  # fmt: skip
     finally:

@@ -108,7 +108,9 @@ def check_source(dataset: str | None, path: str | os.PathLike | None) -> None:
         raise ValueError("--source-dataset and --source-path go together: give both or neither")
     if dataset is None:
         return
-    if dataset not in DATASET_NAMES:
-        raise ValueError(f"--source-dataset {dataset!r}: expected one of {', '.join(DATASET_NAMES)}")
+    from panosamic.data.pinhole_layout import PINHOLE_SOURCE
+
+    if dataset not in (*DATASET_NAMES, PINHOLE_SOURCE):
+        raise ValueError(f"--source-dataset {dataset!r}: expected one of {', '.join(DATASET_NAMES)}, {PINHOLE_SOURCE}")
     if not Path(path).is_dir():  # type: ignore[arg-type]
         raise FileNotFoundError(f"--source-path {path}: folder not found")

@@ -138,9 +138,8 @@ _RANGES = {"--pinhole-yaw": ("yaw_deg", "-180,180", 360.0), "--pinhole-pitch": (
 
 def add_pinhole_arguments(parser: Any, *, sources: bool = True) -> None:
     """``--source`` (repeatable) and the projection flags of pinhole sources (``sources=False``: adapt)."""
-    g = parser.add_argument_group(
-        "training sources: pinhole photos projected onto the panorama, mixing by weight"
-    )
+    title = "training sources: pinhole photos projected onto the panorama, mixed by weight"
+    g = parser.add_argument_group(title if sources else "pinhole source: where its photos land on the panorama")
     if sources:
         g.add_argument(
             "--source",

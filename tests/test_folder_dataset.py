@@ -114,6 +114,19 @@ def test_given_split_lists_and_rgb_only_folders(tmp_path):
         prepare_folder(raw, tmp_path / "q", folds=3, progress=False)
 
 
+def test_a_rerun_resumes_and_other_settings_are_refused(tmp_path):
+    raw = make_folder_dataset(tmp_path / "raw", depth=False)
+    out = tmp_path / "p"
+    prepare_folder(raw, out, folds=2, progress=False)
+    first = (out / "splits.json").read_text()
+    prepare_folder(raw, out, folds=2, progress=False)  # the same settings: done again, same result
+    assert (out / "splits.json").read_text() == first
+    with pytest.raises(ValueError, match=r"was prepared with folds=2 but this run asks for folds=3; .*--overwrite"):
+        prepare_folder(raw, out, folds=3, progress=False)
+    prepare_folder(raw, out, folds=3, overwrite=True, progress=False)
+    assert dataset_folds("folder", out) == [1, 2, 3]
+
+
 # ----------------------------------------------------------------------------- every validation error
 def _label(raw: Path, name: str, array: np.ndarray) -> None:
     Image.fromarray(array).save(raw / "labels" / f"{name}.png")
@@ -226,6 +239,23 @@ def test_init_from_a_13_class_checkpoint_to_4_classes(tmp_path):
     assert "(13 classes, as the checkpoint)" in init_from(same, tmp_path / "thirteen").line()
     with pytest.raises(ValueError, match=r"another architecture: modalities .*only the classes may differ"):
         init_from(_tiny(4, ("image", "depth")), tmp_path / "thirteen")
+
+
+@pytest.mark.slow
+def test_train_init_from_says_so_and_records_it(tmp_path, capsys):
+    import panosamic
+    from panosamic.training.trainer import Trainer, TrainSettings
+
+    panosamic.create_model("test-vittiny-rgb").save_pretrained(tmp_path / "thirteen")
+    prepare_folder(make_folder_dataset(tmp_path / "raw", depth=False), tmp_path / "p", folds=2, progress=False)
+    settings = TrainSettings(dataset="folder", dataset_path=str(tmp_path / "p"), config_path=str(ROOT / "config/config_tiny.json"),
+                             experiments_path=str(tmp_path / "runs"), vit_model="vit_tiny", modalities=("image",),
+                             batch_size=2, workers=0, progress=False, init_from=str(tmp_path / "thirteen"))
+    result = Trainer(settings).fit()
+    assert "class head re-initialised (13 classes -> 4" in capsys.readouterr().out
+    ck = torch.load(result.run_dir / "model_best.pth", map_location="cpu", weights_only=True)
+    assert ck["init_from"] == str(tmp_path / "thirteen") and ck["num_classes"] == 4
+    assert ck["training_record"]["dataset"] == "folder" and ck["training_record"]["fold"] == 1
 
 
 # ----------------------------------------------------------------------------- no silent leakage

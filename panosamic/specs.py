@@ -101,7 +101,7 @@ def modality_set_name(modalities: Sequence[str] | str) -> str:
 # ---------------------------------------------------------------------------- datasets
 #: The supported datasets (each plugs in once, in :mod:`panosamic.data.registry`: its loader, how it
 #: is prepared and its classes). ``folder``: your own panoramas and classes (``panosamic prepare folder``).
-DATASET_NAMES: tuple[str, ...] = ("stanford2d3ds", "matterport3d", "structured3d", "folder")
+DATASET_NAMES: tuple[str, ...] = ("stanford2d3ds", "matterport3d", "structured3d", "tof360", "folder")
 
 # ---------------------------------------------------------------------------- SAM files
 #: Where Meta publishes the SAM checkpoints.

@@ -140,6 +140,11 @@ class RawLayout(abc.ABC):
         """The label image as it is to be stored (before resizing)."""
         return image
 
+    def open_labels(self, path: Path) -> Image.Image | None:
+        """The label image of a label file that is no image (e.g. ToF-360's ``.npy``); None: ``prepare``
+        opens ``path`` as an image."""
+        return None
+
 
 # --------------------------------------------------------------------------- the dataset
 class PanoramaDataset(Dataset, abc.ABC):

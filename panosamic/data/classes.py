@@ -65,6 +65,9 @@ STANFORD2D3DS = DatasetInfo(
     ),
 )
 
+#: ToF-360, scored with Stanford2D3DS's classes (its own ids are mapped onto them by the loader).
+TOF360 = DatasetInfo(name="tof360", class_names=STANFORD2D3DS.class_names, palette_rows=STANFORD2D3DS.palette_rows)
+
 #: 360FV-Matterport (360BEV), 20 classes, all of them mpcat40 categories. Colours: mpcat40's
 #: (``mpcat40.tsv``), except ceiling, stairs, toilet, mirror, shower and shelving, moved so that
 #: every pair differs by CIEDE2000 >= 16 (mpcat40's mirror/shower and window/toilet look alike).

@@ -64,6 +64,8 @@ class DepthEncoding:
 STANFORD_DEPTH = DepthEncoding(numerator=128, denominator=65535, invalid_value=65535, hist_bins=1280, hist_max=128.0)
 #: Matterport3D (360BEV): 0.25 mm units, 0 = missing; 10 bins per metre up to round(65535 / 4000) = 16 m.
 MATTERPORT_DEPTH = DepthEncoding(numerator=1, denominator=4000, invalid_value=0, hist_bins=160, hist_max=16.0)
+#: ToF-360: 1/512 m, 0 = no reading; 10 bins per metre up to round(65535 / 512) = 128 m (as the reference).
+TOF360_DEPTH = DepthEncoding(numerator=1, denominator=512, invalid_value=0, hist_bins=1280, hist_max=128.0)
 #: Structured3D: millimetres, 0 = missing; 1 m bins up to 65535 m (coarse, as the reference).
 STRUCTURED3D_DEPTH = DepthEncoding(numerator=1, denominator=1000, invalid_value=0, hist_bins=65535, hist_max=65535.0)
 

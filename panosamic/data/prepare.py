@@ -125,7 +125,11 @@ def process_sample(
     rgb = _load(files.rgb).convert("RGB")
     depth_image = _load(files.depth)
     depth = _depth_array(depth_image, files.depth)
-    labels = _load(files.labels)
+    try:
+        opened = layout.open_labels(files.labels)
+    except (OSError, ValueError) as e:
+        raise RawFileError(files.labels, f"unreadable ({type(e).__name__}: {e})") from None
+    labels = opened if opened is not None else _load(files.labels)
     try:
         labels = layout.convert_labels(labels, files.labels)
     except ValueError as e:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panosamic.data.classes import MATTERPORT3D, STANFORD2D3DS, STRUCTURED3D, DatasetInfo
+from panosamic.data.classes import MATTERPORT3D, STANFORD2D3DS, STRUCTURED3D, TOF360, DatasetInfo
 from panosamic.specs import DATASET_NAMES
 
 
@@ -49,6 +49,7 @@ REGISTRY: dict[str, DatasetEntry] = {
                      _M + "matterport3d:Matterport3DRaw", info=MATTERPORT3D),
         DatasetEntry("structured3d", "Structured3D", _M + "structured3d:Structured3DDataset",
                      _M + "structured3d:Structured3DRaw", info=STRUCTURED3D),
+        DatasetEntry("tof360", "ToF-360", _M + "tof360:ToF360Dataset", _M + "tof360:ToF360Raw", info=TOF360),
         DatasetEntry("folder", "your own data", _M + "folder:FolderDataset", preparer=_M + "folder:prepare_folder"),
     )
 }  # fmt: skip

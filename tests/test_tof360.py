@@ -11,7 +11,7 @@ import torch
 
 from panosamic.cli import main
 from panosamic.data.classes import STANFORD2D3DS
-from panosamic.data.tof360 import SCENES, decode_tof360
+from panosamic.data.tof360_codec import SCENES, decode_tof360
 from panosamic.synth.tof360 import make_synthetic_tof360
 
 SIZE = (32, 64)
@@ -83,3 +83,15 @@ def test_tof360_config_is_the_stanford_architecture() -> None:
     stanford = PanoSAMicConfig.from_json("config/config_stanford2d3ds_dv.json").model_config(
         vit="vit_h", modalities="rgbdn", num_classes=13)
     assert tof == stanford
+
+
+def test_synth_cli_writes_the_tof360_layout(tmp_path: Path, capsys) -> None:
+    assert main(["synth", "--layout", "tof360", "--out", str(tmp_path / "cli"), "--size", "16x32",
+                 "--rooms-per-area", "1", "--seed", "5", "--quiet"]) == 0  # fmt: skip
+    make_synthetic_tof360(tmp_path / "api", rooms_per_scene=1, size=(16, 32), seed=5)
+    files = sorted(p.relative_to(tmp_path / "api") for p in (tmp_path / "api").rglob("*") if p.is_file())
+    assert len(files) == 4 * 4 and all(str(f).split("/")[0] in SCENES for f in files)
+    for f in files:
+        assert (tmp_path / "cli" / f).read_bytes() == (tmp_path / "api" / f).read_bytes()
+    assert main(["synth", "--layout", "tof360", "--out", str(tmp_path / "x"), "--areas", "area_1"]) == 1
+    assert "--areas area_1: ToF-360's scenes are Hospital" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """Synthetic panoramas: the renderer (:mod:`.render`), its looks (:mod:`.domains`) and the writer of the
-raw Stanford2D3DS layout (:mod:`.stanford`, ``panosamic synth``). numpy and PIL only (no torch)."""
+raw Stanford2D3DS layout (:mod:`.stanford`, ``panosamic synth``) and of the raw ToF-360 layout (:mod:`.tof360`,
+``panosamic synth --layout tof360``). numpy and PIL only (no torch)."""
 
 from panosamic.data.stanford_codec import decode_semantic, encode_depth, encode_normals, encode_semantic
 from panosamic.synth.domains import DEFAULT_DOMAIN, DOMAINS, SyntheticDomain, get_domain
@@ -19,6 +20,7 @@ from panosamic.synth.stanford import (
     make_synthetic_stanford,
     sample_paths,
 )
+from panosamic.synth.tof360 import make_synthetic_tof360
 
 __all__ = [
     "DEFAULT_AREAS",
@@ -36,6 +38,7 @@ __all__ = [
     "encode_semantic",
     "get_domain",
     "make_synthetic_stanford",
+    "make_synthetic_tof360",
     "parse_size",
     "ray_directions",
     "render_room",

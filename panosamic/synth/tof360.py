@@ -2,7 +2,7 @@
 
 The rooms are :func:`panosamic.synth.render.render_room`'s; each Stanford2D3DS class is written as one of
 the ToF-360 ids that mean it (alternating between instances, so every id of
-:data:`panosamic.data.tof360.TOF360_TO_STANFORD` is used), clutter as ids of no listed class (the
+:data:`panosamic.data.tof360_codec.TOF360_TO_STANFORD` is used), clutter as ids of no listed class (the
 catch-all), unknown objects and unscanned pixels as the void ids. Files:
 
 * ``<scene>/RGB/<name>_<scene>_equi_rgb.png``: 8-bit RGB;
@@ -22,8 +22,9 @@ import numpy as np
 from PIL import Image
 
 from panosamic.data.stanford_codec import CLASS_NAMES, DEPTH_SCALE, encode_normals
-from panosamic.data.tof360 import CATCH_ALL, RAW_KINDS, SCENES, TOF360_TO_STANFORD, VOID_IDS
+from panosamic.data.tof360_codec import CATCH_ALL, RAW_KINDS, SCENES, TOF360_TO_STANFORD, VOID_IDS
 from panosamic.io import atomic_path, atomic_write_bytes
+from panosamic.synth.domains import SyntheticDomain, get_domain
 from panosamic.synth.render import RenderedRoom, check_size, render_room, room_seed
 
 #: Ids of no listed class, written for clutter (the loader maps them to the catch-all).
@@ -70,10 +71,14 @@ def make_synthetic_tof360(
     rooms_per_scene: int = 2,
     size: Sequence[int] = (64, 128),
     seed: int = 0,
+    overwrite: bool = False,
+    domain: str | SyntheticDomain | None = None,
 ) -> list[ToF360Sample]:
     """Render ``rooms_per_scene`` rooms per scene into ``out_dir`` in the raw ToF-360 layout (same
-    arguments, same files)."""
+    arguments, same files). A non-empty ``out_dir`` is refused unless ``overwrite`` (files of the same
+    names are replaced, nothing is deleted)."""
     out = Path(out_dir)
+    look = get_domain(domain)
     scenes = (scenes,) if isinstance(scenes, str) else tuple(scenes)
     unknown = [s for s in scenes if s not in SCENES]
     if not scenes or unknown:
@@ -81,10 +86,14 @@ def make_synthetic_tof360(
     if isinstance(rooms_per_scene, bool) or not isinstance(rooms_per_scene, int) or rooms_per_scene < 1:
         raise ValueError(f"rooms_per_scene must be an int >= 1, got {rooms_per_scene!r}")
     h, w = check_size(size)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output path {str(out)!r} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"output directory {str(out)!r} is not empty; pass overwrite=True (--overwrite)")
     samples = []
     for scene in scenes:
         for i in range(rooms_per_scene):
-            room = render_room(room_seed(seed, scene, i), (h, w), room_number=i + 1)
+            room = render_room(room_seed(seed, scene, i), (h, w), room_number=i + 1, domain=look)
             name = f"{i + 1:04d}"
             paths = {k: out / scene / folder / f"{name}_{scene}_equi_{suffix}" for k, (folder, suffix) in RAW_KINDS.items()}
             depth = np.where(np.isfinite(room.depth_m), np.rint(np.nan_to_num(room.depth_m) * DEPTH_SCALE), 0)

@@ -30,7 +30,13 @@ from panosamic.data.base import (
     read_array,
 )
 from panosamic.data.classes import DatasetInfo
-from panosamic.data.depth import DepthEncoding, resize_depth, resize_mask, sum_histograms, thresholds_from_histogram
+from panosamic.data.depth import (
+    DepthEncoding,
+    resize_depth,
+    resize_mask,
+    sum_histograms,
+    thresholds_from_histogram,
+)
 from panosamic.data.folder_layout import (
     CLASSES_FILE,
     DATASET_FILE,
@@ -85,7 +91,9 @@ class FolderDataset(PanoramaDataset):
     splits = SPLIT_NAMES
     areas: tuple[str, ...] = ()
 
-    def __init__(self, root, fold: int = 1, split: str = "train", modalities=("image",), *args, **kwargs) -> None:
+    def __init__(
+        self, root, fold: int = 1, split: str = "train", modalities=("image",), *args, **kwargs
+    ) -> None:
         root = Path(root)
         if not root.is_dir():
             raise FileNotFoundError(
@@ -99,8 +107,10 @@ class FolderDataset(PanoramaDataset):
         self.fold_splits = read_splits(root)
         self.folds = {k: (v["train"], v["test"]) for k, v in self.fold_splits.items()}  # type: ignore[misc]
         if "depth" in canonical_modalities(modalities) and "depth" not in self.available:
-            raise ValueError(f"{root} has no depth (its raw folder had no depth/); choose modalities among "
-                             f"{self.available}")
+            raise ValueError(
+                f"{root} has no depth (its raw folder had no depth/); choose modalities among "
+                f"{self.available}"
+            )
         super().__init__(root, fold, split, modalities, *args, **kwargs)
         self.sample_names = [p.name for p in self.sample_dirs]
 
@@ -113,7 +123,9 @@ class FolderDataset(PanoramaDataset):
         if fold not in self.fold_splits:
             raise ValueError(f"{self.root}: fold must be one of {sorted(self.fold_splits)}, got {fold!r}")
         if split not in self.fold_splits[fold]:
-            raise ValueError(f"{self.root} fold {fold} has splits {sorted(self.fold_splits[fold])}, not {split!r}")
+            raise ValueError(
+                f"{self.root} fold {fold} has splits {sorted(self.fold_splits[fold])}, not {split!r}"
+            )
         return self.fold_splits[fold][split]
 
     def _list_samples(self) -> list[Path]:
@@ -122,8 +134,10 @@ class FolderDataset(PanoramaDataset):
             raise ValueError(f"{self.root} fold {self.fold} {self.split} has no samples")
         absent = [d for d in dirs if not d.is_dir()]
         if absent:
-            raise FileNotFoundError(f"{len(absent)} sample folder(s) listed in {SPLITS_FILE} do not exist, e.g. "
-                                    f"{absent[0]}; re-run `panosamic prepare folder`")
+            raise FileNotFoundError(
+                f"{len(absent)} sample folder(s) listed in {SPLITS_FILE} do not exist, e.g. "
+                f"{absent[0]}; re-run `panosamic prepare folder`"
+            )
         return dirs
 
     def decode_labels(self, sample_dir: Path) -> np.ndarray:
@@ -180,17 +194,25 @@ def _check_label(path: Path, size: tuple[int, int], num_classes: int, ignore: in
     if bad.size:
         v = int(bad[0])
         y, x = (int(i[0]) for i in np.nonzero(values == v))
-        raise _err(path, f"value {v} ({int((values == v).sum())} pixels, first at x={x} y={y}); expected a class "
-                         f"index 0..{num_classes - 1} or the ignore_index {ignore}")
+        raise _err(
+            path,
+            f"value {v} ({int((values == v).sum())} pixels, first at x={x} y={y}); expected a class "
+            f"index 0..{num_classes - 1} or the ignore_index {ignore}",
+        )
 
 
-def _check_aux(path: Path | None, name: str, kind: str, size: tuple[int, int], modes: tuple[str, ...]) -> None:
+def _check_aux(
+    path: Path | None, name: str, kind: str, size: tuple[int, int], modes: tuple[str, ...]
+) -> None:
     if path is None:
-        raise FileNotFoundError(f"{kind}/{name}.png is missing; expected one {kind} file for every image "
-                                f"(or no {kind}/ folder)")
+        raise FileNotFoundError(
+            f"{kind}/{name}.png is missing; expected one {kind} file for every image (or no {kind}/ folder)"
+        )
     asize, mode = _size(path)
     if mode not in modes:
-        raise _err(path, f"mode {mode}; expected {'a 16-bit depth PNG' if kind == 'depth' else 'an RGB image'}")
+        raise _err(
+            path, f"mode {mode}; expected {'a 16-bit depth PNG' if kind == 'depth' else 'an RGB image'}"
+        )
     if asize != size:
         raise _err(path, f"size {asize[0]}x{asize[1]}; expected the image's {size[0]}x{size[1]}")
 
@@ -203,7 +225,9 @@ def scan_raw_folder(raw: Path) -> tuple[DatasetInfo, int, float, list[RawFolderS
     info, ignore, depth_scale = parse_classes(read_json_file(raw / CLASSES_FILE), raw / CLASSES_FILE)
     for sub in ("images", "labels"):
         if not (raw / sub).is_dir():
-            raise FileNotFoundError(f"{raw / sub} is missing; expected images/NAME.jpg|png|webp and labels/NAME.png")
+            raise FileNotFoundError(
+                f"{raw / sub} is missing; expected images/NAME.jpg|png|webp and labels/NAME.png"
+            )
     images = _names(raw / "images", IMAGE_SUFFIXES, "equirectangular images")
     labels = _names(raw / "labels", (".png",), "class-index PNGs")
     aux = {k: _names(raw / k, (".png",), f"{k} PNGs") for k in ("depth", "normals") if (raw / k).is_dir()}
@@ -216,17 +240,25 @@ def scan_raw_folder(raw: Path) -> tuple[DatasetInfo, int, float, list[RawFolderS
     for name, image in images.items():
         size, _ = _size(image)
         if size[0] != 2 * size[1]:
-            raise _err(image, f"size {size[0]}x{size[1]} is not 2:1; expected an equirectangular panorama "
-                              "(width = 2 x height)")
+            raise _err(
+                image,
+                f"size {size[0]}x{size[1]} is not 2:1; expected an equirectangular panorama "
+                "(width = 2 x height)",
+            )
         if name not in labels:
-            raise FileNotFoundError(f"{raw / 'labels' / (name + '.png')} is missing; expected a label for {image.name}")
+            raise FileNotFoundError(
+                f"{raw / 'labels' / (name + '.png')} is missing; expected a label for {image.name}"
+            )
         _check_label(labels[name], size, info.num_classes, ignore)
         if "depth" in aux:
             _check_aux(aux["depth"].get(name), name, "depth", size, ("I;16", "I;16B", "I;16L", "I"))
         if "normals" in aux:
             _check_aux(aux["normals"].get(name), name, "normals", size, ("RGB",))
-        samples.append(RawFolderSample(name, image, labels[name], aux.get("depth", {}).get(name),
-                                       aux.get("normals", {}).get(name)))
+        samples.append(
+            RawFolderSample(
+                name, image, labels[name], aux.get("depth", {}).get(name), aux.get("normals", {}).get(name)
+            )
+        )
     for kind, files in aux.items():
         for name, path in files.items():
             if name not in images:
@@ -256,7 +288,10 @@ def _read_split_lists(raw: Path, names: set[str]) -> dict[str, list[str]]:
             if name not in names:
                 raise _err(path, f"line {i}: {name!r} is not in images/; expected names of images/ files")
             if name in owner:
-                raise _err(path, f"line {i}: {name!r} is already in {owner[name]}.txt; expected each name in one split")
+                raise _err(
+                    path,
+                    f"line {i}: {name!r} is already in {owner[name]}.txt; expected each name in one split",
+                )
             owner[name] = split
             entries.append(name)
         lists[split] = entries
@@ -265,19 +300,25 @@ def _read_split_lists(raw: Path, names: set[str]) -> dict[str, list[str]]:
     return lists
 
 
-def make_splits(names: list[str], lists: dict[str, list[str]], folds: int | None, seed: int) -> dict[str, Any]:
+def make_splits(
+    names: list[str], lists: dict[str, list[str]], folds: int | None, seed: int
+) -> dict[str, Any]:
     """The content of ``splits.json``: the given lists as fold 1, or ``folds`` seeded folds."""
     if lists:
         if folds is not None:
-            raise FolderDataError(f"--folds {folds}: the raw folder has splits/ lists; expected one or the other")
+            raise FolderDataError(
+                f"--folds {folds}: the raw folder has splits/ lists; expected one or the other"
+            )
         fold = {"train": lists["train"], "test": lists.get("test") or lists["val"]}
         if lists.get("val"):
             fold["val"] = lists["val"]
         return {"source": "lists", "seed": None, "folds": {"1": fold}}
     k = DEFAULT_FOLDS if folds is None else folds
     if k < 2 or k > len(names):
-        raise FolderDataError(f"--folds {k}: expected 2..{len(names)} for {len(names)} panoramas"
-                              + (" (or give splits/train.txt and splits/test.txt)" if folds is None else ""))
+        raise FolderDataError(
+            f"--folds {k}: expected 2..{len(names)} for {len(names)} panoramas"
+            + (" (or give splits/train.txt and splits/test.txt)" if folds is None else "")
+        )
     order = sorted(names)
     random.Random(seed).shuffle(order)
     parts = [sorted(order[i::k]) for i in range(k)]
@@ -336,14 +377,24 @@ def _write_sample(s: RawFolderSample, out: Path, scale: float, ignore: int, enc:
     if depth is None:
         return None
     _save(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
-    _save(sample_dir / DEPTH_MASK_FILE, Image.fromarray(np.repeat((valid * 255).astype(np.uint8)[..., None], 3, -1)),
-          "WEBP")
+    _save(
+        sample_dir / DEPTH_MASK_FILE,
+        Image.fromarray(np.repeat((valid * 255).astype(np.uint8)[..., None], 3, -1)),
+        "WEBP",
+    )
     return enc.histogram(depth, valid)
 
 
 def prepare_folder(
-    raw: str | Path, out: str | Path, scale: float | None = None, *, folds: int | None = None, seed: int = 0,
-    overwrite: bool = False, progress: bool = True, **_: Any,
+    raw: str | Path,
+    out: str | Path,
+    scale: float | None = None,
+    *,
+    folds: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    **_: Any,
 ) -> FolderPrepareReport:
     """Check the raw folder dataset ``raw`` completely, then write the prepared layout into ``out``."""
     started = time.perf_counter()
@@ -355,15 +406,21 @@ def prepare_folder(
         raise ValueError("--out must differ from --raw")
     info, ignore, depth_scale, samples, lists = scan_raw_folder(raw)
     splits = make_splits([s.name for s in samples], lists, folds, seed)
-    modalities = ["image"] + [m for m, attr in (("depth", "depth"), ("normals", "normals"))
-                              if getattr(samples[0], attr) is not None]
+    modalities = ["image"] + [
+        m for m, attr in (("depth", "depth"), ("normals", "normals")) if getattr(samples[0], attr) is not None
+    ]
     settings = {"dataset": NAME, "scale": scale, "folds": folds, "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
         import shutil
 
         shutil.rmtree(out / SAMPLES_DIR, ignore_errors=True)
-        for name in (SPLIT_DEPTH_CACHE, SAMPLE_DEPTH_CACHE, "cache_class_weights.json", "cache_prepare_settings.json"):
+        for name in (
+            SPLIT_DEPTH_CACHE,
+            SAMPLE_DEPTH_CACHE,
+            "cache_class_weights.json",
+            "cache_prepare_settings.json",
+        ):
             (out / name).unlink(missing_ok=True)
     else:
         check_settings(out, settings)
@@ -381,13 +438,26 @@ def prepare_folder(
         for k, fold in splits["folds"].items():
             train = {n: hist[n] for n in fold["train"] if n in hist}
             thresholds[k] = thresholds_from_histogram(*sum_histograms(train, "depth histograms"))
-        atomic_write_text(out / SAMPLE_DEPTH_CACHE, json.dumps({n: [c.tolist(), e.tolist()] for n, (c, e) in hist.items()}))
+        atomic_write_text(
+            out / SAMPLE_DEPTH_CACHE, json.dumps({n: [c.tolist(), e.tolist()] for n, (c, e) in hist.items()})
+        )
     atomic_write_text(out / SPLIT_DEPTH_CACHE, json.dumps(thresholds))
     (out / "cache_class_weights.json").unlink(missing_ok=True)  # counts of an older state would be stale
     atomic_write_text(out / CLASSES_FILE, json.dumps(classes_json(info, ignore, depth_scale), indent=1))
     atomic_write_text(out / SPLITS_FILE, json.dumps(splits, indent=1))
-    atomic_write_text(out / DATASET_FILE, json.dumps({"format": FORMAT, "modalities": modalities,
-                                                      "depth_scale": depth_scale, "scale": scale,
-                                                      "num_samples": len(samples)}, indent=1))
-    return FolderPrepareReport(NAME, out, len(samples), len(samples), 0, [], time.perf_counter() - started,
-                               len(splits["folds"]))
+    atomic_write_text(
+        out / DATASET_FILE,
+        json.dumps(
+            {
+                "format": FORMAT,
+                "modalities": modalities,
+                "depth_scale": depth_scale,
+                "scale": scale,
+                "num_samples": len(samples),
+            },
+            indent=1,
+        ),
+    )
+    return FolderPrepareReport(
+        NAME, out, len(samples), len(samples), 0, [], time.perf_counter() - started, len(splits["folds"])
+    )

@@ -53,30 +53,46 @@ def _fail(path: Path, what: str) -> ValueError:
 
 def parse_classes(content: Any, path: Path) -> tuple[DatasetInfo, int, float]:
     """(class table, ignore_index, depth_scale) of a ``classes.json``; a bad field is one line naming it."""
-    if not isinstance(content, dict) or not isinstance(content.get("classes"), list) or not content["classes"]:
-        raise _fail(path, 'expected {"classes": [{"name": ..., "color": [r, g, b]}, ...], "ignore_index": 255}')
+    if (
+        not isinstance(content, dict)
+        or not isinstance(content.get("classes"), list)
+        or not content["classes"]
+    ):
+        raise _fail(
+            path, 'expected {"classes": [{"name": ..., "color": [r, g, b]}, ...], "ignore_index": 255}'
+        )
     names: list[str] = []
     colors: list[tuple[int, int, int]] = []
     for i, c in enumerate(content["classes"]):
         name = c.get("name") if isinstance(c, dict) else None
         if not isinstance(name, str) or not name.strip():
-            raise _fail(path, f"classes[{i}] has no name; expected {{\"name\": \"floor\", \"color\": [r, g, b]}}")
+            raise _fail(path, f'classes[{i}] has no name; expected {{"name": "floor", "color": [r, g, b]}}')
         if name in names:
             raise _fail(path, f"classes[{i}]: duplicate class name {name!r}; expected each name once")
         color = c.get("color")
-        ok = isinstance(color, list) and len(color) == 3 and all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)
+        ok = (
+            isinstance(color, list)
+            and len(color) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in color)
+        )
         if not ok:
-            raise _fail(path, f"classes[{i}] ({name}): color {color!r}; expected [r, g, b] with integers 0..255")
+            raise _fail(
+                path, f"classes[{i}] ({name}): color {color!r}; expected [r, g, b] with integers 0..255"
+            )
         names.append(name)
         colors.append((color[0], color[1], color[2]))
     ignore = content.get("ignore_index", DEFAULT_IGNORE_INDEX)
     if isinstance(ignore, bool) or not isinstance(ignore, int) or not len(names) <= ignore <= STORED_IGNORE:
-        raise _fail(path, f"ignore_index {ignore!r}; expected an integer in {len(names)}..{STORED_IGNORE} "
-                          f"(not a class index 0..{len(names) - 1})")
+        raise _fail(
+            path,
+            f"ignore_index {ignore!r}; expected an integer in {len(names)}..{STORED_IGNORE} "
+            f"(not a class index 0..{len(names) - 1})",
+        )
     scale = content.get("depth_scale", DEFAULT_DEPTH_SCALE)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < math.inf:
-        raise _fail(path, f"depth_scale {scale!r}; expected metres per stored depth unit (e.g. 0.001 for millimetres)")
+        raise _fail(
+            path, f"depth_scale {scale!r}; expected metres per stored depth unit (e.g. 0.001 for millimetres)"
+        )
     if len(set(colors)) != len(colors):
         dup = next(c for c in colors if colors.count(c) > 1)
         raise _fail(path, f"color {list(dup)} is used by two classes; expected one colour per class")
@@ -94,8 +110,13 @@ def read_json_file(path: Path) -> Any:
 
 def classes_json(info: DatasetInfo, ignore_index: int, depth_scale: float) -> dict[str, Any]:
     """The ``classes.json`` content of a class table."""
-    return {"classes": [{"name": n, "color": list(map(int, c))} for n, c in zip(info.class_names, info.palette_rows)],
-            "ignore_index": ignore_index, "depth_scale": depth_scale}
+    return {
+        "classes": [
+            {"name": n, "color": list(map(int, c))} for n, c in zip(info.class_names, info.palette_rows)
+        ],
+        "ignore_index": ignore_index,
+        "depth_scale": depth_scale,
+    }
 
 
 def _missing(root: Path, name: str) -> FileNotFoundError:
@@ -127,7 +148,10 @@ def read_splits(root: Path) -> dict[int, dict[str, tuple[str, ...]]]:
     content = read_json_file(path)
     folds = content.get("folds") if isinstance(content, dict) else None
     if not isinstance(folds, dict) or not folds:
-        raise _fail(path, 'expected {"folds": {"1": {"train": [...], "test": [...]}, ...}}; re-run `panosamic prepare folder`')
+        raise _fail(
+            path,
+            'expected {"folds": {"1": {"train": [...], "test": [...]}, ...}}; re-run `panosamic prepare folder`',
+        )
     out: dict[int, dict[str, tuple[str, ...]]] = {}
     for key, splits in folds.items():
         if not str(key).isdigit() or not isinstance(splits, dict) or not {"train", "test"} <= set(splits):

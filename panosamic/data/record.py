@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 #: The flag that scores an overlapping split anyway.
 ALLOW_FLAG = "--allow-train-overlap"
@@ -25,10 +26,19 @@ def names_digest(names: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(names)).encode("utf-8")).hexdigest()
 
 
-def training_record(dataset: str, root: str | os.PathLike, fold: int, split: str, names: Sequence[str]) -> dict[str, Any]:
+def training_record(
+    dataset: str, root: str | os.PathLike, fold: int, split: str, names: Sequence[str]
+) -> dict[str, Any]:
     """The ``training_record`` a checkpoint stores."""
-    return {"dataset": dataset, "dataset_path": str(Path(root).resolve()), "fold": fold, "split": split,
-            "num_samples": len(names), "samples_digest": names_digest(names), "samples": sorted(names)}
+    return {
+        "dataset": dataset,
+        "dataset_path": str(Path(root).resolve()),
+        "fold": fold,
+        "split": split,
+        "num_samples": len(names),
+        "samples_digest": names_digest(names),
+        "samples": sorted(names),
+    }
 
 
 class TrainOverlapError(ValueError):
@@ -57,7 +67,12 @@ def _areas_of(dataset: str, fold: int, split: str) -> tuple[str, ...] | None:
 
 
 def train_overlap(
-    record: Mapping[str, Any] | None, config: Any, dataset: str, root: str | os.PathLike, fold: int, split: str,
+    record: Mapping[str, Any] | None,
+    config: Any,
+    dataset: str,
+    root: str | os.PathLike,
+    fold: int,
+    split: str,
     names: Sequence[str],
 ) -> str | None:
     """A one-line description of how the split overlaps what the checkpoint was trained on, or None."""
@@ -91,14 +106,23 @@ def train_overlap(
 
 def _message(where: str, n: int, shared: list[str], noun: str, total: int, fold: int, split: str) -> str:
     shown = ", ".join(shared[:_SHOWN]) + (f", ... ({n} in all)" if n > _SHOWN else "")
-    return (f"the checkpoint was trained on {where}, which holds {n} of the {total} {noun}s of fold {fold}'s {split} "
-            f"split ({shown}); scores on them would be inflated. Evaluate the fold it was trained for, or pass "
-            f"{ALLOW_FLAG} to score anyway")
+    return (
+        f"the checkpoint was trained on {where}, which holds {n} of the {total} {noun}s of fold {fold}'s {split} "
+        f"split ({shown}); scores on them would be inflated. Evaluate the fold it was trained for, or pass "
+        f"{ALLOW_FLAG} to score anyway"
+    )
 
 
 def check_train_overlap(
-    record: Mapping[str, Any] | None, config: Any, dataset: str, root: str | os.PathLike, fold: int, split: str,
-    names: Sequence[str], *, allow: bool = False,
+    record: Mapping[str, Any] | None,
+    config: Any,
+    dataset: str,
+    root: str | os.PathLike,
+    fold: int,
+    split: str,
+    names: Sequence[str],
+    *,
+    allow: bool = False,
 ) -> str | None:
     """Raise :class:`TrainOverlapError` on an overlap (``allow``: return its description instead)."""
     overlap = train_overlap(record, config, dataset, root, fold, split, names)
@@ -117,11 +141,18 @@ def read_training_record(checkpoint_info: Mapping[str, Any] | None) -> dict[str,
     source = info.get("source")
     if info.get("kind") != "training" or not source or not Path(str(source)).is_file():
         return None
+    import pickle
+
     import torch
 
     try:
         obj = torch.load(str(source), map_location="cpu", mmap=True, weights_only=True)
-    except Exception:  # an older or foreign file: judged by its config
+    except (
+        OSError,
+        RuntimeError,
+        ValueError,
+        pickle.UnpicklingError,
+    ):  # older or foreign: judged by its config
         return None
     record = obj.get("training_record") if isinstance(obj, Mapping) else None
     return dict(record) if isinstance(record, Mapping) else None

@@ -54,7 +54,9 @@ REGISTRY: dict[str, DatasetEntry] = {
     )
 }  # fmt: skip
 if tuple(REGISTRY) != DATASET_NAMES:  # one list of names (specs), one entry each
-    raise ImportError(f"dataset registry {tuple(REGISTRY)} does not match panosamic.specs.DATASET_NAMES {DATASET_NAMES}")
+    raise ImportError(
+        f"dataset registry {tuple(REGISTRY)} does not match panosamic.specs.DATASET_NAMES {DATASET_NAMES}"
+    )
 
 
 def load_object(path: str) -> Any:
@@ -80,7 +82,9 @@ def dataset_info(name: str, root: str | os.PathLike | None = None) -> DatasetInf
     if entry.info is not None:
         return entry.info
     if root is None:
-        raise ValueError(f"{entry.name} datasets carry their own classes: give the prepared folder (--dataset-path)")
+        raise ValueError(
+            f"{entry.name} datasets carry their own classes: give the prepared folder (--dataset-path)"
+        )
     return load_object(f"{_M}folder_layout:read_prepared_info")(Path(root))
 
 
@@ -90,5 +94,7 @@ def dataset_folds(name: str, root: str | os.PathLike | None = None) -> list[int]
     if entry.info is not None:
         return sorted(load_object(entry.loader).folds)
     if root is None:
-        raise ValueError(f"{entry.name} datasets have their own folds: give the prepared folder (--dataset-path)")
+        raise ValueError(
+            f"{entry.name} datasets have their own folds: give the prepared folder (--dataset-path)"
+        )
     return sorted(load_object(f"{_M}folder_layout:read_splits")(Path(root)))

@@ -19,7 +19,15 @@ import torch
 from panosamic.specs import TRAINABLE_PREFIXES
 
 #: Architecture fields that must agree (everything but the class count).
-_MUST_MATCH = ("vit", "modalities", "channel_attention", "spatial_attention", "dual_view", "basic_fusion", "canvas_size")
+_MUST_MATCH = (
+    "vit",
+    "modalities",
+    "channel_attention",
+    "spatial_attention",
+    "dual_view",
+    "basic_fusion",
+    "canvas_size",
+)
 
 
 @dataclass
@@ -38,25 +46,38 @@ class InitReport:
         if not self.reinitialised:
             return head + f" ({self.num_classes} classes, as the checkpoint)"
         layers = sorted({k.rsplit(".", 1)[0] for k in self.reinitialised})
-        return (head + f"; class head re-initialised ({self.source_classes} classes -> {self.num_classes}: "
-                + ", ".join(layers) + ")")
+        return (
+            head
+            + f"; class head re-initialised ({self.source_classes} classes -> {self.num_classes}: "
+            + ", ".join(layers)
+            + ")"
+        )
 
 
-def init_from(model: torch.nn.Module, checkpoint: str | os.PathLike, *, subfolder: str | None = None,
-              **hub: Any) -> InitReport:
+def init_from(
+    model: torch.nn.Module, checkpoint: str | os.PathLike, *, subfolder: str | None = None, **hub: Any
+) -> InitReport:
     """Copy ``checkpoint``'s fusion and decoder weights into ``model`` (see the module doc)."""
-    from panosamic.model.loading import find_checkpoint
+    from panosamic.model import find_checkpoint
 
     ck = find_checkpoint(checkpoint, subfolder=subfolder, **hub)
     if ck.kind == "student" or ck.config is None:
-        raise ValueError(f"--init-from {checkpoint}: expected a PanoSAMic checkpoint with a known architecture "
-                         f"(a variant name, Hub folder with config.json, training .pth or run), got {ck.source}")
+        raise ValueError(
+            f"--init-from {checkpoint}: expected a PanoSAMic checkpoint with a known architecture "
+            f"(a variant name, Hub folder with config.json, training .pth or run), got {ck.source}"
+        )
     cfg = model.config  # type: ignore[attr-defined]
-    wrong = [f"{k} {getattr(ck.config, k)!r} (this run: {getattr(cfg, k)!r})"
-             for k in _MUST_MATCH if getattr(ck.config, k) != getattr(cfg, k)]
+    wrong = [
+        f"{k} {getattr(ck.config, k)!r} (this run: {getattr(cfg, k)!r})"
+        for k in _MUST_MATCH
+        if getattr(ck.config, k) != getattr(cfg, k)
+    ]
     if wrong:
-        raise ValueError(f"--init-from {checkpoint} has another architecture: " + "; ".join(wrong)
-                         + "; expected the same ViT, modalities and fusion (only the classes may differ)")
+        raise ValueError(
+            f"--init-from {checkpoint} has another architecture: "
+            + "; ".join(wrong)
+            + "; expected the same ViT, modalities and fusion (only the classes may differ)"
+        )
     own = model.state_dict()
     report = InitReport(ck.source, ck.config.num_classes, cfg.num_classes)
     take: dict[str, torch.Tensor] = {}
@@ -76,8 +97,12 @@ def init_from(model: torch.nn.Module, checkpoint: str | os.PathLike, *, subfolde
         elif trainable and ck.config.num_classes != cfg.num_classes:
             report.reinitialised.append(key)
         else:
-            raise ValueError(f"--init-from {checkpoint}: {key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}")
+            raise ValueError(
+                f"--init-from {checkpoint}: {key} has shape {tuple(src.shape)}, expected {tuple(value.shape)}"
+            )
     if missing:
-        raise ValueError(f"--init-from {checkpoint} lacks {len(missing)} fusion/decoder tensor(s), e.g. {missing[0]}")
+        raise ValueError(
+            f"--init-from {checkpoint} lacks {len(missing)} fusion/decoder tensor(s), e.g. {missing[0]}"
+        )
     model.load_state_dict(take, strict=False)
     return report

@@ -359,3 +359,27 @@ def test_evaluate_sam3_zero_shot_with_the_dataset_class_names(tmp_path, capsys):
     assert "fold 1: mIoU" in capsys.readouterr().out
     assert main([*args, "--classes", "floor, wall"]) == 1
     assert "--classes gives 2 classes but stanford2d3ds has 13 (beam, board," in capsys.readouterr().err
+
+
+def test_distill_a_sam3_teacher_into_a_student_for_your_classes(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from panosamic.cli import main
+
+    panos = tmp_path / "panos"
+    panos.mkdir()
+    g = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(g.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(panos / f"p{i}.png")
+    out = tmp_path / "runs"
+    code = main(["distill", "--teacher", "test-sam3-tiny", "--classes", "floor, wall, lamp", "--panoramas", str(panos),
+                 "--backbone", "mobilenetv3_small_100", "--native-size", "32x64", "--epochs", "1", "--batch-size", "2",
+                 "--no-validate", "--out", str(out), "--device", "cpu", "--no-progress"])
+    assert code == 0
+    students = list(out.rglob("student/config.json"))
+    assert len(students) == 1
+    config = json.loads(students[0].read_text())
+    assert config["class_names"] == ["floor", "wall", "lamp"] and config["num_classes"] == 3
+    assert main(["distill", "--teacher", "test-sam3-tiny", "--panoramas", str(panos), "--out", str(out)]) == 1

@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--keep-last", action="store_true", help="keep model_last.pth after a finished run")
     a("--no-progress", dest="progress", action="store_false", help="no progress bars")
     a("--debug", action="store_true", help="show tracebacks")
+    from panosamic.openvocab import options as open_vocab
+
+    open_vocab.add_arguments(parser)  # --teacher sam3 --classes "floor, bed, lamp": an open-vocabulary teacher
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -86,6 +89,9 @@ def settings_from_args(args: argparse.Namespace):
     names = {f.name for f in dataclasses.fields(DistillSettings)}
     values = {k: v for k, v in vars(args).items() if k in names}
     values["device"] = None if args.device == "auto" else args.device
+    from panosamic.openvocab.options import teacher_options
+
+    values["teacher_options"] = teacher_options(args)
     return DistillSettings(**values)
 
 
@@ -101,6 +107,9 @@ def check(args: argparse.Namespace) -> None:
 
     if not args.panoramas and args.dataset_path is None:
         raise ValueError("nothing to distil on: give --panoramas (files or folders) and/or --dataset-path")
+    from panosamic.openvocab import options as open_vocab
+
+    open_vocab.check(args, checkpoint=args.teacher)
     for flag, value in (("--temperature", args.temperature), ("--max-lr", args.max_lr)):
         check_number(flag, value, above=0)
     for flag, value in (("--kd-weight", args.kd_weight), ("--ce-weight", args.ce_weight),

@@ -44,6 +44,7 @@ class DistillSettings:
     teacher: str | None = None
     teacher_subfolder: str | None = None
     teacher_revision: str | None = None
+    teacher_options: Mapping[str, Any] | None = None  # an open-vocabulary teacher's classes, views, ... (load_model)
     sam_weights: str | None = None
     panoramas: tuple[str, ...] = ()
     dataset: str | None = None
@@ -130,7 +131,7 @@ def _load_teacher(s: DistillSettings) -> torch.nn.Module:
     from panosamic.model import load_model
 
     return load_model(s.teacher, subfolder=s.teacher_subfolder, revision=s.teacher_revision,
-                      sam_weights=s.sam_weights, semantic_only=s.boundary_weight == 0)
+                      sam_weights=s.sam_weights, semantic_only=s.boundary_weight == 0, **dict(s.teacher_options or {}))
 
 
 def _predicted_counts(logits: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

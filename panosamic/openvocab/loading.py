@@ -32,12 +32,14 @@ def _folder(checkpoint: str | os.PathLike, subfolder: str | None) -> Path:
 
 
 def is_sam3_checkpoint(checkpoint: str | os.PathLike, subfolder: str | None = None) -> bool:
-    """A registered SAM 3 name, or a local folder whose config.json is a transformers SAM 3 config
-    (a Hub id counts when a class list is given: see :func:`panosamic.load_model`)."""
+    """A registered SAM 3 name (``sam3``, ``facebook/sam3``, ``test-sam3-tiny``), or a local folder
+    or a Hub id already in the Hugging Face cache whose config.json is a transformers SAM 3 config."""
     spec = str(checkpoint)
     if spec in SAM3_MODELS or spec == SAM3_REPO:
         return True
     cfg = _folder(checkpoint, subfolder) / "config.json"
+    if not cfg.is_file() and not Path(spec).expanduser().exists() and spec.count("/") == 1:
+        cfg = _cached_hub_config(spec, subfolder) or cfg  # a Hub id already in the cache (no network here)
     if not cfg.is_file():
         return False
     try:
@@ -45,6 +47,16 @@ def is_sam3_checkpoint(checkpoint: str | os.PathLike, subfolder: str | None = No
     except (OSError, ValueError):
         return False
     return isinstance(d, Mapping) and d.get("model_type") in SAM3_MODEL_TYPES
+
+
+def _cached_hub_config(repo: str, subfolder: str | None) -> Path | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo, f"{subfolder}/config.json" if subfolder else "config.json")
+    except Exception:  # noqa: BLE001 - not a valid repo id, no cache: not a SAM 3 we can see
+        return None
+    return Path(found) if isinstance(found, str) else None
 
 
 def _hub_error(repo: str, exc: BaseException) -> PanosamicError | None:
@@ -97,7 +109,7 @@ def _image_stats(folder: Path) -> dict[str, Sequence[float]]:
 def load_sam3(
     checkpoint: str | os.PathLike = "sam3",
     *,
-    classes: Sequence[str] | Mapping[str, Sequence[str]] | ClassPrompts | str | None,
+    classes: Sequence[str] | Mapping[str, Sequence[str]] | ClassPrompts | str | None = None,
     views: str = "erp",
     fov_deg: float | None = None,
     coverage_threshold: float | None = None,
@@ -112,6 +124,8 @@ def load_sam3(
     local_files_only: bool = False,
     token: str | bool | None = None,
     force_download: bool = False,
+    semantic_only: bool = True,
+    **unsupported: Any,
 ) -> Any:
     """A :class:`~panosamic.openvocab.segmenter.Sam3Segmenter` in ``eval()`` mode on ``device``.
 
@@ -125,6 +139,12 @@ def load_sam3(
 
     if classes is None:
         raise ValueError(NEEDS_CLASSES)
+    if not semantic_only:
+        raise ValueError("SAM 3 segments by text prompts: it has no automatic-mask instance branch (no --refine, "
+                         "no --boundary-weight)")
+    given = sorted(k for k, v in unsupported.items() if v is not None and k not in ("strict", "progress"))
+    if given:
+        raise ValueError(f"a SAM 3 checkpoint takes no {', '.join(given)} (those describe PanoSAMic checkpoints)")
     spec = str(checkpoint)
     config = OpenVocabConfig(ClassPrompts.create(classes), views=views, fov_deg=fov_deg, smoothing=int(smoothing),
                              coverage_threshold=COVERAGE_THRESHOLD if coverage_threshold is None else coverage_threshold,

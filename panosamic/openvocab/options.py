@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from panosamic.openvocab.classes import ClassPrompts, parse_class_file, parse_class_list
 
-__all__ = ["add_arguments", "check", "classes_from_args", "load_options"]
+__all__ = ["add_arguments", "check", "classes_from_args", "load_options", "teacher_options"]
 
 VIEW_CHOICES = ("erp", "cube", "tangent")
 
@@ -44,13 +44,13 @@ def classes_from_args(args: argparse.Namespace) -> ClassPrompts | None:
     return None
 
 
-def check(args: argparse.Namespace, *, needs_classes: bool = True) -> None:
+def check(args: argparse.Namespace, *, needs_classes: bool = True, checkpoint: str | None = None) -> None:
     """Refuse bad open-vocabulary flags before any model loads."""
     from panosamic.openvocab.loading import NEEDS_CLASSES, is_sam3_checkpoint
     from panosamic.openvocab.views import check_views
 
     classes = classes_from_args(args)
-    checkpoint = getattr(args, "checkpoint", None)
+    checkpoint = checkpoint or getattr(args, "checkpoint", None)
     if needs_classes and classes is None and checkpoint and is_sam3_checkpoint(checkpoint, getattr(args, "subfolder", None)):
         raise ValueError(NEEDS_CLASSES)
     views = getattr(args, "views", None)
@@ -94,4 +94,14 @@ def load_options(args: argparse.Namespace, dataset_classes: Sequence[str] | None
     if out and "classes" not in out:
         raise ValueError("--views / --fov / --coverage-threshold / --smoothing apply to an open-vocabulary "
                          "checkpoint (sam3, test-sam3-tiny, a SAM 3 folder) with --classes or --classes-file")
+    return out
+
+
+def teacher_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The open-vocabulary options of a distillation teacher as plain values (they are stored with
+    the run's settings), or None when no class list is given."""
+    out = load_options(args)
+    if not out:
+        return None
+    out["classes"] = out["classes"].to_dict()
     return out

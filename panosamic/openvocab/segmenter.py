@@ -76,7 +76,6 @@ class Sam3Segmenter(nn.Module):
     architecture = "sam3"
     modalities: tuple[str, ...] = ("image",)
     depth_threshold = None
-    native_size = None
     dataset = None
     semantic_only = True
 
@@ -99,6 +98,12 @@ class Sam3Segmenter(nn.Module):
     def image_size(self) -> int:
         size = self.sam.config.vision_config.image_size
         return int(size[0] if isinstance(size, (list, tuple)) else size)
+
+    @property
+    def native_size(self) -> tuple[int, int]:
+        """The panorama size the scores are meaningful at: SAM 3 sees the whole panorama at about
+        512 x 1024 (its square input), views at up to 1024 x 2048 (the blending grid)."""
+        return (512, 1024) if self.config.views == "erp" else (1024, 2048)
 
     @property
     def classes(self) -> ClassPrompts:

@@ -13,6 +13,11 @@ before the first forward through ``/proc/self/clear_refs``) minus its RSS at tha
     uv run python benchmarks/bench.py --train-step --vit vit_b --modalities rgb --batch 1 4 \\
         --precision fp32 bf16 --repeats 2
 
+On a GPU (``benchmarks/gpu_suite.py`` runs the whole sweep): ``--device cuda --in-process`` runs every
+configuration in one process (CUDA peak memory is per configuration all the same) and
+``--weights-cache DIR`` keeps the generated random weights (ViT-H RGB-D-N: 1.0 G parameters) on disk
+for the next invocation. ``--size HxW`` changes the input (default 512x1024; smoke tests use less).
+
 Results: one JSON per invocation in ``benchmarks/results/`` and ``benchmarks/RESULTS.md``
 rebuilt from all of them.
 """
@@ -67,6 +72,8 @@ class BenchSpec:
     checkpointing: bool = False  # train mode: activation checkpointing of the fusion blocks
     threads: int | None = None
     logits_out: str | None = None  # forward: where to save a logit subsample for cross-path checks
+    input_hw: tuple[int, int] = INPUT_HW
+    weights_cache: str | None = None  # folder keeping the generated weights between processes
 
     @property
     def key(self) -> str:
@@ -160,12 +167,49 @@ class StageTimer:
 
 
 # ---------------------------------------------------------------------------- the worker
+_WEIGHTS: dict[tuple[str, str, bool], dict[str, Any]] = {}  # in-process runs reuse the weights
+
+
+def bench_weights(spec: BenchSpec) -> dict[str, Any]:
+    """``make_weights`` of the variant (seed 0) as torch tensors: from memory, the weights cache, or drawn
+    (tensor by tensor on a thread pool; each tensor has its own random stream, so the values are the same)."""
+    import concurrent.futures
+
+    import torch
+
+    key = (spec.vit, spec.modalities, spec.semantic_only)
+    if key in _WEIGHTS:
+        return _WEIGHTS[key]
+    cache = (Path(spec.weights_cache) / f"{spec.vit}_{spec.modalities}_{'sem' if spec.semantic_only else 'all'}"
+             ".safetensors") if spec.weights_cache else None
+    if cache is not None and cache.is_file():
+        from safetensors.torch import load_file
+
+        weights = load_file(cache)
+    else:
+        sys.path.insert(0, str(COMPAT))
+        from make_weights import FROZEN_INSTANCE_PREFIXES, read_table, tensor_for
+
+        rows = [(n, shape) for n, shape in read_table(str(COMPAT / f"state_dict_{spec.vit}_{spec.modalities}.tsv"))
+                if not (spec.semantic_only and n.startswith(FROZEN_INSTANCE_PREFIXES))]
+        with concurrent.futures.ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+            arrays = pool.map(lambda row: tensor_for(row[0], row[1], 0), rows)
+            weights = {n: torch.from_numpy(a) for (n, _), a in zip(rows, arrays)}
+        if cache is not None:
+            from safetensors.torch import save_file
+
+            from panosamic.io import atomic_path
+
+            with atomic_path(cache) as tmp:
+                save_file(weights, str(tmp))
+    _WEIGHTS.clear()  # one variant in memory at a time (ViT-H RGB-D-N: 4 GB)
+    _WEIGHTS[key] = weights
+    return weights
+
+
 def build_model(spec: BenchSpec):
     """A dual-view PanoSAMic with deterministic random weights, on ``spec.device``."""
     import torch
-
-    sys.path.insert(0, str(COMPAT))
-    from make_weights import make_weights
 
     from panosamic.config import PanoSAMicConfig
     from panosamic.model import create_model
@@ -176,12 +220,11 @@ def build_model(spec: BenchSpec):
     cfg = PanoSAMicConfig.from_json(CONFIG).replace(canvas_size=canvas).model_config(
         vit=spec.vit, modalities=mods, num_classes=13).replace(semantic_only=spec.semantic_only)
     torch.manual_seed(0)
-    model = create_model(cfg)
+    # on a GPU the parameters are made (and initialised) there: 1 G parameters take seconds on a CPU
+    with torch.device(spec.device) if spec.device.startswith("cuda") else contextlib.nullcontext():
+        model = create_model(cfg)
     if spec.vit != "vit_tiny":
-        weights = make_weights(str(COMPAT / f"state_dict_{spec.vit}_{spec.modalities}.tsv"), seed=0,
-                               semantic_only=spec.semantic_only)
-        load_state_dict_checked(model, {k: torch.from_numpy(v) for k, v in weights.items()})
-        del weights
+        load_state_dict_checked(model, bench_weights(spec))
     model.to(spec.device)
     model.set_inference_path(spec.path, precision=spec.precision, compile=spec.compile,
                              channels_last=spec.channels_last)
@@ -196,7 +239,7 @@ def make_batch(spec: BenchSpec, device: str) -> list[dict[str, Any]]:
 
     mods = MODALITY_SETS[spec.modalities]
     return [
-        {m: torch.from_numpy(a).to(device) for m, a in make_inputs(list(mods), *INPUT_HW, seed=i).items()}
+        {m: torch.from_numpy(a).to(device) for m, a in make_inputs(list(mods), *spec.input_hw, seed=i).items()}
         for i in range(spec.batch)
     ]
 
@@ -243,7 +286,7 @@ def run_train_step(spec: BenchSpec) -> BenchResult:
     model.set_gradient_checkpointing(spec.checkpointing)
     batch = make_batch(spec, spec.device)
     g = torch.Generator().manual_seed(0)
-    labels = torch.randint(-1, 13, (spec.batch, *INPUT_HW), generator=g).to(spec.device)
+    labels = torch.randint(-1, 13, (spec.batch, *spec.input_hw), generator=g).to(spec.device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     loss_fn = MultilabelJaccardLoss()
@@ -370,7 +413,7 @@ def write_json(results: list[BenchResult], machine: dict[str, Any], out_dir: Pat
     payload = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
-        "input_hw": list(INPUT_HW),
+        "input_hw": list(results[0].spec.input_hw) if results else list(INPUT_HW),
         "results": [
             {**asdict(r), "spec": {**asdict(r.spec), "key": r.spec.key}, "median_s": r.median()} for r in results
         ],
@@ -459,7 +502,8 @@ def write_markdown(results_dir: Path, md_path: Path) -> None:
         data = json.loads(f.read_text())
         m = data["machine"]
         if "students" in data:  # compact students (bench.py --student)
-            parts.append(f"### {f.stem}: compact students, one 512x1024 panorama\n\n| model | params (M) | GFLOP | "
+            hw = "x".join(map(str, data.get("input_hw", INPUT_HW)))
+            parts.append(f"### {f.stem}: compact students, one {hw} panorama\n\n| model | params (M) | GFLOP | "
                          "median latency (s) |\n|---|---|---|---|\n" + "".join(
                              f"| {k} | {r['params_m']:.2f} | {r['gflop']:.1f} | {r['latency_s']:.3f} |\n"
                              for k, r in data["students"].items()))
@@ -499,22 +543,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--train-step", action="store_true", help="time training steps instead of forwards")
     ap.add_argument("--student", nargs="*", default=None, metavar="BACKBONE",
                     help="also time compact students (timm backbone names; none given: mobilenetv3_large_100): "
-                         "torch fp32 and onnxruntime per 512x1024 panorama, beside the rows above")
+                         "torch fp32 and onnxruntime (CPU; and CUDA where onnxruntime has it) per panorama of "
+                         "--size, beside the rows above")
+    ap.add_argument("--students-only", action="store_true", help="with --student: no PanoSAMic rows")
     ap.add_argument("--checkpointing", nargs="+", default=["off"], choices=("off", "on"),
                     help="train step: activation checkpointing of the fusion blocks")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per configuration")
-    ap.add_argument("--in-process", action="store_true", help="no subprocess per configuration (tests)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="no subprocess per configuration (tests; on CUDA the peak memory stays per configuration)")
+    ap.add_argument("--size", default=f"{INPUT_HW[0]}x{INPUT_HW[1]}", metavar="HxW",
+                    help="input size (default %(default)s)")
+    ap.add_argument("--weights-cache", type=Path, default=None, metavar="DIR",
+                    help="keep the generated random weights here and reuse them (default: draw them per process)")
     ap.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     ap.add_argument("--markdown", type=Path, default=RESULTS_MD)
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0 or any(b < 1 for b in args.batch):
         ap.error("--repeats and --batch must be >= 1, --warmup >= 0")
+    if args.students_only and args.student is None:
+        ap.error("--students-only needs --student")
+    try:
+        args.size = tuple(int(v) for v in args.size.lower().split("x"))
+        assert len(args.size) == 2 and min(args.size) >= 8 and args.size[1] == 2 * args.size[0]
+    except (ValueError, AssertionError):
+        ap.error(f"--size must be HxW with W = 2 x H and H >= 8 (e.g. 512x1024), got {args.size}")
     return args
 
 
 def specs_from_args(args: argparse.Namespace) -> list[BenchSpec]:
-    specs = []
+    specs: list[BenchSpec] = []
+    if args.students_only:
+        return specs
+    extra = {"input_hw": tuple(args.size),
+             "weights_cache": str(args.weights_cache) if args.weights_cache else None}
     for vit in args.vit:
         for mods in args.modalities:
             for batch in args.batch:
@@ -523,7 +585,7 @@ def specs_from_args(args: argparse.Namespace) -> list[BenchSpec]:
                         for ck in args.checkpointing:
                             specs.append(BenchSpec("train", vit, mods, args.device, "fast", prec, batch,
                                                    args.repeats, args.warmup, not args.instance,
-                                                   checkpointing=ck == "on", threads=args.threads))
+                                                   checkpointing=ck == "on", threads=args.threads, **extra))
                     continue
                 for path in args.path:
                     for prec in args.precision:
@@ -534,14 +596,15 @@ def specs_from_args(args: argparse.Namespace) -> list[BenchSpec]:
                                                args.warmup, not args.instance,
                                                compile=args.compile and fast_extras,
                                                channels_last=args.channels_last and fast_extras,
-                                               threads=args.threads))
+                                               threads=args.threads, **extra))
     return specs
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        spec = BenchSpec(**json.loads(args.worker))
+        d = json.loads(args.worker)
+        spec = BenchSpec(**{**d, "input_hw": tuple(d.get("input_hw", INPUT_HW))})
         res = worker(spec)
         d = asdict(res)
         d.pop("spec")
@@ -585,16 +648,26 @@ def student_rows(args: argparse.Namespace, machine: dict[str, Any]) -> None:
     import torch
 
     rows = {}
+    extra: dict[str, Any] = {}
+    if args.device.startswith("cuda"):
+        import onnxruntime
+
+        available = onnxruntime.get_available_providers()
+        extra["onnxruntime_providers"] = available
+        if "CUDAExecutionProvider" not in available:
+            print(f"onnxruntime {onnxruntime.__version__} has no CUDAExecutionProvider here ({', '.join(available)}): "
+                  "the ONNX rows ran on the CPU provider", flush=True)
     for backbone in args.student or ["mobilenetv3_large_100"]:
         for name, row in student_latency(backbone, repeats=args.repeats, threads=args.threads or torch.get_num_threads(),
-                                         device=args.device).items():
+                                         device=args.device, hw=tuple(args.size)).items():
             rows[f"{name} [{backbone}]"] = row
             print(f"{name} [{backbone}]: {row['params_m']:.2f} M params, {row['gflop']:.1f} GFLOP, "
-                  f"median {row['latency_s']:.3f} s per 512x1024 panorama", flush=True)
+                  f"median {row['latency_s']:.3f} s per {args.size[0]}x{args.size[1]} panorama", flush=True)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out_dir / f"{stamp}_student_{args.device.replace(':', '')}.json",
-                      json.dumps({"machine": machine, "input_hw": list(INPUT_HW), "students": rows}, indent=1) + "\n")
+                      json.dumps({"machine": machine, "input_hw": list(args.size), "students": rows, **extra},
+                                 indent=1) + "\n")
 
 
 if __name__ == "__main__":

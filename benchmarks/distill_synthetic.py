@@ -162,10 +162,14 @@ def median_latency(fn: Callable[[], Any], repeats: int) -> float:
 def student_rows(student: torch.nn.Module, rgb: torch.Tensor, onnx_dir: Path, repeats: int,
                  threads: int) -> tuple[dict[str, dict[str, Any]], float]:
     """Rows ``student (torch fp32)`` (on the student's device) and ``student (onnxruntime)`` (CPU) for
-    one panorama ``rgb``, and the max |ONNX - torch| logit difference. Used by bench.py too."""
+    one panorama ``rgb``, and the max |ONNX - torch| logit difference. Used by bench.py too; a student on
+    a GPU adds ``student (onnxruntime CUDA)`` where onnxruntime has its CUDA provider."""
+    import onnxruntime
+
     from panosamic.student.onnx import OnnxStudent, export_onnx
 
-    ort = OnnxStudent(export_onnx(student, onnx_dir / "student.onnx"), threads=threads)
+    onnx_path = export_onnx(student, onnx_dir / "student.onnx")
+    ort = OnnxStudent(onnx_path, threads=threads)
     sample = [{"image": rgb.to(student.device)}]
     flops = gflop(lambda: student(sample))
     with torch.no_grad():
@@ -176,19 +180,25 @@ def student_rows(student: torch.nn.Module, rgb: torch.Tensor, onnx_dir: Path, re
         "latency_s": median_latency(lambda: (student(sample), sync()), repeats)}}
     rows["student (onnxruntime)"] = {"params_m": _params(student), "gflop": flops,
                                      "latency_s": median_latency(lambda: ort([{"image": rgb.cpu()}]), repeats)}
+    if student.device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        ort_cuda = OnnxStudent(onnx_path, providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        ort_cuda([{"image": rgb.cpu()}])  # warm-up (CUDA context, kernel selection)
+        rows["student (onnxruntime CUDA)"] = {
+            "params_m": _params(student), "gflop": flops,
+            "latency_s": median_latency(lambda: ort_cuda([{"image": rgb.cpu()}]), repeats)}
     return rows, onnx_err
 
 
 def student_latency(backbone: str = "mobilenetv3_large_100", *, repeats: int = 3, threads: int = 2,
-                    device: str = "cpu") -> dict[str, dict[str, Any]]:
-    """Latency rows of a randomly initialised student at 512x1024 (what bench.py --student prints)."""
+                    device: str = "cpu", hw: tuple[int, int] = LATENCY_HW) -> dict[str, dict[str, Any]]:
+    """Latency rows of a randomly initialised student at ``hw`` (what bench.py --student prints)."""
     import tempfile
 
     from panosamic.student import PanoStudent, StudentConfig
 
     torch.set_num_threads(threads)
-    student = PanoStudent(StudentConfig(backbone=backbone, native_size=LATENCY_HW)).to(device).eval()
-    rgb = torch.randint(0, 256, (3, *LATENCY_HW), generator=torch.Generator().manual_seed(0)).float()
+    student = PanoStudent(StudentConfig(backbone=backbone, native_size=tuple(hw))).to(device).eval()
+    rgb = torch.randint(0, 256, (3, *hw), generator=torch.Generator().manual_seed(0)).float()
     with tempfile.TemporaryDirectory() as tmp:
         return student_rows(student, rgb, Path(tmp), repeats, threads)[0]
 
@@ -247,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         teacher = timed("teacher training", lambda: train_teacher(work, data, args.teacher_epochs), clock)
         result = timed("distillation", lambda: distil(work, data, extras, teacher, args.backbone, args.student_epochs),
                        clock)
-        from panosamic.student.hub import load_student
+        from panosamic.hub.student import load_student
 
         student = load_student(result.student_dir)
         quality = timed("scoring", lambda: score(teacher, student, data), clock)

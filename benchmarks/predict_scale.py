@@ -10,14 +10,17 @@ one warm-up forward before the timed run. Columns:
 - ``pano/s``: panoramas / the slowest rank's time for the whole call (hashing the checkpoint, planning,
   starting the loader, predicting, writing, merging the summary);
 - ``busy``: the model's share of the ranks' time (forward incl. host <-> device copies);
+- ``gpu util``: on CUDA, the mean of the GPU's utilisation (NVML, ``torch.cuda.utilization``) sampled
+  every 50 ms during the run (is the GPU kept busy?; "–" on a CPU or without NVML);
 - ``bare/s``: the bare forward's pano/s, timed in the same processes just before the run (each rank
   over its share, inputs decoded and resized beforehand, same batch size, nothing written), so
   that both see the same machine load; ``vs bare``: ``pano/s`` / ``bare/s``.
 
     uv run python benchmarks/predict_scale.py                       # tiny architecture, full grid
     uv run python benchmarks/predict_scale.py --vit vit_b --procs 1 --batch 1 2 --workers 2 --count 6
+    python3 benchmarks/predict_scale.py --vit vit_b --device cuda --procs 1 --batch 4 8 --workers 4 --count 32
 
-Prints a table and, last, one JSON line with every row.
+Prints a table and, last, one JSON line with every row (``--json-out FILE`` also writes it to a file).
 """
 
 from __future__ import annotations
@@ -67,6 +70,40 @@ def bare_seconds(model: Any, files: list[Path], batch: int, device: str) -> floa
         return time.perf_counter() - t0
 
 
+class GpuSampler:
+    """Mean GPU utilisation (NVML, percent) sampled every ``period`` s on a thread while in the block."""
+
+    def __init__(self, device: str, period: float = 0.05) -> None:
+        import threading
+
+        self.device, self.period, self.samples = device, period, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import torch
+
+        while not self._stop.wait(self.period):
+            try:
+                self.samples.append(float(torch.cuda.utilization(self.device)))
+            except Exception:  # noqa: BLE001 (no NVML: no figure)
+                return
+
+    def __enter__(self) -> GpuSampler:  # noqa: PYI034 (a plain class, never subclassed)
+        if self.device.startswith("cuda"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) / 100 if self.samples else None
+
+
 def child(args: argparse.Namespace) -> None:
     """One rank: warm up, time the bare forward over its share, run predict_dataset, print both as JSON."""
     import torch
@@ -80,11 +117,12 @@ def child(args: argparse.Namespace) -> None:
         model([{"image": torch.rand(3, h, w, device=args.device) * 255}])
     files = sorted(Path(args.inputs).iterdir())[rank::world]
     bare = bare_seconds(model, files, args.batch[0], args.device)
-    r = predict_dataset(model, [args.inputs], args.out, batch_size=args.batch[0], workers=args.workers[0],
-                        outputs=args.outputs, resume=False, progress=False, device=args.device)  # fmt: skip
+    with GpuSampler(args.device) as gpu:
+        r = predict_dataset(model, [args.inputs], args.out, batch_size=args.batch[0], workers=args.workers[0],
+                            outputs=args.outputs, resume=False, progress=False, device=args.device)  # fmt: skip
     print("RESULT " + json.dumps({"rank": r.rank, "seconds": r.seconds, "model_seconds": r.model_seconds,
-                                  "predicted": r.predicted, "bare_seconds": bare, "bare_count": len(files)}),
-          flush=True)  # fmt: skip
+                                  "predicted": r.predicted, "bare_seconds": bare, "bare_count": len(files),
+                                  "gpu_util": gpu.mean}), flush=True)  # fmt: skip
 
 
 def run_child(args: argparse.Namespace, procs: int, batch: int, workers: int, out: Path) -> list[dict]:
@@ -125,7 +163,9 @@ def summarise(results: list[dict], count: int) -> dict[str, float]:
     pano_per_s = predicted / max(r["seconds"] for r in results)
     bare = count / max(r["bare_seconds"] for r in results)
     busy = sum(r["model_seconds"] for r in results) / sum(r["seconds"] for r in results)
-    return {"pano_per_s": pano_per_s, "busy": busy, "bare_pano_per_s": bare, "vs_bare": pano_per_s / bare}
+    utils = [r["gpu_util"] for r in results if r.get("gpu_util") is not None]
+    return {"pano_per_s": pano_per_s, "busy": busy, "bare_pano_per_s": bare, "vs_bare": pano_per_s / bare,
+            "gpu_util": sum(utils) / len(utils) if utils else None}
 
 
 def main() -> None:
@@ -137,6 +177,7 @@ def main() -> None:
     p.add_argument("--count", type=int, default=8, help="panoramas per configuration (default: %(default)s)")
     p.add_argument("--outputs", default="labels,color", help="default: %(default)s")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--json-out", type=Path, default=None, metavar="FILE", help="also write the JSON line here")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--inputs", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -167,12 +208,19 @@ def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     load = os.getloadavg()
     print(f"\n{args.vit} at {CANVAS[args.vit] // 2}x{CANVAS[args.vit]} on {args.device}, {args.count} panoramas, "
           f"{os.cpu_count()} cores, load average {load[0]:.1f} (outputs {args.outputs})")  # fmt: skip
-    print(f"{'procs':>5} {'batch':>5} {'workers':>7} {'pano/s':>8} {'busy':>6} {'bare/s':>8} {'vs bare':>8}")
+    print(f"{'procs':>5} {'batch':>5} {'workers':>7} {'pano/s':>8} {'busy':>6} {'gpu util':>8} {'bare/s':>8} "
+          f"{'vs bare':>8}")  # fmt: skip
     for r in rows:
+        util = "–" if r.get("gpu_util") is None else f"{r['gpu_util']:.1%}"
         print(f"{r['procs']:>5} {r['batch']:>5} {r['workers']:>7} {r['pano_per_s']:>8.3f} {r['busy']:>6.1%} "
-              f"{r['bare_pano_per_s']:>8.3f} {r['vs_bare']:>8.1%}")  # fmt: skip
-    print(json.dumps({"benchmark": "predict_scale", "vit": args.vit, "device": args.device, "count": args.count,
-                      "cores": os.cpu_count(), "loadavg": load, "rows": rows}))  # fmt: skip
+              f"{util:>8} {r['bare_pano_per_s']:>8.3f} {r['vs_bare']:>8.1%}")  # fmt: skip
+    line = json.dumps({"benchmark": "predict_scale", "vit": args.vit, "device": args.device, "count": args.count,
+                       "cores": os.cpu_count(), "loadavg": load, "rows": rows})  # fmt: skip
+    print(line)
+    if args.json_out is not None:
+        from panosamic.io import atomic_write_text
+
+        atomic_write_text(args.json_out, line + "\n")
 
 
 if __name__ == "__main__":

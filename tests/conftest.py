@@ -73,6 +73,28 @@ def build_parity_case(name: str = "vit_b_rgb_dv_s1"):
     return model.eval(), x, np.load(case_dir / "expected.npz")
 
 
+@pytest.fixture(scope="session")
+def parity_case():
+    """The parity case built once per session (building ViT-B from make_weights costs ~15 s of CPU).
+
+    Tests that change the model's inference options restore them (see ``parity_fast_logits``)."""
+    return build_parity_case()
+
+
+@pytest.fixture(scope="session")
+def parity_fast_logits(parity_case):
+    """The parity model's logits on the default (fast, SDPA, fp32) path, computed once per session."""
+    model, x, _ = parity_case
+    previous = model.inference_options
+    model.set_inference_path("fast")
+    try:
+        with torch.no_grad():
+            logits = model([{"image": x}])[0]["sem_preds"]
+    finally:
+        model.configure_inference(previous)
+    return logits
+
+
 def prepared_synthetic(root: Path, *, rooms_per_area: int, size: tuple[int, int], seed: int) -> Path:
     """A synthetic raw Stanford2D3DS dataset rendered under ``root/raw`` and prepared into ``root/processed``."""
     from panosamic.data.prepare import prepare_dataset

@@ -6,21 +6,23 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import build_parity_case
-
-
-@pytest.fixture(scope="module")
-def parity_model():
-    return build_parity_case()
 
 
 @pytest.mark.parity
 @pytest.mark.parametrize("attention", ["exact", "sdpa"])
-def test_parity_logits(parity_model, attention):
-    model, x, expected = parity_model
-    model.image_encoder.attention_impl = attention
-    with torch.inference_mode():
-        logits = model([{"image": x}])[0]["sem_preds"]
+def test_parity_logits(parity_case, parity_fast_logits, attention):
+    model, x, expected = parity_case
+    if attention == "sdpa":  # the default fast path (SDPA): its logits are computed once per session
+        assert model.image_encoder.attention_impl == "sdpa"
+        logits = parity_fast_logits
+    else:
+        previous = model.inference_options
+        model.image_encoder.attention_impl = attention
+        try:
+            with torch.inference_mode():
+                logits = model([{"image": x}])[0]["sem_preds"]
+        finally:
+            model.configure_inference(previous)
     assert logits.shape == (13, 512, 1024)
     diff = np.abs(logits[:, ::4, ::4].numpy() - expected["logits_sub4"]).max()
     agree = (logits.argmax(0).numpy() == expected["argmax"]).mean()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import panosamic.modeling.fusion as fusion_mod
-from conftest import build_parity_case, make_tiny_model, random_panorama
+from conftest import make_tiny_model, random_panorama
 from panosamic.modeling.encoder import _sdpa_attention
 from panosamic.modeling import InferenceOptions
 
@@ -225,13 +225,13 @@ def test_gradient_checkpointing_gives_identical_gradients(monkeypatch):
 # ---------------------------------------------------------------- parity case (ViT-B, 512x1024)
 
 @pytest.fixture(scope="module")
-def parity_fp32():
-    """The parity model on the fast fp32 path and its logits (computed once per module)."""
-    model, x, expected = build_parity_case()
+def parity_fp32(parity_case, parity_fast_logits):
+    """The parity model on the fast fp32 path and its logits (shared with tests/test_parity.py)."""
+    model, x, expected = parity_case
+    previous = model.inference_options
     model.eval().set_inference_path("fast")
-    with torch.no_grad():
-        logits = model([{"image": x}])[0]["sem_preds"]
-    return model, x, logits, expected
+    yield model, x, parity_fast_logits, expected
+    model.configure_inference(previous)
 
 
 @pytest.mark.parity

@@ -239,8 +239,8 @@ def plot_latitude_bands(
                   linewidth=0.6)
         for c, v in zip(centres, miou):
             left.text((v if np.isfinite(v) else 0) + 1, c, "n/a" if not np.isfinite(v) else f"{v:.1f}",
-                      va="center", fontsize=9, zorder=3,
-                      bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+                      va="center", fontsize=9, zorder=5,
+                      bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})
         for value, name, style in ((planar_miou, "planar", "--"), (sphere_miou, "sphere", ":")):
             if value is not None and np.isfinite(value):
                 left.axvline(100 * value, color=_MEAN_COLOR, linestyle=style, linewidth=1.4,

@@ -187,3 +187,35 @@ def test_latitude_figure(tmp_path: Path) -> None:
     assert path.is_file() and path.stat().st_size > 5000
     with pytest.raises(ValueError, match="bands is empty"):
         plot_latitude_bands([], tmp_path / "empty.png")
+
+
+# ---------------------------------------------------------------------------- DDP
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        rng = np.random.default_rng(rank)
+        rc = RowConfusion(3)
+        if rank == 0:  # rank 1 sees no panorama at all (a split smaller than the world)
+            rc.update(torch.from_numpy(rng.integers(0, 3, (2, 6, 12))), torch.from_numpy(rng.integers(-1, 3, (2, 6, 12))))
+        rc.all_reduce()
+        np.save(f"{out}/rank{rank}.npy", rc.rows())
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_row_confusion_all_reduce_with_a_rank_without_samples(tmp_path: Path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    rng = np.random.default_rng(0)
+    want = _rows(rng.integers(0, 3, (2, 6, 12)), rng.integers(-1, 3, (2, 6, 12)), 3).rows()
+    for rank in (0, 1):
+        assert np.array_equal(np.load(tmp_path / f"rank{rank}.npy"), want)

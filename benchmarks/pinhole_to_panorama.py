@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from adapt_synthetic import TEST_AREAS, TRAIN_AREAS, evaluate, new_model, table  # the same model and metrics
+
 from panosamic.adapt import AdaptSettings, adapt
 from panosamic.data import PanoramaAugmentation, build_dataset
 from panosamic.data.pinhole import PinholeDataset, ProjectedPinholeDataset, ProjectionSettings

@@ -169,6 +169,8 @@ def test_refusals(tmp_path):
     with pytest.raises(ValueError, match="entry 'nope' has no image"):
         prepare_pinhole_folder(raw, tmp_path / "P", fov_deg=60, folds=2, progress=False)
     assert not (tmp_path / "P").exists()  # nothing written before the checks pass
+    with pytest.raises(FileNotFoundError, match="make it with `panosamic prepare folder --pinhole"):
+        PinholeDataset(tmp_path / "P")
     with pytest.raises(ValueError, match="expected KIND=PATH"):
         parse_source("pinhole", ("stanford2d3ds",))
     with pytest.raises(ValueError, match="expected a number > 0 after @"):

@@ -69,7 +69,10 @@ class PinholeDataset(FolderDataset):
         **kwargs: Any,
     ) -> None:
         root = Path(root)
-        if root.is_dir() and not is_pinhole_folder(root):
+        if not root.is_dir():
+            raise FileNotFoundError(f"pinhole dataset {root} does not exist; make it with `panosamic prepare folder "
+                                    f"--pinhole --fov DEG --raw DATA --out {root}` (or `prepare stanford2d3ds-pinhole`)")
+        if not is_pinhole_folder(root):
             raise ValueError(
                 f'{root} is not a prepared pinhole folder (its dataset.json has no "projection": '
                 '"pinhole"); make one with `panosamic prepare folder --pinhole --fov DEG` or '

@@ -46,8 +46,8 @@ def test_class_list_parses_names_synonyms_and_the_catch_all(tmp_path):
 @pytest.mark.parametrize(("text", "message"), [
     ("", '--classes is empty: give class names separated by commas, e.g. "floor, wall, lamp"'),
     ("floor,,lamp", "--classes: class 2 has an empty name (two commas in a row?)"),
-    ("lamp, floor, Lamp", "--classes names 'Lamp' twice: give each class once (synonyms: a classes file with "
-                          "lines like 'lamp: light, lantern')"),
+    ("lamp, floor, Lamp", ("--classes names 'Lamp' twice: give each class once (synonyms: a classes file with "
+                          "lines like 'lamp: light, lantern')")),
 ])
 def test_class_list_refusals(text, message):
     with pytest.raises(ValueError) as e:
@@ -329,8 +329,8 @@ def test_predict_cli_with_cube_views_and_a_classes_file(tmp_path):
     (["--classes", "floor", "--smoothing", "4"], "--smoothing must be 0 (off) or an odd window size, got 4"),
 ])
 def test_predict_cli_refusals_come_before_any_model_loads(tmp_path, capsys, monkeypatch, extra, message):
-    import panosamic.openvocab.loading as loading
     from panosamic.cli import main
+    from panosamic.openvocab import loading
 
     monkeypatch.setattr(loading, "load_sam3", lambda *a, **k: pytest.fail("a model was loaded"))
     code = main(["predict", FIXTURE_PANO, "--checkpoint", "test-sam3-tiny", "--out", str(tmp_path / "o"), *extra])
@@ -383,3 +383,15 @@ def test_distill_a_sam3_teacher_into_a_student_for_your_classes(tmp_path):
     config = json.loads(students[0].read_text())
     assert config["class_names"] == ["floor", "wall", "lamp"] and config["num_classes"] == 3
     assert main(["distill", "--teacher", "test-sam3-tiny", "--panoramas", str(panos), "--out", str(out)]) == 1
+
+
+def test_predict_api_returns_the_usual_result_object(tmp_path):
+    from panosamic import load_model
+    from panosamic.inference import predict
+
+    model = load_model("test-sam3-tiny", classes=["floor", "wall", "lamp", "clutter"], smoothing=3)
+    result = predict(model, FIXTURE_PANO)
+    assert result.class_names == ("floor", "wall", "lamp", "clutter") and result.size == (512, 1024)
+    assert result.logits.shape == (4, 512, 1024) and result.labels.max() <= 3
+    files = result.save(tmp_path)
+    assert {"labels", "color", "overlay", "legend"} <= set(files)

@@ -6,7 +6,13 @@ model. ``views``: "erp" (the whole panorama, the reference's zero-shot baseline)
 "tangent" (perspective views blended back onto the panorama). Needs the ``sam3`` extra.
 """
 
-from panosamic.openvocab.classes import CATCH_ALL_NAMES, MAX_CLASSES, ClassPrompts, parse_class_file, parse_class_list
+from panosamic.openvocab.classes import (
+    CATCH_ALL_NAMES,
+    MAX_CLASSES,
+    ClassPrompts,
+    parse_class_file,
+    parse_class_list,
+)
 from panosamic.openvocab.loading import SAM3_MODELS, SAM3_REPO, is_sam3_checkpoint, load_sam3
 from panosamic.openvocab.tiny import TINY_NAME
 

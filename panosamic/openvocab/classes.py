@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 __all__ = ["CATCH_ALL_NAMES", "MAX_CLASSES", "ClassPrompts", "parse_class_file", "parse_class_list"]
 
@@ -27,8 +27,8 @@ class ClassPrompts:
     prompts: tuple[tuple[str, ...], ...]
 
     @classmethod
-    def create(cls, classes: Sequence[str] | Mapping[str, Sequence[str]] | "ClassPrompts", *,
-               where: str = "classes") -> "ClassPrompts":
+    def create(cls, classes: Sequence[str] | Mapping[str, Sequence[str]] | ClassPrompts, *,
+               where: str = "classes") -> ClassPrompts:
         """From names, or a mapping name -> synonyms; checked (see :func:`check_names`)."""
         if isinstance(classes, ClassPrompts):
             return classes

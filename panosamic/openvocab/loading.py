@@ -7,8 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from panosamic.errors import PanosamicError
 from panosamic.openvocab.classes import ClassPrompts
@@ -180,7 +181,7 @@ def load_sam3(
             with _quiet_loading():
                 sam = Sam3Model.from_pretrained(source, **kw)
                 tokenizer = AutoTokenizer.from_pretrained(source, **kw)
-        except Exception as e:  # noqa: BLE001 - Hub failures become one line
+        except Exception as e:
             err = _hub_error(source, e) if not Path(source).is_dir() else None
             if err is None:
                 raise

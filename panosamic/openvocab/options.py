@@ -5,7 +5,8 @@ distill. No torch here: the flags are checked before any model loads."""
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from panosamic.openvocab.classes import ClassPrompts, parse_class_file, parse_class_list
 

@@ -8,7 +8,7 @@ optionally a majority filter over the labels (wrapping at the ±180° seam).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -11,12 +11,13 @@ argmax is the protocol's label map (an ignored pixel, without a catch-all class,
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from panosamic.openvocab.classes import ClassPrompts
 from panosamic.openvocab.protocol import (
@@ -129,7 +130,7 @@ class Sam3Segmenter(nn.Module):
     def device(self) -> torch.device:
         return next(self.sam.parameters()).device
 
-    def configure(self, **changes: Any) -> "Sam3Segmenter":
+    def configure(self, **changes: Any) -> Sam3Segmenter:
         """Change the classes (``classes=``) or the view options in place; text embeddings already
         computed for a class list stay cached."""
         if "classes" in changes:

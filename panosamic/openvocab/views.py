@@ -9,12 +9,20 @@ seam blend without a step; the poles are covered by the views looking at them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
-from panosamic.geometry import ViewOrientation, cube_views, directions_to_pinhole, erp_directions, erp_to_pinhole, sample, tangent_views
+from panosamic.geometry import (
+    ViewOrientation,
+    cube_views,
+    directions_to_pinhole,
+    erp_directions,
+    erp_to_pinhole,
+    sample,
+    tangent_views,
+)
 
 __all__ = ["DEFAULT_FOV", "VIEW_MODES", "ViewLayout"]
 
@@ -37,7 +45,7 @@ class ViewLayout:
     _geometry: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def create(cls, mode: str, size: int, fov_deg: float | None = None) -> "ViewLayout":
+    def create(cls, mode: str, size: int, fov_deg: float | None = None) -> ViewLayout:
         """``mode`` "cube" or "tangent"; ``fov_deg`` None: :data:`DEFAULT_FOV`."""
         check_views(mode, fov_deg)
         if mode == "erp":

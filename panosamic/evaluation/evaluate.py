@@ -256,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.dataset_path).is_dir():
         raise FileNotFoundError(f"dataset folder not found: {args.dataset_path}")
     sources = {fold: resolve_source(args, fold) for fold in folds}
+    _precheck_train_overlap(args, folds, sources)  # H6 (issue 22): leakage refused before any fold is scored
     if len(folds) > 1 and len({s.describe() for s in sources.values()}) == 1:
         print(f"warning: every fold uses the same checkpoint {sources[folds[0]].describe()} "
               "(put {fold} in --checkpoint/--subfolder for per-fold weights)", file=sys.stderr)
@@ -272,6 +273,32 @@ def run(args: argparse.Namespace) -> int:
     finally:
         cleanup_distributed()
     return 0
+
+
+def _precheck_train_overlap(args: argparse.Namespace, folds: list[int], sources: dict) -> None:
+    """Refuse, before any work, a fold whose checkpoint is a training run or ``.pth`` trained on the
+    split to score (other sources are checked by :func:`_check_train_overlap` once loaded)."""
+    from panosamic.data import build_dataset
+    from panosamic.data.record import check_train_overlap, read_training_record
+    try:  # H1 is moving the checkpoint finders to panosamic.model.checkpoints
+        from panosamic.model.checkpoints import RUN_CHECKPOINTS, expand_run_pattern
+    except ImportError:
+        from panosamic.model.loading import RUN_CHECKPOINTS, expand_run_pattern
+
+    if getattr(args, "allow_train_overlap", False):
+        return
+    for fold in folds:
+        p = Path(sources[fold].location).expanduser()
+        if not p.exists():
+            p = expand_run_pattern(str(p)) or p
+        if p.is_dir() and sources[fold].subfolder is None:
+            p = next((p / n for n in RUN_CHECKPOINTS if (p / n).is_file()), p)
+        record = read_training_record({"kind": "training", "source": str(p)}) if p.suffix in (".pth", ".pt") else None
+        if record is None:
+            continue
+        ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split=getattr(args, "split", "test"),
+                           modalities=("image",), augment=False)
+        check_train_overlap(record, None, args.dataset, args.dataset_path, fold, ds.split, ds.sample_names)
 
 
 def _check_train_overlap(args: argparse.Namespace, model: Any, ck_info: dict, fold: int, ds: Any) -> None:

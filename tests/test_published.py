@@ -79,3 +79,30 @@ def test_evaluate_compares_only_over_the_three_folds() -> None:
                                                               "reported": get_reported("matterport3d-vith-rgbd").to_dict()}}
     c = compare_with_reported([mp])
     assert c["delta_miou"] == pytest.approx(0.47 - 0.4843) and "published_macc" not in c
+
+
+@pytest.mark.slow
+def test_evaluate_over_three_folds_prints_ours_beside_the_published(tmp_path, capsys) -> None:
+    """Three run folders named like the published variant (vit_tiny weights inside): the summary puts the
+    3-fold mean beside the model card's, with the difference."""
+    from test_evaluate import _checkpoint, _eval_args
+
+    from conftest import prepared_synthetic
+    from panosamic.cli import main
+
+    data = prepared_synthetic(tmp_path / "data", rooms_per_area=1, size=(64, 128), seed=1)
+    for fold in (1, 2, 3):
+        run = tmp_path / f"stanford2d3ds-vith-rgb-fold{fold}"
+        run.mkdir()
+        _checkpoint(run / "model_best.pth", fold)
+    out = tmp_path / "r.json"
+    assert main(_eval_args(data, "--checkpoint", str(tmp_path / "stanford2d3ds-vith-rgb-fold{fold}"), "--fold", "all",
+                           "--output", str(out))) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    summary = json.loads(out.read_text())["summary"]
+    rep = summary["reported"]
+    assert rep["variant"] == "stanford2d3ds-vith-rgb" and rep["published_miou"] == pytest.approx(0.5962)
+    assert rep["delta_miou"] == pytest.approx(summary["mean_miou"] - 0.5962)
+    assert rep["delta_macc"] == pytest.approx(summary["mean_macc"] - 0.7411)
+    assert "stanford2d3ds-vith-rgb against the model card (3-fold mean): mIoU ours" in text
+    assert f"vs published 59.62 % ({100 * rep['delta_miou']:+.2f} points)" in text

@@ -26,7 +26,7 @@ IMPORTS: dict[str, str] = {
     "import panosamic.inference": "import panosamic.inference",
     "predict pipeline loaded": "import panosamic.inference.predict, panosamic.inference.scale",
     "load_model resolved": "import panosamic; panosamic.load_model",
-    "onnx predict path (no run)": "from panosamic.inference.onnx_predict import run",
+    "predict --runtime onnx imports": "import panosamic.cli.predict, panosamic.inference.cli, panosamic.student.onnx",
 }
 #: CLI invocations (``python -m panosamic.cli ...``).
 COMMANDS: tuple[str, ...] = (
@@ -42,11 +42,13 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def cpu_seconds(argv: list[str]) -> tuple[float, int]:
+def cpu_seconds(argv: list[str], source: str | None = None) -> tuple[float, int]:
     """(CPU seconds of the child, its exit status)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-                        env=dict(os.environ, OMP_NUM_THREADS="1")).returncode  # fmt: skip
+    rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env).returncode
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), rc
 
@@ -55,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="case names to run (default: all)")
+    ap.add_argument("--source", help="run another checkout's panosamic (prepended to PYTHONPATH), e.g. a git worktree")
     args = ap.parse_args()
     cases = [(k, [sys.executable, "-c", v]) for k, v in IMPORTS.items()]
     cases += [(f"panosamic {c}", [sys.executable, "-m", "panosamic.cli", *c.split()]) for c in COMMANDS]
@@ -64,7 +67,7 @@ def main() -> None:
     for name, argv in cases:
         if args.only and name not in args.only:
             continue
-        runs = [cpu_seconds(argv) for _ in range(args.repeat)]
+        runs = [cpu_seconds(argv, args.source) for _ in range(args.repeat)]
         cpu = statistics.median(r[0] for r in runs)
         if name == "import torch":
             torch_s = cpu

@@ -1,28 +1,42 @@
 """PanoSAMic: semantic segmentation of 360° equirectangular panoramas with a frozen SAM encoder.
 
-``panosamic.list_models()``, ``panosamic.create_model(name_or_config, pretrained=False)`` and
-``panosamic.load_model(checkpoint)`` are the entry points (imported on first use, so that
-``import panosamic`` and the command line's ``--help`` stay light).
+``panosamic.list_models()``, ``panosamic.create_model(name_or_config, pretrained=False)``,
+``panosamic.load_model(checkpoint)`` and ``panosamic.predict(model, "pano.jpg")`` are the entry points.
+Every name of :data:`__all__` is imported on first use (``dir(panosamic)`` lists them), so that
+``import panosamic`` and the command line's ``--help`` stay light (no torch).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.2.0"
 
-_MODEL_API = ("create_model", "list_models", "load_model", "PanoSAMic", "ModelConfig")
+#: Public name -> the module that defines it (imported on first use).
+_LAZY: dict[str, str] = {
+    "create_model": "panosamic.model",
+    "list_models": "panosamic.model",
+    "load_model": "panosamic.model",
+    "PanoSAMic": "panosamic.model",
+    "ModelConfig": "panosamic.config",
+    "predict": "panosamic.inference",
+    "predict_batch": "panosamic.inference",
+    "predict_dataset": "panosamic.inference",
+    "PredictionResult": "panosamic.inference",
+}
 
-__all__ = ["__version__", *_MODEL_API]
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ModelConfig":
-        from panosamic.config import ModelConfig
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'panosamic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return ModelConfig
-    if name in _MODEL_API:
-        import panosamic.model as model_api
 
-        return getattr(model_api, name)
-    raise AttributeError(f"module 'panosamic' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(set(globals()) - {"annotations", "Any", "importlib"} | set(__all__))

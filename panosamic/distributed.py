@@ -27,6 +27,7 @@ __all__ = [
     "cleanup_distributed",
     "free_port",
     "init_distributed",
+    "resolve_device",
     "spawn",
     "wrap_ddp",
 ]
@@ -50,17 +51,36 @@ class DistContext:
         return self.world_size > 1
 
 
-def resolve_device(device: str | None, local_rank: int = 0) -> torch.device:
-    """``"auto"``/``None``: CUDA (this rank's GPU) when available, else CPU."""
-    if device in (None, "auto"):
+#: What ``--device`` accepts (``cuda:N`` picks one GPU).
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def resolve_device(device: str | torch.device | None, local_rank: int | None = None) -> torch.device:
+    """The one device resolver: ``"auto"``/``None`` is CUDA (this rank's GPU) when available, else the
+    CPU; ``cpu``, ``cuda[:N]`` and ``mps`` are checked to exist (one line naming ``--device`` otherwise).
+
+    ``local_rank`` (default: torchrun's ``LOCAL_RANK``) picks the GPU when ``cuda`` has no index.
+    """
+    if device is None or str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device must be one of {DEVICE_CHOICES}, got {device!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
+            raise ValueError(f"--device {device} requested but CUDA is not available; use --device cpu")
         if dev.index is None:
-            dev = torch.device("cuda", local_rank % torch.cuda.device_count())
+            rank = int(os.environ.get("LOCAL_RANK", "0")) if local_rank is None else local_rank
+            dev = torch.device("cuda", rank % torch.cuda.device_count())
+        elif dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         torch.cuda.set_device(dev)
+    elif dev.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"--device {device} requested but MPS is not available; use --device cpu")
+    elif dev.type != "cpu":
+        raise ValueError(f"--device must be one of {DEVICE_CHOICES}, got {device!r}")
     return dev
 
 

@@ -159,3 +159,18 @@ def test_reference_script_paths_take_the_reference_flags(script, command):
     assert (
         done.stderr.strip() == f"panosamic {command}: error: --num-classes 40: stanford2d3ds has 13 classes"
     )
+
+
+def test_the_package_is_a_light_tab_completable_api():
+    code = """
+import sys, panosamic
+names = dir(panosamic)
+print("HEAVY", [m for m in ("torch", "segment_anything", "torchvision") if m in sys.modules])
+print("DIR", sorted(set(panosamic.__all__) - set(names)), [n for n in names if n in ("Any", "annotations")])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out and "DIR [] []" in out, out
+    import panosamic
+
+    assert {"load_model", "create_model", "list_models", "predict", "PredictionResult"} <= set(panosamic.__all__)
+    assert panosamic.predict is __import__("panosamic.inference", fromlist=["predict"]).predict

@@ -13,7 +13,8 @@ from PIL import Image
 from conftest import build_model
 
 from panosamic.inference import inputs as I
-from panosamic.inference.predict import _prepare, predict, predict_batch
+from panosamic.inference.pipeline import prepare as _prepare
+from panosamic.inference.predict import predict, predict_batch
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
 from panosamic.model import PanoSAMic
@@ -57,7 +58,7 @@ def test_predict_real_panorama_and_outputs(rgb_model, tmp_path):
     assert torch.allclose(res.probabilities().sum(0), torch.ones(512, 1024), atol=1e-5)
     assert res.name == REAL_PANO.stem and not res.refined and res.instance_masks == []
     np.testing.assert_array_equal(res.image, np.asarray(Image.open(REAL_PANO).convert("RGB")))
-    fr = res.class_fractions()
+    fr = res.class_fractions
     assert len(fr) == 13 and sum(fr.values()) == pytest.approx(1.0)
 
     files = res.save(tmp_path)
@@ -117,10 +118,10 @@ def test_input_types_agree(rgb_model, tmp_path):
 
 
 def test_non_panorama_refused(rgb_model):
-    with pytest.raises(ValueError, match="width to be exactly twice the height"):
+    with pytest.raises(ValueError, match="width to be exactly twice the height.*resize it to 2:1"):
         predict(rgb_model, np.zeros((64, 100, 3), np.uint8))
-    with pytest.raises(ValueError, match="greyscale"):
-        predict(rgb_model, np.zeros((32, 64), np.uint8))
+    with pytest.raises(ValueError, match="66x32"):  # 2 px off: not a rounding of 2:1
+        predict(rgb_model, np.zeros((32, 66, 3), np.uint8))
     with pytest.raises(ValueError, match="0..255"):
         predict(rgb_model, np.full((32, 64, 3), 300.0))
     with pytest.raises(TypeError, match="file path, PIL image"):
@@ -129,6 +130,31 @@ def test_non_panorama_refused(rgb_model):
         predict(rgb_model, "nope.png")
     with pytest.raises(ValueError, match="precision"):
         predict(rgb_model, random_pano(16), precision="fp8")
+
+
+def test_greyscale_is_converted_with_a_note(rgb_model):
+    grey = np.random.default_rng(3).integers(0, 256, (32, 64), dtype=np.uint8)
+    with pytest.warns(UserWarning, match="greyscale: converted to RGB"):
+        res = predict(rgb_model, grey)
+    rgb = predict(rgb_model, np.repeat(grey[..., None], 3, axis=-1))
+    np.testing.assert_array_equal(res.labels, rgb.labels)
+    np.testing.assert_array_equal(res.image, np.repeat(grey[..., None], 3, axis=-1))
+
+
+def test_one_pixel_off_2to1_is_resized_and_answered_at_its_own_size(rgb_model):
+    img = random_pano(32, 4)
+    wide = np.concatenate([img, img[:, -1:]], axis=1)  # 65x32, as a rounding export would write it
+    with pytest.warns(UserWarning, match="within 1 px of 2:1"):
+        res = predict(rgb_model, wide)
+    assert res.labels.shape == (32, 65) and res.logits.shape == (13, 32, 65)
+
+
+def test_result_repr_is_one_line_and_fractions_an_attribute(rgb_model):
+    res = predict(rgb_model, random_pano(16, 2))
+    text = repr(res)
+    assert "\n" not in text and len(text) < 300 and text.startswith("PredictionResult(") and "32x16" in text
+    assert isinstance(res.class_fractions, dict) and sum(res.class_fractions.values()) == pytest.approx(1.0)
+    assert res.class_fractions() == res.class_fractions  # the older call still answers
 
 
 def test_refine_needs_instance_branch(rgb_model):

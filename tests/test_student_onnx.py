@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 import torch
 from conftest import random_panorama
@@ -67,3 +72,44 @@ def test_foreign_onnx_files_are_refused(tmp_path) -> None:
         OnnxStudent(tmp_path / "plain.onnx")
     with pytest.raises(TypeError, match="exports a PanoStudent"):
         export_onnx(plain, tmp_path / "x.onnx")  # type: ignore[arg-type]
+
+
+#: ``panosamic predict`` of an .onnx student in a fresh process; prints which heavy modules it imported.
+_NO_TORCH = """
+import sys
+from panosamic.cli import main
+rc = main(sys.argv[1:])
+print("IMPORTED", sorted(m for m in ("torch", "torchvision", "sympy", "timm") if m in sys.modules))
+sys.exit(rc)
+"""
+
+
+def test_predict_with_an_onnx_student_imports_no_torch(tmp_path) -> None:
+    from PIL import Image
+
+    student = make_student(num_classes=5)
+    path = export_onnx(student, tmp_path / "student.onnx")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 256, (64, 128), dtype=np.uint8)).save(folder / "grey.png")  # converted, a note
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, "predict", str(folder), "--checkpoint", str(path),
+                           "--runtime", "onnx", "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "IMPORTED []" in proc.stdout, proc.stdout  # neither torch nor torchvision (nor sympy, timm)
+    assert "grey.png is greyscale: converted to RGB" in proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["predictions"]) == ["a", "grey"]
+    # the torch-free path gives the labels the PyTorch student gives
+    from panosamic.inference import predict
+
+    labels = np.asarray(Image.open(out / "a_labels.png"))
+    expected = predict(student, folder / "a.png")
+    assert labels.shape == (32, 64)
+    assert (labels == expected.labels).mean() > 0.999
+    got = predict(OnnxStudent(path), np.asarray(Image.open(folder / "a.png")))
+    assert isinstance(got.logits, np.ndarray)
+    np.testing.assert_allclose(got.logits, expected.logits.numpy(), atol=1e-3)

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--recursive", action="store_true",
-        help="also predict the panoramas in sub-folders of folder inputs (outputs keep the sub-folder name)",
+        help="also predict the panoramas in sub-folders of folder inputs (output names: the file stem, with the folder's name when two clash)",
     )  # fmt: skip
     parser.add_argument("--checkpoint", required=True, help=flags.CHECKPOINT_HELP)
     flags.add_hub(parser)
@@ -116,13 +116,17 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError(f"--runtime onnx runs an .onnx export (panosamic export --format onnx), got {args.checkpoint}")
     if args.runtime == "torch" and is_onnx:
         raise ValueError(f"{args.checkpoint} is an ONNX graph: use --runtime onnx (or auto)")
+    if is_onnx and args.device not in ("auto", "cpu"):
+        raise ValueError(f"--device {args.device}: an ONNX student runs on the CPU (onnxruntime); use --device cpu")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_pixels is not None and args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise ValueError(f"--overlay-alpha must lie in [0, 1], got {args.overlay_alpha}")
-    open_vocab.check(args)
+    open_vocab_flags = any(getattr(args, k, None) for k in ("classes", "classes_file", "views", "fov"))
+    if not is_onnx or open_vocab_flags:  # an .onnx student is no SAM 3 (and its path imports no torch)
+        open_vocab.check(args)
     if args.outputs is not None:
         from panosamic.inference.writers import parse_outputs
 

@@ -3,9 +3,17 @@
 readers (:mod:`panosamic.inference.inputs`)."""
 
 from panosamic.inference.inputs import collect_inputs, load_depth, load_image, load_normals, match_aux
-from panosamic.inference.predict import PRECISIONS, predict, predict_batch
+from panosamic.inference.pipeline import PRECISIONS
+from panosamic.inference.predict import predict, predict_batch
 from panosamic.inference.result import PredictionResult, class_info
-from panosamic.inference.scale import ScaleOptions, predict_dataset
+
+
+def __getattr__(name: str) -> object:  # the scaled path (DataLoader, torch.distributed) on first use
+    if name in ("ScaleOptions", "predict_dataset"):
+        from panosamic.inference import scale
+
+        return getattr(scale, name)
+    raise AttributeError(f"module 'panosamic.inference' has no attribute {name!r}")
 
 __all__ = [
     "PRECISIONS",

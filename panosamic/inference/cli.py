@@ -1,17 +1,29 @@
 """``panosamic predict``: segment panorama files and folders with any checkpoint (the flags:
-:mod:`panosamic.cli.predict`)."""
+:mod:`panosamic.cli.predict`).
+
+Two drivers of the one core (:mod:`panosamic.inference.pipeline`): files and folders in this process
+(``summary.json``, ``legend.png``), or the scaled path (:mod:`panosamic.inference.scale_cli`: a list
+file, a dataset, ``--outputs`` / ``--workers`` or torchrun; resumable, ``summary.jsonl``).
+
+Exit status: 0 when every panorama was predicted; 1 when some were skipped (each named on stderr
+and listed in the summary). Under torchrun with several processes the ranks exit 0 after a run that
+finished with skipped panoramas (so that the launcher reports no crash; the last line says how many
+failed), unless ``--strict``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from panosamic import viz
-from panosamic.inference.inputs import _unique_names, collect_inputs, match_aux
-from panosamic.inference.predict import _prepare, _Prepared, _resolve_device, _run
+from panosamic.inference.inputs import _unique_names, describe_ignored, match_aux, scan_inputs
+from panosamic.inference.pipeline import PANORAMA_ERRORS, Prepared, forward_each, place_model, prepare
+from panosamic.inference.pipeline import forward as _run  # the plain driver's forward (patched by the fault suite)
 from panosamic.inference.result import LEGEND_FILE, SUMMARY_FILE, PredictionResult, _save_image, class_info
 from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
@@ -35,17 +47,18 @@ def config_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def pick_device(device: str) -> str:
-    """``--device``: ``auto`` is CUDA when available, else the CPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+def is_onnx(args: argparse.Namespace) -> bool:
+    """Whether ``--checkpoint`` is an exported ONNX student run by onnxruntime (a path imports no torch)."""
+    return str(args.checkpoint).lower().endswith(".onnx") and getattr(args, "runtime", "auto") in ("auto", "onnx")
 
 
 def load_model_from_args(args: argparse.Namespace) -> Any:
-    """The model of ``--checkpoint`` (any kind of checkpoint: see :func:`panosamic.load_model`)."""
+    """The model of ``--checkpoint`` (any kind of checkpoint: see :func:`panosamic.load_model`; an
+    ``.onnx`` export is opened here directly, so that its path imports no torch)."""
+    if is_onnx(args):
+        from panosamic.student.onnx import OnnxStudent
+
+        return OnnxStudent(args.checkpoint)
     from panosamic.model import load_model
     from panosamic.openvocab.options import load_options
 
@@ -56,8 +69,16 @@ def load_model_from_args(args: argparse.Namespace) -> Any:
     )  # fmt: skip
 
 
-#: Errors of one panorama that skip it (the others are still predicted).
-_PANORAMA_ERRORS = (ValueError, TypeError, OSError, RuntimeError, MemoryError)
+def say(line: str) -> None:
+    print(f"panosamic predict: {line}", file=sys.stderr, flush=True)
+
+
+def drop_unused_aux(args: argparse.Namespace, model: Any) -> None:
+    """``--depth`` / ``--normals`` for a model that does not use them: one note, and they are dropped."""
+    for kind in ("depth", "normals"):
+        if getattr(args, kind, None) is not None and kind not in model.modalities:
+            say(f"note: --{kind} is ignored: this model uses only {', '.join(model.modalities)}")
+            setattr(args, kind, None)
 
 
 class _FilePredictor:
@@ -85,48 +106,32 @@ class _FilePredictor:
         self.progress.write(f"panosamic predict: skipped {path}: {msg}")
         self.progress.update(1)
 
-    def prepare(self, todo: list[tuple[Path, Path | None, Path | None, str]]) -> list[tuple[Path, _Prepared]]:
+    def prepare(self, todo: list[tuple[Path, Path | None, Path | None, str]]) -> list[tuple[Path, Prepared]]:
         args, batch = self.args, []
         for path, d, nm, name in todo:
             try:
                 for kind, found, folder in (("depth", d, args.depth), ("normals", nm, args.normals)):
                     if kind in self.model.modalities and found is None and folder is not None:
                         raise FileNotFoundError(f"no {kind} file matching {path.name} in {folder}")
-                prep = _prepare(self.model, path, d, nm, depth_scale=args.depth_scale,
-                                depth_threshold=self.threshold, name=name,
-                                max_pixels=getattr(args, "max_pixels", None))  # fmt: skip
+                notes: list[str] = []
+                prep = prepare(self.model, path, d, nm, depth_scale=args.depth_scale, depth_threshold=self.threshold,
+                               name=name, max_pixels=args.max_pixels, notes=notes)  # fmt: skip
+                for line in notes:
+                    self.progress.write(f"panosamic predict: note: {line}")
                 batch.append((path, prep))
-            except _PANORAMA_ERRORS as e:
+            except PANORAMA_ERRORS as e:
                 self.fail(path, e)
         return batch
 
-    def infer(self, batch: list[tuple[Path, _Prepared]]) -> list[tuple[Path, _Prepared, PredictionResult]]:
-        def forward(preps: list[_Prepared]) -> list[PredictionResult]:
-            return _run(
-                self.model, preps, refine=self.args.refine, device=None, precision=self.args.precision
-            )
+    def infer(self, batch: list[tuple[Path, Prepared]]) -> list[tuple[Path, Prepared, PredictionResult]]:
+        return forward_each(self.model, batch, self.fail, run=_run, device=None, precision=self.args.precision,
+                            refine=self.args.refine)  # fmt: skip
 
-        if not batch:
-            return []
-        try:
-            return [(path, prep, res) for (path, prep), res in zip(batch, forward([p for _, p in batch]))]
-        except _PANORAMA_ERRORS as e:
-            if len(batch) == 1:
-                self.fail(batch[0][0], e)
-                return []
-        done = []
-        for path, prep in batch:  # find the panorama that fails, keep the others
-            try:
-                done.append((path, prep, forward([prep])[0]))
-            except _PANORAMA_ERRORS as e:
-                self.fail(path, e)
-        return done
-
-    def save(self, path: Path, prep: _Prepared, res: PredictionResult) -> None:
+    def save(self, path: Path, prep: Prepared, res: PredictionResult) -> None:
         try:
             files = res.save(self.out_dir, prep.name, overlay_alpha=self.args.overlay_alpha,
                              overlay_format=self.args.overlay_format, legend=False)  # fmt: skip
-        except _PANORAMA_ERRORS as e:
+        except PANORAMA_ERRORS as e:
             self.fail(path, e)
             return
         self.summary["predictions"][prep.name] = {"input": str(path), "files": {k: v.name for k, v in files.items()},
@@ -151,14 +156,27 @@ def run(args: argparse.Namespace) -> int:
     from panosamic.inference.scale_cli import run_scaled, wants_scaled
 
     if wants_scaled(args):  # each rank moves the model to its own device there (not all to cuda:0 first)
-        args.device = str(pick_device(args.device))
-        return run_scaled(args, load_model_from_args(args))
-    inputs = collect_inputs(args.inputs)
+        model = load_model_from_args(args)
+        drop_unused_aux(args, model)
+        return run_scaled(args, model)
+    inputs, ignored = scan_inputs(args.inputs, recursive=args.recursive, exclude=args.out)
+    if describe_ignored(ignored):
+        say(describe_ignored(ignored))
     depths = match_aux(inputs, args.depth, "depth")
     normals = match_aux(inputs, args.normals, "normals")
     todo = list(zip(inputs, depths, normals, _unique_names(inputs)))
+    device = None
+    if not is_onnx(args):
+        from panosamic.distributed import resolve_device
+
+        device = resolve_device(args.device)  # a missing device is refused before the model is loaded
     model = load_model_from_args(args)
-    _resolve_device(model, pick_device(args.device))
+    drop_unused_aux(args, model)
+    if args.depth is None:
+        todo = [(p, None, nm, name) for p, _, nm, name in todo]
+    if args.normals is None:
+        todo = [(p, d, None, name) for p, d, _, name in todo]
+    place_model(model, device)
     if args.refine:
         from panosamic.modeling.instance import InstanceSettings
 

@@ -25,11 +25,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
-from panosamic.data.depth import metres_to_disparity
+if TYPE_CHECKING:
+    import torch
 
 #: Suffixes of panorama files picked up from folders.
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
@@ -68,10 +71,22 @@ def check_pixels(h: int, w: int, source: Any, max_pixels: int | None = None, wha
         )
 
 
+def _is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (without importing torch: a tensor exists only if torch is loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _as_tensor(arr: np.ndarray) -> torch.Tensor:
+    import torch
+
+    return torch.from_numpy(arr)
+
+
 def _describe(source: Any) -> str:
     if isinstance(source, _PathLike):
         return str(source)
-    if isinstance(source, (np.ndarray, torch.Tensor)):
+    if isinstance(source, np.ndarray) or _is_tensor(source):
         return f"{type(source).__name__} of shape {tuple(source.shape)}"
     return type(source).__name__
 
@@ -130,9 +145,9 @@ def _to_array_in_memory(source: Any, what: str) -> np.ndarray:
     if isinstance(source, Image.Image):
         mode = _convert_mode(source.mode)
         return np.asarray(source.convert(mode) if mode else source)
-    if isinstance(source, torch.Tensor):
+    if _is_tensor(source):
         t = source.detach().cpu()
-        if t.dtype == torch.bfloat16 or t.dtype == torch.float16:
+        if t.dtype in (sys.modules["torch"].bfloat16, sys.modules["torch"].float16):
             t = t.float()
         arr = t.numpy()
         if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3):
@@ -148,16 +163,33 @@ def _to_array_in_memory(source: Any, what: str) -> np.ndarray:
     )
 
 
-def check_panorama_size(h: int, w: int, what: str = "image") -> None:
-    """Refuse anything that is not an equirectangular 2:1 panorama."""
-    if h < 1 or w != 2 * h:
+#: Width off by this many pixels from twice the height is still taken as a 2:1 panorama by prediction
+#: (rounding of real exports, e.g. 1025x512); the image is resized to the model's size as any other.
+SIZE_TOLERANCE_PX: int = 1
+
+
+def check_panorama_size(h: int, w: int, what: str = "image", tolerance: int = 0) -> None:
+    """Refuse anything that is not an equirectangular 2:1 panorama (width within ``tolerance`` px of 2 x height)."""
+    if h < 1 or abs(w - 2 * h) > tolerance:
+        near = f"{2 * max(h, 1)}x{max(h, 1)} or {w}x{max(w // 2, 1)}"
         raise ValueError(
-            f"{what} is {w}x{h} (WxH), which is not an equirectangular panorama: "
-            "expected the width to be exactly twice the height (e.g. 1024x512)"
+            f"{what} is {w}x{h} (WxH), which is not an equirectangular panorama: expected the width to be "
+            f"exactly twice the height{f' (within {tolerance} px)' if tolerance else ''}; to fix it, crop or "
+            f"resize it to 2:1, e.g. {near}"
         )
 
 
-def _to_chw(arr: np.ndarray, what: str, channels: tuple[int, ...]) -> torch.Tensor:
+def note(message: str, notes: list[str] | None) -> None:
+    """A remark about an input that was accepted after a change (greyscale converted, ...): appended
+    to ``notes`` when given (the command line prints them as one line each), else a Python warning."""
+    if notes is None:
+        warnings.warn(message, stacklevel=3)
+    else:
+        notes.append(message)
+
+
+def _to_chw(arr: np.ndarray, what: str, channels: tuple[int, ...]) -> np.ndarray:
+    """(H, W[, C]) -> contiguous (3, H, W) float32 (one channel repeated), checked 2:1."""
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[-1] not in channels:
@@ -168,24 +200,30 @@ def _to_chw(arr: np.ndarray, what: str, channels: tuple[int, ...]) -> torch.Tens
         raise TypeError(f"{what}: expected image values, got a boolean array")
     if arr.shape[-1] == 4:
         arr = arr[..., :3]
-    t = torch.from_numpy(np.ascontiguousarray(arr).astype(np.float32, copy=False)).permute(2, 0, 1)
+    t = np.asarray(arr, dtype=np.float32).transpose(2, 0, 1)
     if t.shape[0] == 1:
-        t = t.expand(3, -1, -1)
+        t = np.broadcast_to(t, (3, *t.shape[1:]))
     check_panorama_size(int(t.shape[1]), int(t.shape[2]), what)
-    return t.contiguous()
+    return np.ascontiguousarray(t)
 
 
-def image_array(source: Any, *, max_pixels: int | None = None) -> np.ndarray:
+def image_array(source: Any, *, max_pixels: int | None = None, notes: list[str] | None = None) -> np.ndarray:
     """An RGB panorama as decoded, (H, W, 3) channels last, without a float copy (uint8 for image
-    files); checked like :func:`load_image` (size limit, 2:1, RGB, 0..255)."""
+    files); checked like :func:`load_image` (size limit, 2:1 within :data:`SIZE_TOLERANCE_PX`, 0..255).
+    A greyscale image is converted to RGB (grey in all three channels), with a note (see :func:`note`)."""
     arr = _to_array(source, "image", max_pixels)
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):
-        raise ValueError(f"image {_describe(source)} is greyscale; expected an RGB panorama")
+        arr = arr.reshape(arr.shape[0], arr.shape[1])
+        note(f"image {_describe(source)} is greyscale: converted to RGB (the grey value in all three channels)",
+             notes)  # fmt: skip
+        if arr.dtype == np.uint16:  # 16-bit grey: to the 0..255 scale, as PIL does for 16-bit RGB
+            arr = (arr.astype(np.float32) / 257.0).round().astype(np.uint8)
+        arr = np.repeat(arr[..., None], 3, axis=-1)
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
         raise ValueError(f"image: expected an H x W image with 3 or 4 channel(s), got shape {arr.shape}")
     if arr.dtype == np.bool_ or arr.dtype.kind not in "uif":
         raise TypeError(f"image: expected image values, got a {arr.dtype} array")
-    check_panorama_size(int(arr.shape[0]), int(arr.shape[1]), "image")
+    check_panorama_size(int(arr.shape[0]), int(arr.shape[1]), f"image {_describe(source)}", SIZE_TOLERANCE_PX)
     arr = arr[..., :3]
     if arr.dtype != np.uint8:
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
@@ -206,19 +244,25 @@ def load_image(source: Any, *, max_pixels: int | None = None) -> torch.Tensor:
         raise ValueError(f"image {_describe(source)} is greyscale; expected an RGB panorama")
     t = _to_chw(arr, "image", (3, 4))
     _check_range(t, "image", source)
-    return t
+    return _as_tensor(t)
 
 
-def load_normals(source: Any, *, max_pixels: int | None = None) -> torch.Tensor:
-    """The colour-coded normal image (3 channels, 0..255) -> (3, H, W) float32."""
+def normals_array(source: Any, *, max_pixels: int | None = None) -> np.ndarray:
+    """:func:`load_normals` as a NumPy (3, H, W) float32 array."""
     arr = _to_array(source, "normals", max_pixels)
     t = _to_chw(arr, "normals", (3, 4))
     _check_range(t, "normals", source)
     return t
 
 
-def _check_range(t: torch.Tensor, what: str, source: Any) -> None:
-    if not torch.isfinite(t).all():
+def load_normals(source: Any, *, max_pixels: int | None = None) -> torch.Tensor:
+    """The colour-coded normal image (3 channels, 0..255) -> (3, H, W) float32."""
+    return _as_tensor(normals_array(source, max_pixels=max_pixels))
+
+
+def _check_range(t: Any, what: str, source: Any) -> None:
+    t = np.asarray(t)
+    if not np.isfinite(t).all():
         raise ValueError(f"{what} {_describe(source)} contains NaN or infinite values")
     lo, hi = float(t.min()), float(t.max())
     if lo < 0 or hi > 255:
@@ -239,6 +283,8 @@ def depth_to_disparity(depth_m: np.ndarray, threshold: float, valid: np.ndarray 
     ok = np.isfinite(d) & (d > 0)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
+    from panosamic.data.depth import metres_to_disparity
+
     return metres_to_disparity(d, ok, threshold)
 
 
@@ -250,6 +296,23 @@ def load_depth(
     max_pixels: int | None = None,
 ) -> torch.Tensor:
     """Depth -> the (3, H, W) float32 pseudo-disparity image the model takes (see module doc).
+
+    Without ``depth_scale`` the input must already be a pseudo-disparity image (0..255).
+    With ``depth_scale`` (metres per unit) it is metric depth and ``depth_threshold`` (metres)
+    is required.
+    """
+    arr = depth_array(source, depth_scale=depth_scale, depth_threshold=depth_threshold, max_pixels=max_pixels)
+    return _as_tensor(arr)
+
+
+def depth_array(
+    source: Any,
+    *,
+    depth_scale: float | None = None,
+    depth_threshold: float | None = None,
+    max_pixels: int | None = None,
+) -> np.ndarray:
+    """:func:`load_depth` as a NumPy (3, H, W) float32 array.
 
     Without ``depth_scale`` the input must already be a pseudo-disparity image (0..255).
     With ``depth_scale`` (metres per unit) it is metric depth and ``depth_threshold`` (metres)
@@ -296,15 +359,48 @@ def load_depth(
     return _to_chw(disp, "depth", (1,))
 
 
-def collect_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, plus the image files (jpg/jpeg/png/webp) directly inside folders, sorted."""
+#: File names prediction writes into its output folder (never read back as inputs).
+_OUTPUT_NAME_RE = re.compile(r"(_labels\.png|_color\.png|_overlay\.(jpg|png)|_probs\.npz|^legend\.png)$", re.IGNORECASE)
+
+
+def is_prediction_output(path: Path) -> bool:
+    """Whether ``path``'s name is one prediction writes (``*_labels.png``, ``legend.png``, ...)."""
+    return bool(_OUTPUT_NAME_RE.search(path.name))
+
+
+def scan_inputs(
+    paths: Iterable[str | os.PathLike], *, recursive: bool = False, exclude: str | os.PathLike | None = None
+) -> tuple[list[Path], list[Path]]:
+    """(panorama files, ignored entries) of files and folders: a folder gives its jpg/jpeg/png/webp files
+    (and, ``recursive``, those of its sub-folders); what a folder holds besides is ``ignored``. Inside
+    ``exclude`` (the output folder) the files prediction writes are skipped silently, and the output
+    folder itself is never walked into."""
     out: list[Path] = []
+    ignored: list[Path] = []
+    skip = Path(exclude).expanduser().resolve() if exclude is not None else None
+
+    def walk(folder: Path) -> list[Path]:
+        found = []
+        for q in sorted(folder.iterdir()):
+            if q.is_dir():
+                if recursive and q.resolve() != skip:
+                    found += walk(q)
+                elif q.resolve() != skip:
+                    ignored.append(q)
+            elif q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES:
+                if not (skip is not None and q.parent.resolve() == skip and is_prediction_output(q)):
+                    found.append(q)
+            elif not (skip is not None and q.parent.resolve() == skip):
+                ignored.append(q)
+        return found
+
     for raw in paths:
         p = Path(raw).expanduser()
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            found = walk(p)
             if not found:
-                raise FileNotFoundError(f"no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images in folder {p}")
+                hint = "" if recursive or not any(q.is_dir() for q in ignored) else " (sub-folders: add --recursive)"
+                raise FileNotFoundError(f"no {'/'.join(s[1:] for s in IMAGE_SUFFIXES)} images in folder {p}{hint}")
             out += found
         elif p.is_file():
             out.append(p)
@@ -317,7 +413,29 @@ def collect_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    return unique
+    return unique, ignored
+
+
+def collect_inputs(paths: Iterable[str | os.PathLike], *, recursive: bool = False) -> list[Path]:
+    """Files as given, plus the image files (jpg/jpeg/png/webp) inside folders (``recursive``: and their
+    sub-folders), sorted per folder; see :func:`scan_inputs` for what is ignored."""
+    return scan_inputs(paths, recursive=recursive)[0]
+
+
+def describe_ignored(ignored: Sequence[Path]) -> str | None:
+    """One line naming what folders held besides panoramas, or None."""
+    if not ignored:
+        return None
+    dirs = [p for p in ignored if p.is_dir()]
+    files = [p for p in ignored if not p.is_dir()]
+    parts = []
+    if dirs:
+        parts.append(f"{len(dirs)} sub-folder{'s' * (len(dirs) != 1)} ({', '.join(p.name for p in dirs[:3])}"
+                     f"{', ...' if len(dirs) > 3 else ''}; add --recursive to predict them)")  # fmt: skip
+    if files:
+        parts.append(f"{len(files)} file{'s' * (len(files) != 1)} that {'are' if len(files) != 1 else 'is'} not "
+                     f"jpg/jpeg/png/webp ({', '.join(p.name for p in files[:3])}{', ...' if len(files) > 3 else ''})")
+    return "ignored " + " and ".join(parts)
 
 
 _AUX_SUFFIX_WORDS = {"depth": ("depth", "disparity", "disp"), "normals": ("normals", "normal")}

@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
 from PIL import Image
 
 from panosamic import viz
 from panosamic.io import atomic_path
 
+if TYPE_CHECKING:
+    import torch
+
 #: Name of the legend and of the summary written by :meth:`PredictionResult.save` / the CLI.
 LEGEND_FILE = "legend.png"
 SUMMARY_FILE = "summary.json"
+#: What a prediction can write per panorama (``--outputs``): ``NAME_labels.png`` (class index per pixel),
+#: ``NAME_color.png``, ``NAME_overlay.jpg|png`` and ``NAME_probs.npz`` (``probs``: float16 softmax, ``class_names``).
+OUTPUT_KINDS: tuple[str, ...] = ("labels", "color", "overlay", "probs")
 
 
-@dataclass
+def output_files(name: str, kinds: Sequence[str], overlay_format: str = "jpg") -> dict[str, str]:
+    """Output file of each kind, relative to the output folder."""
+    if overlay_format not in ("jpg", "png"):
+        raise ValueError(f"overlay_format must be 'jpg' or 'png', got {overlay_format!r}")
+    suffix = {"labels": "_labels.png", "color": "_color.png", "overlay": f"_overlay.{overlay_format}",
+              "probs": "_probs.npz"}  # fmt: skip
+    return {k: f"{name}{suffix[k]}" for k in kinds}
+
+
+class ClassFractions(dict):
+    """Class name -> fraction of the panorama's pixels; also callable (``result.class_fractions()``,
+    the older spelling, returns the same dict)."""
+
+    def __call__(self) -> ClassFractions:
+        return self
+
+
+@dataclass(repr=False)
 class PredictionResult:
     """What :func:`predict` returns for one panorama.
 
@@ -32,9 +55,13 @@ class PredictionResult:
     size (:attr:`logits_size` differs from :attr:`size`; :meth:`probabilities` is at that size too),
     and ``labels`` (the argmax of the bilinearly upsampled logits, computed in row bands) use the
     smallest integer dtype (uint8 for up to 256 classes). The pictures are then made in row bands.
+
+    Attributes: ``labels``, ``logits``, ``class_names``, ``palette``, ``image`` (the RGB input),
+    ``instance_masks`` (SAM's masks when refined), ``refined``, ``name``; properties ``size``,
+    ``logits_size``, ``num_classes``, ``class_fractions`` (class name -> pixel fraction).
     """
 
-    logits: torch.Tensor  # (K, H, W) float32, CPU; (K, h, w) native size for huge inputs
+    logits: torch.Tensor  # (K, H, W) float32, CPU; (K, h, w) native size for huge inputs; NumPy from an ONNX student
     labels: np.ndarray  # (H, W) int64; uint8/int16 for huge inputs
     class_names: tuple[str, ...]
     palette: np.ndarray  # (K, 3) uint8
@@ -58,16 +85,30 @@ class PredictionResult:
         return int(self.logits.shape[-2]), int(self.logits.shape[-1])
 
     def probabilities(self) -> torch.Tensor:
-        """Softmax over classes of the logits, (K, *logits_size)."""
+        """Softmax over classes of the logits, (K, *logits_size) (a NumPy array for NumPy logits)."""
+        if isinstance(self.logits, np.ndarray):
+            z = self.logits.astype(np.float32, copy=False)
+            e = np.exp(z - z.max(axis=0, keepdims=True))
+            return e / e.sum(axis=0, keepdims=True)
+        import torch
+
         return torch.softmax(self.logits.float(), dim=0)
 
-    def class_fractions(self) -> dict[str, float]:
-        """Fraction of the panorama's pixels predicted as each class."""
+    @property
+    def class_fractions(self) -> ClassFractions:
+        """Class name -> fraction of the panorama's pixels predicted as that class."""
         counts = np.zeros(self.num_classes, dtype=np.int64)
         for band in _row_bands(self.labels):
             counts += np.bincount(band.ravel(), minlength=self.num_classes)[: self.num_classes]
         total = max(int(self.labels.size), 1)
-        return {name: float(c) / total for name, c in zip(self.class_names, counts)}
+        return ClassFractions((name, float(c) / total) for name, c in zip(self.class_names, counts))
+
+    def __repr__(self) -> str:
+        top = sorted(self.class_fractions.items(), key=lambda kv: -kv[1])[:3]
+        shares = ", ".join(f"{n} {f:.0%}" for n, f in top if f > 0)
+        return (f"PredictionResult(name={self.name!r}, size={self.size[1]}x{self.size[0]}, "
+                f"classes={self.num_classes}, refined={self.refined}, masks={len(self.instance_masks)}, "
+                f"top: {shares or '-'})")  # fmt: skip
 
     def colorize(self) -> Image.Image:
         """The label map in the palette's colours."""
@@ -85,7 +126,7 @@ class PredictionResult:
         return viz.legend(
             self.class_names,
             self.palette,
-            fractions=list(self.class_fractions().values()),
+            fractions=list(self.class_fractions.values()),
             only_present=only_present,
         )
 
@@ -95,8 +136,36 @@ class PredictionResult:
             "size": list(self.size),
             "refined": self.refined,
             "num_instance_masks": len(self.instance_masks),
-            "class_fractions": self.class_fractions(),
+            "class_fractions": dict(self.class_fractions),
         }
+
+    def write(self, out_dir: str | os.PathLike, files: Mapping[str, str], *, overlay_alpha: float = 0.5) -> dict[str, Path]:
+        """Write ``files`` (kind of :data:`OUTPUT_KINDS` -> path relative to ``out_dir``), each atomically
+        and all or none: when one fails the others already written are removed. Returns the paths."""
+        out = Path(out_dir)
+        paths = {kind: out / rel for kind, rel in files.items()}
+        bad = sorted(set(paths) - set(OUTPUT_KINDS))
+        if bad:
+            raise ValueError(f"unknown output kind(s) {bad}; expected some of {list(OUTPUT_KINDS)}")
+        written: list[Path] = []
+        try:
+            for kind, path in paths.items():
+                if kind == "labels":
+                    _save_image(viz.label_image(self.labels), path)
+                elif kind == "color":
+                    _save_image(self.colorize(), path)
+                elif kind == "overlay":
+                    if self.image.size == 0:
+                        raise ValueError("the overlay needs the input image (keep_rgb)")
+                    _save_image(self.overlay(overlay_alpha), path, quality=92)
+                else:
+                    _save_probs(np.asarray(self.probabilities()), self.class_names, path)
+                written.append(path)
+        except BaseException:
+            for path in written:  # all of a panorama's files or none (a full disk leaves no partial output)
+                path.unlink(missing_ok=True)
+            raise
+        return paths
 
     def save(
         self,
@@ -110,32 +179,13 @@ class PredictionResult:
         """Write ``{name}_labels.png`` (class index per pixel), ``{name}_color.png``,
         ``{name}_overlay.{jpg|png}`` and (``legend=True``) ``legend.png`` into ``out_dir``.
 
-        Every file is written atomically. Returns the paths by kind.
+        Every file is written atomically, a panorama's files all or none. Returns the paths by kind.
         """
         name = name or self.name or "prediction"
-        if overlay_format not in ("jpg", "png"):
-            raise ValueError(f"overlay_format must be 'jpg' or 'png', got {overlay_format!r}")
-        out = Path(out_dir)
-        paths = {
-            "labels": out / f"{name}_labels.png",
-            "color": out / f"{name}_color.png",
-            "overlay": out / f"{name}_overlay.{overlay_format}",
-        }
-        written: list[Path] = []
-        try:
-            for kind, make, kw in (
-                ("labels", lambda: viz.label_image(self.labels), {}),
-                ("color", self.colorize, {}),
-                ("overlay", lambda: self.overlay(overlay_alpha), {"quality": 92}),
-            ):
-                _save_image(make(), paths[kind], **kw)
-                written.append(paths[kind])
-        except BaseException:
-            for path in written:  # all of a panorama's files or none (a full disk leaves no partial output)
-                path.unlink(missing_ok=True)
-            raise
+        files = output_files(name, ("labels", "color", "overlay"), overlay_format)
+        paths = self.write(out_dir, files, overlay_alpha=overlay_alpha)
         if legend:
-            paths["legend"] = out / LEGEND_FILE
+            paths["legend"] = Path(out_dir) / LEGEND_FILE
             _save_image(viz.legend(self.class_names, self.palette), paths["legend"])
         return paths
 
@@ -164,6 +214,11 @@ def _banded(fn: Any, labels: np.ndarray) -> np.ndarray:
 def _save_image(img: Image.Image, path: Path, **kwargs: Any) -> None:
     with atomic_path(path) as tmp:
         img.save(tmp, format="JPEG" if path.suffix.lower() in (".jpg", ".jpeg") else "PNG", **kwargs)
+
+
+def _save_probs(probs: np.ndarray, class_names: Sequence[str], path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, probs=probs.astype(np.float16, copy=False), class_names=np.array(class_names))
 
 
 def class_info(model: Any) -> tuple[tuple[str, ...], np.ndarray]:

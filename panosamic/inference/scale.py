@@ -30,11 +30,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
+
+from panosamic.distributed import resolve_device
+from panosamic.errors import describe_error
 
 from panosamic.inference.manifest import (
     FINGERPRINTS,
@@ -46,8 +47,8 @@ from panosamic.inference.manifest import (
     options_id,
     read_progress,
 )
-from panosamic.inference.predict import PRECISIONS
-from panosamic.inference.result import class_info
+from panosamic.inference.pipeline import PRECISIONS, forward_each
+from panosamic.inference.result import output_files
 from panosamic.inference.sources import (
     Item,
     PanoramaSource,
@@ -58,7 +59,6 @@ from panosamic.inference.sources import (
 )
 from panosamic.inference.writers import (
     merge_summaries,
-    output_files,
     parse_outputs,
     write_failed,
     write_outputs,
@@ -86,6 +86,7 @@ class ScaleOptions:
     fingerprint: str = "stat"
     writer_threads: int = 2
     progress: bool = True
+    max_pixels: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs", parse_outputs(self.outputs))
@@ -99,6 +100,9 @@ class ScaleOptions:
             raise ValueError(f"overlay_alpha must lie in [0, 1], got {self.overlay_alpha}")
         if self.overlay_format not in ("jpg", "png"):
             raise ValueError(f"overlay_format must be 'jpg' or 'png', got {self.overlay_format!r}")
+        if self.max_pixels is not None and (isinstance(self.max_pixels, bool) or not isinstance(self.max_pixels, int)
+                                            or self.max_pixels < 1):  # fmt: skip
+            raise ValueError(f"max_pixels must be a positive integer, got {self.max_pixels!r}")
         if self.fingerprint not in FINGERPRINTS:
             raise ValueError(f"fingerprint must be one of {FINGERPRINTS}, got {self.fingerprint!r}")
 
@@ -127,11 +131,6 @@ class ScaleReport:
     summary: Path | None = None
     totals: dict[str, int] = field(default_factory=dict)  # rank 0: predicted / resumed over all ranks
 
-    @property
-    def model_busy(self) -> float:
-        """Fraction of the prediction loop spent in the model."""
-        return self.model_seconds / self.seconds if self.seconds > 0 else 0.0
-
 
 def _dist_setup(device: str | torch.device | None, model: Any) -> tuple[int, int, torch.device, bool]:
     """(rank, world size, device, whether we created the process group) from torchrun's environment."""
@@ -140,15 +139,7 @@ def _dist_setup(device: str | torch.device | None, model: Any) -> tuple[int, int
     else:
         world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(dev)
+    dev = resolve_device(device, local_rank) if device is not None else next(model.parameters()).device
     created = False
     if world > 1 and not dist.is_initialized():  # gloo: only small objects travel, once, at the end
         dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(days=7))
@@ -167,8 +158,11 @@ def collect_items(
     depth: str | os.PathLike | None = None,
     normals: str | os.PathLike | None = None,
     modalities: Sequence[str] = ("image",),
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
 ) -> tuple[list[Item], Any]:
-    """The sorted items of exactly one source: inputs, a list file, or a dataset split."""
+    """The sorted items of exactly one source: inputs, a list file, or a dataset split (``recursive``,
+    ``exclude``: see :func:`panosamic.inference.inputs.scan_inputs`)."""
     given = [k for k, v in (("inputs", inputs), ("manifest", manifest), ("dataset", dataset)) if v]
     if len(given) != 1:
         raise ValueError(f"give exactly one of inputs, --manifest or --dataset, got {given or 'none'}")
@@ -180,38 +174,7 @@ def collect_items(
         if depth or normals:
             raise ValueError("with --manifest give depth / normals as CSV columns, not --depth / --normals")
         return items_from_list(manifest), None
-    return items_from_paths(list(inputs or ()), depth, normals), None
-
-
-def _forward(model: Any, samples: list[dict[str, Any]], dev: torch.device, precision: str,
-             want_probs: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:  # fmt: skip
-    """One batched forward: labels (and float16 probabilities) at each input's own size."""
-    batch = [{k: v.to(dev, non_blocking=True) for k, v in s["inputs"].items()} for s in samples]
-    with torch.no_grad(), model.inference_options_applied(precision=precision):
-        outs = model(batch)
-    results = []
-    for s, out in zip(samples, outs):
-        logits = out["sem_preds"].float()
-        logits = logits[0] if logits.ndim == 4 else logits
-        if tuple(logits.shape[-2:]) != tuple(s["size"]):  # back to the input's size, as the model does
-            logits = F.interpolate(logits[None], size=tuple(s["size"]), mode="bilinear", align_corners=False)[0]
-        probs = torch.softmax(logits, dim=0).half().cpu().numpy() if want_probs else None
-        results.append((logits.argmax(dim=0).cpu().numpy(), probs))
-    return results
-
-
-def _forward_each(model: Any, samples: list[dict[str, Any]], dev: torch.device, opts: ScaleOptions,
-                  fail: Any) -> list[tuple[dict[str, Any], tuple[np.ndarray, np.ndarray | None]]]:  # fmt: skip
-    """:func:`_forward`; when a batch fails, its panoramas one by one (so one bad input fails alone)."""
-    if not samples:
-        return []
-    try:
-        return list(zip(samples, _forward(model, samples, dev, opts.precision, "probs" in opts.outputs)))
-    except (ValueError, RuntimeError) as e:
-        if len(samples) == 1:
-            fail(samples[0]["pos"], e)
-            return []
-        return [r for s in samples for r in _forward_each(model, [s], dev, opts, fail)]
+    return items_from_paths(list(inputs or ()), depth, normals, recursive=recursive, exclude=exclude), None
 
 
 def _row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -224,26 +187,27 @@ def _run_rank(model: Any, dev: torch.device, todo: list[tuple[int, Item, dict[st
     """Predict ``todo``: returns the summary rows by global position, the failures and the model time."""
     from tqdm import tqdm
 
-    names, palette = class_info(model)
     loader = DataLoader(source, batch_size=opts.batch_size, num_workers=opts.workers, collate_fn=collate_samples,
                         pin_memory=dev.type == "cuda", prefetch_factor=4 if opts.workers else None)  # fmt: skip
     rows: dict[int, dict] = {}
     failed: list[dict[str, str]] = []
-    pending: deque[tuple[int, Item, dict[str, Any], Future]] = deque()
+    pending: deque[tuple[int, Future]] = deque()
     bar = tqdm(total=len(todo), unit="pano", desc="predict", disable=None if opts.progress and rank == 0 else True)
 
     def fail(i: int, err: BaseException | str) -> None:
-        msg = str(err) or type(err).__name__
-        failed.append({"input": todo[i][1].key, "error": msg})
-        bar.write(f"panosamic predict: rank {rank}: skipped {todo[i][1].key}: {msg}", file=sys.stderr)
+        key = todo[i][1].key
+        ctx = f"predicting {key}" if isinstance(err, MemoryError) else None
+        msg = err if isinstance(err, str) else describe_error(err, context=ctx)
+        failed.append({"input": key, "error": msg})
+        bar.write(f"panosamic predict: rank {rank}: skipped {key}: {msg}", file=sys.stderr)
         bar.update(1)
 
-    def finish(pos: int, item: Item, expected: dict[str, Any], fut: Future) -> None:
+    def finish(i: int, fut: Future) -> None:
+        pos, item, expected = todo[i]
         try:
             facts = fut.result()
-        except (OSError, ValueError) as e:
-            failed.append({"input": item.key, "error": f"writing the outputs failed: {e}"})
-            bar.update(1)
+        except (OSError, ValueError, MemoryError) as e:  # nothing of this panorama is left (written all or none)
+            fail(i, f"writing the outputs failed: {describe_error(e)}")
             return
         entry = {"key": item.key, "name": item.name, **expected, **facts, "time": time.time(), "rank": rank}
         log.append(entry)  # only now is the panorama finished
@@ -258,14 +222,13 @@ def _run_rank(model: Any, dev: torch.device, todo: list[tuple[int, Item, dict[st
                 if s["error"] is not None:
                     fail(s["pos"], s["error"])
             t0 = time.perf_counter()
-            done = _forward_each(model, [s for s in batch if s["error"] is None], dev, opts, fail)
+            done = forward_each(model, [(s["pos"], s["prepared"]) for s in batch if s["error"] is None], fail,
+                                device=dev, precision=opts.precision)  # fmt: skip
             busy += time.perf_counter() - t0
-            for s, (labels, probs) in done:
-                pos, item, expected = todo[s["pos"]]
-                fut = pool.submit(write_outputs, out, expected["files"], labels, class_names=names, palette=palette,
-                                  probs=probs, rgb=s["rgb"], overlay_alpha=opts.overlay_alpha)  # fmt: skip
-                pending.append((pos, item, expected, fut))
-            while pending and (pending[0][3].done() or len(pending) > limit):
+            for i, _, result in done:
+                fut = pool.submit(write_outputs, out, todo[i][2]["files"], result, overlay_alpha=opts.overlay_alpha)
+                pending.append((i, fut))
+            while pending and (pending[0][1].done() or len(pending) > limit):
                 finish(*pending.popleft())
         while pending:
             finish(*pending.popleft())
@@ -306,7 +269,8 @@ def _predict_shard(model: Any, items: Sequence[Item], ds: Any, out: Path, opts: 
     ckpt = checkpoint or checkpoint_id(model)
     rows, todo = _plan(items, mine, out, opts, ckpt, options_id(opts.affecting_outputs(threshold)), report)
     source = PanoramaSource([t[1] for t in todo], model.modalities, model.native_size, depth_scale=opts.depth_scale,
-                            depth_threshold=threshold, keep_rgb="overlay" in opts.outputs, dataset=ds)  # fmt: skip
+                            depth_threshold=threshold, keep_rgb="overlay" in opts.outputs, dataset=ds,
+                            max_pixels=opts.max_pixels)  # fmt: skip
     with ProgressLog(log_path(out, rank)) as log:
         new_rows, failed, report.model_seconds = _run_rank(model, dev, todo, source, out, opts, log, rank)
     rows.update(new_rows)
@@ -348,6 +312,8 @@ def predict_dataset(
     device: str | torch.device | None = None,
     checkpoint: str | None = None,
     options: ScaleOptions | None = None,
+    recursive: bool = False,
+    exclude: str | os.PathLike | None = None,
     **changes: Any,
 ) -> ScaleReport:
     """Predict every panorama of one source (files/folders, a ``manifest`` list file, or a prepared
@@ -355,7 +321,9 @@ def predict_dataset(
 
     ``options`` / ``changes``: :class:`ScaleOptions` fields (``outputs``, ``batch_size``,
     ``workers``, ``resume``, ...). ``checkpoint``: the id recorded in the resume log (default:
-    a hash of the model's config and weights). Returns this rank's :class:`ScaleReport`.
+    a hash of the model's config and weights). ``recursive``: walk sub-folders of input folders;
+    ``exclude``: a folder whose prediction outputs are never inputs (the CLI's ``--out``). Returns this
+    rank's :class:`ScaleReport`.
     """
     opts = replace(options or ScaleOptions(), **changes)
     if not getattr(model, "semantic_only", True):
@@ -364,7 +332,8 @@ def predict_dataset(
     try:
         model.to(dev).eval()
         items, ds = collect_items(inputs, manifest=manifest, dataset=dataset, dataset_path=dataset_path, split=split,
-                                  fold=fold, depth=depth, normals=normals, modalities=model.modalities)  # fmt: skip
+                                  fold=fold, depth=depth, normals=normals, modalities=model.modalities,
+                                  recursive=recursive, exclude=exclude)  # fmt: skip
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         report = _predict_shard(model, items, ds, out, opts, rank, world, dev, checkpoint)

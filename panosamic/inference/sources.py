@@ -10,24 +10,16 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from panosamic.inference.inputs import (
-    _unique_names,
-    collect_inputs,
-    load_depth,
-    load_image,
-    load_normals,
-    match_aux,
-)
-from panosamic.modeling.panosamic import _NEAREST_MODALITIES as NEAREST_MODALITIES
+from panosamic.inference.inputs import _unique_names, describe_ignored, image_array, match_aux, scan_inputs
+from panosamic.inference.pipeline import PANORAMA_ERRORS, Prepared, prepare, resize_inputs
 
 _IMAGE_COLUMNS = ("image", "path", "rgb")
 _AUX_KINDS = ("depth", "normals")
@@ -55,16 +47,35 @@ def _path_items(images: Sequence[Path], depths: Sequence[Path | None], normals: 
 
 
 def items_from_paths(
-    inputs: Sequence[str | os.PathLike], depth: str | os.PathLike | None = None, normals: str | os.PathLike | None = None
+    inputs: Sequence[str | os.PathLike], depth: str | os.PathLike | None = None, normals: str | os.PathLike | None = None,
+    *, recursive: bool = False, exclude: str | os.PathLike | None = None,
 ) -> list[Item]:
-    """Files and folders (their jpg/png/webp files), with depth / normals matched by name, sorted."""
-    images = collect_inputs(inputs)
+    """Files and folders (their jpg/png/webp files), with depth / normals matched by name, sorted; what
+    the folders hold besides is named in one line on stderr (see :func:`scan_inputs`)."""
+    images, ignored = scan_inputs(inputs, recursive=recursive, exclude=exclude)
+    line = describe_ignored(ignored)
+    if line and int(os.environ.get("RANK", "0")) == 0:
+        print(f"panosamic predict: {line}", file=sys.stderr, flush=True)
     return _path_items(images, match_aux(images, depth, "depth"), match_aux(images, normals, "normals"))
 
 
 def _resolve(base: Path, raw: str) -> Path:
     p = Path(raw.strip()).expanduser()
     return p if p.is_absolute() else base / p
+
+
+def read_list_text(path: Path) -> str:
+    """A list file's text; a binary (not UTF-8, or NUL bytes) file is refused in one line naming it."""
+    data = path.read_bytes()
+    try:
+        if b"\0" in data:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\0"), data.index(b"\0") + 1, "NUL byte")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--manifest {path} is not a text list of panoramas (binary content at byte {e.start}); expected a .txt "
+            "with one path per line or a .csv with an image column"
+        ) from None
 
 
 def items_from_list(path: str | os.PathLike) -> list[Item]:
@@ -75,6 +86,7 @@ def items_from_list(path: str | os.PathLike) -> list[Item]:
     base = p.parent
     rows: list[tuple[Path, Path | None, Path | None]] = []
     if p.suffix.lower() == ".csv":
+        read_list_text(p)  # refuses binary files in one line
         with open(p, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             columns = [c.strip().lower() for c in reader.fieldnames or []]
@@ -87,7 +99,7 @@ def items_from_list(path: str | os.PathLike) -> list[Item]:
                     aux = [_resolve(base, row[k]) if row.get(k) else None for k in _AUX_KINDS]
                     rows.append((_resolve(base, row[image_col]), aux[0], aux[1]))
     else:
-        for line in p.read_text(encoding="utf-8").splitlines():
+        for line in read_list_text(p).splitlines():
             if line.strip() and not line.lstrip().startswith("#"):
                 rows.append((_resolve(base, line), None, None))
     if not rows:
@@ -122,24 +134,21 @@ def shard(items: Sequence[Item], rank: int, world_size: int) -> list[Item]:
     return list(items[rank::world_size])
 
 
-def resize_inputs(inputs: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """Resize (3, H, W) inputs to ``size`` exactly as the model does (so it skips its own resize)."""
-    h, w = size
-    out = {}
-    for m, x in inputs.items():
-        if tuple(x.shape[-2:]) != (h, w):
-            mode = "nearest" if m in NEAREST_MODALITIES else "bilinear"
-            kw = {} if mode == "nearest" else {"align_corners": False, "antialias": x.shape[-1] > w}
-            x = F.interpolate(x[None], size=(h, w), mode=mode, **kw)[0]
-        out[m] = x.contiguous()
-    return out
+@dataclass(frozen=True)
+class InputSpec:
+    """What decoding needs of a model: its modalities and native (h, w) size."""
+
+    modalities: tuple[str, ...]
+    native_size: tuple[int, int]
 
 
 class PanoramaSource(Dataset):
-    """Decodes item ``i`` (in a DataLoader worker) into the model's inputs at its native size.
+    """Decodes item ``i`` (in a DataLoader worker) with :func:`panosamic.inference.pipeline.prepare`,
+    resized to the model's native size.
 
-    ``ds[i]`` is a dict: ``pos``, ``inputs`` (modality -> float32 (3, h, w)), ``size`` (the
-    input's (H, W)), ``rgb`` (uint8 (H, W, 3) when ``keep_rgb``), ``error`` (a message, or None).
+    ``ds[i]`` is a dict: ``pos``, ``prepared`` (a :class:`~panosamic.inference.pipeline.Prepared`),
+    ``inputs`` (modality -> float32 (3, h, w)), ``size`` (the input's (H, W)), ``rgb`` (uint8
+    (H, W, 3) when ``keep_rgb``), ``error`` (a message, or None).
     """
 
     def __init__(
@@ -152,49 +161,49 @@ class PanoramaSource(Dataset):
         depth_threshold: float | None = None,
         keep_rgb: bool = False,
         dataset: Any = None,
+        max_pixels: int | None = None,
     ) -> None:
         self.items = list(items)
-        self.modalities = tuple(modalities)
-        self.native_size = tuple(native_size)
+        self.spec = InputSpec(tuple(modalities), (int(native_size[0]), int(native_size[1])))
         self.depth_scale = depth_scale
         self.depth_threshold = depth_threshold
         self.keep_rgb = keep_rgb
         self.dataset = dataset
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def _read(self, item: Item) -> dict[str, torch.Tensor]:
-        if self.dataset is not None:
-            return self.dataset.load_inputs(item.index)
-        inputs = {"image": load_image(item.files["image"])}
-        for kind in self.modalities:
-            if kind == "image":
-                continue
-            if kind not in item.files:
-                raise FileNotFoundError(f"no {kind} file for {item.files['image']} (the model uses {list(self.modalities)})")
-            if kind == "depth":
-                t = load_depth(item.files[kind], depth_scale=self.depth_scale, depth_threshold=self.depth_threshold)
-            else:
-                t = load_normals(item.files[kind])
-            if t.shape[-2:] != inputs["image"].shape[-2:]:
-                raise ValueError(f"{kind} {item.files[kind]} is {t.shape[-1]}x{t.shape[-2]} but the image is "
-                                 f"{inputs['image'].shape[-1]}x{inputs['image'].shape[-2]} (WxH); expected the same size")
-            inputs[kind] = t
-        return inputs
+    def _prepare(self, item: Item) -> Prepared:
+        kw: dict[str, Any] = {"name": item.name, "max_pixels": self.max_pixels, "to_native": True,
+                              "keep_rgb": self.keep_rgb}  # fmt: skip
+        if self.dataset is not None:  # already decoded (depth as pseudo-disparity)
+            x = self.dataset.load_inputs(item.index)
+            return prepare(self.spec, x["image"], x.get("depth"), x.get("normals"), **kw)
+        for kind in self.spec.modalities:
+            if kind != "image" and kind not in item.files:
+                image_array(item.files["image"], max_pixels=self.max_pixels)  # an unreadable image is named first
+                raise FileNotFoundError(
+                    f"no {kind} file for {item.files['image']} (the model uses {list(self.spec.modalities)})"
+                )
+        aux = {k: item.files.get(k) if k in self.spec.modalities else None for k in ("depth", "normals")}
+        return prepare(self.spec, item.files["image"], aux["depth"], aux["normals"], depth_scale=self.depth_scale,
+                       depth_threshold=self.depth_threshold, **kw)  # fmt: skip
 
     def __getitem__(self, pos: int) -> dict[str, Any]:
         item = self.items[pos]
-        sample: dict[str, Any] = {"pos": pos, "inputs": None, "size": None, "rgb": None, "error": None}
+        sample: dict[str, Any] = {"pos": pos, "prepared": None, "inputs": None, "size": None, "rgb": None,
+                                  "error": None}  # fmt: skip
         try:
-            inputs = {m: t.float() for m, t in self._read(item).items() if m in self.modalities}
-            image = inputs["image"]
-            sample["size"] = (int(image.shape[1]), int(image.shape[2]))
-            if self.keep_rgb:
-                sample["rgb"] = image.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-            sample["inputs"] = resize_inputs(inputs, self.native_size)
-        except (ValueError, TypeError, OSError, RuntimeError) as e:
-            sample["error"] = str(e) or type(e).__name__
+            p = self._prepare(item)
+        except PANORAMA_ERRORS as e:
+            from panosamic.errors import describe_error
+
+            sample["error"] = describe_error(e, context=f"reading {item.key}" if isinstance(e, MemoryError) else "")
+            return sample
+        image = p.inputs["image"]
+        sample.update(prepared=p, inputs=p.inputs, rgb=p.rgb,
+                      size=p.size or (int(image.shape[-2]), int(image.shape[-1])))  # fmt: skip
         return sample
 
 

@@ -1,8 +1,8 @@
 """Output files of a scaled prediction run, each written atomically.
 
-Per panorama ``NAME`` (relative to the output folder): ``NAME_labels.png`` (class index per pixel),
-``NAME_color.png``, ``NAME_overlay.jpg|png`` and ``NAME_probs.npz`` (``probs``: float16
-(K, H, W) softmax at the input's size, ``class_names``; ``np.savez_compressed``). Per run:
+Per panorama ``NAME`` (relative to the output folder): the :data:`~panosamic.inference.result.OUTPUT_KINDS`
+asked for, written all or none by :meth:`PredictionResult.write` (``NAME_probs.npz``: float16 (K, H, W)
+softmax at the input's size, at the model's native size above ``FULL_LOGITS_MAX_PIXELS``). Per run:
 ``summary.jsonl`` (one line per finished panorama in input order: name, input, size, class
 fractions), merged by rank 0 from the ranks' parts.
 """
@@ -16,16 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from panosamic.inference.manifest import PROGRESS_DIR
-from panosamic.inference.result import PredictionResult, _save_image
+from panosamic.inference.result import OUTPUT_KINDS, PredictionResult
 from panosamic.io import atomic_path
-from panosamic.viz import label_image
 
-#: What ``--outputs`` may list.
-OUTPUT_KINDS: tuple[str, ...] = ("labels", "color", "overlay", "probs")
 #: The merged per-image summary.
 SUMMARY_JSONL = "summary.jsonl"
 #: Failed inputs of the last run (absent when none failed).
@@ -41,49 +35,11 @@ def parse_outputs(outputs: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(k for k in OUTPUT_KINDS if k in kinds)
 
 
-def output_files(name: str, kinds: Sequence[str], overlay_format: str = "jpg") -> dict[str, str]:
-    """Output file of each kind, relative to the output folder."""
-    suffix = {"labels": "_labels.png", "color": "_color.png", "overlay": f"_overlay.{overlay_format}",
-              "probs": "_probs.npz"}  # fmt: skip
-    return {k: f"{name}{suffix[k]}" for k in kinds}
-
-
-def _save_probs(probs: np.ndarray, class_names: Sequence[str], path: Path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, probs=probs.astype(np.float16, copy=False), class_names=np.array(class_names))
-
-
-def write_outputs(
-    out_dir: Path,
-    files: Mapping[str, str],
-    labels: np.ndarray,
-    *,
-    class_names: Sequence[str],
-    palette: np.ndarray,
-    probs: np.ndarray | None = None,
-    rgb: np.ndarray | None = None,
-    overlay_alpha: float = 0.5,
-) -> dict[str, Any]:
-    """Write the requested files of one panorama; returns its summary facts (size, class fractions)."""
-    result = PredictionResult(
-        logits=torch.empty(0), labels=labels, class_names=tuple(class_names), palette=palette,
-        image=rgb if rgb is not None else np.zeros((0, 0, 3), np.uint8),
-    )  # fmt: skip
-    for kind, rel in files.items():
-        path = out_dir / rel
-        if kind == "labels":
-            _save_image(label_image(labels), path)
-        elif kind == "color":
-            _save_image(result.colorize(), path)
-        elif kind == "overlay":
-            if rgb is None:
-                raise ValueError("the overlay needs the input image (keep_rgb)")
-            _save_image(result.overlay(overlay_alpha), path, quality=92)
-        elif kind == "probs":
-            if probs is None:
-                raise ValueError("the probs output needs the probabilities")
-            _save_probs(probs, class_names, path)
-    return {"size": list(result.size), "class_fractions": result.class_fractions()}
+def write_outputs(out_dir: Path, files: Mapping[str, str], result: PredictionResult, *,
+                  overlay_alpha: float = 0.5) -> dict[str, Any]:  # fmt: skip
+    """Write one panorama's files (all or none); returns its summary facts (size, class fractions)."""
+    result.write(out_dir, files, overlay_alpha=overlay_alpha)
+    return {"size": list(result.size), "class_fractions": dict(result.class_fractions)}
 
 
 def summary_part(out_dir: str | os.PathLike, rank: int) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 from panosamic.specs import canonical_modalities, modality_set_name
 
-__all__ = ["ARCHITECTURE", "STUDENT_BACKBONES", "StudentConfig", "is_student_config"]
+__all__ = ["ARCHITECTURE", "STUDENT_BACKBONES", "StudentConfig", "StudentFacts", "is_student_config"]
 
 #: Value of the ``"architecture"`` key that tells a student's config.json from PanoSAMic's.
 ARCHITECTURE = "panosamic-student"
@@ -139,3 +139,14 @@ class StudentConfig:
             return cls.from_json(config)
         raise TypeError(f"config must be a StudentConfig, a dict or a JSON path, got {type(config).__name__}")
 
+
+class StudentFacts:
+    """The facts a student's config states, as attributes (the prediction interface reads them)."""
+
+    modalities = property(lambda self: self.config.modalities)
+    num_classes = property(lambda self: self.config.num_classes)
+    class_names = property(lambda self: self.config.class_names)
+    palette = property(lambda self: self.config.palette)
+    depth_threshold = property(lambda self: self.config.depth_threshold)
+    native_size = property(lambda self: self.config.native_size)
+    dataset = property(lambda self: self.config.dataset)

@@ -13,11 +13,11 @@ from torch import nn
 
 from panosamic.constants import PIXEL_MEAN, PIXEL_STD
 from panosamic.modeling.inputs import check_sample
-from panosamic.student.config import BACKBONE_STRIDE, StudentConfig
+from panosamic.student.config import BACKBONE_STRIDE, StudentConfig, StudentFacts
 from panosamic.student.decoder import FPNLiteDecoder
 from panosamic.student.padding import circular_resize, circular_upsample, make_circular
 
-__all__ = ["FEATURE_STRIDES", "PanoStudent", "StudentFacts", "resize_outputs", "stack_inputs"]
+__all__ = ["FEATURE_STRIDES", "PanoStudent", "resize_outputs", "stack_inputs"]
 
 #: Backbone levels the decoder reads (their output strides); logits come out at the first.
 FEATURE_STRIDES: tuple[int, ...] = (4, 8, 16, BACKBONE_STRIDE)
@@ -41,18 +41,6 @@ def _backbone(name: str, in_chans: int, pretrained: bool) -> nn.Module:
         raise ValueError(f"backbone {name!r}: feature strides {reductions} are not usable")
     net.student_feature_indices = indices  # type: ignore[assignment]
     return make_circular(net)
-
-
-class StudentFacts:
-    """The facts a student's config states, as attributes (the prediction interface reads them)."""
-
-    modalities = property(lambda self: self.config.modalities)
-    num_classes = property(lambda self: self.config.num_classes)
-    class_names = property(lambda self: self.config.class_names)
-    palette = property(lambda self: self.config.palette)
-    depth_threshold = property(lambda self: self.config.depth_threshold)
-    native_size = property(lambda self: self.config.native_size)
-    dataset = property(lambda self: self.config.dataset)
 
 
 def stack_inputs(batched_input: Sequence[Mapping[str, torch.Tensor]], modalities: Sequence[str],

@@ -16,13 +16,17 @@ import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from panosamic.student.config import StudentConfig
-from panosamic.student.model import PanoStudent, StudentFacts, resize_outputs, stack_inputs
+from panosamic.student import numpy_resize
+from panosamic.student.config import StudentConfig, StudentFacts
+
+if TYPE_CHECKING:
+    import torch
+
+    from panosamic.student.model import PanoStudent
 
 __all__ = ["CONFIG_KEY", "OnnxStudent", "export_onnx", "read_onnx_config"]
 
@@ -31,21 +35,26 @@ DYNAMIC_KEY = "panosamic_dynamic_size"
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 
 
-class _TensorPath(torch.nn.Module):
-    def __init__(self, student: PanoStudent) -> None:
-        super().__init__()
-        self.student = student
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.student.forward_tensor(pixels)
+#: Modalities resized with nearest neighbour (as :data:`panosamic.student.model.NEAREST_MODALITIES`).
+_NEAREST = frozenset({"normals"})
 
 
 def export_onnx(model: PanoStudent, path: str | os.PathLike, *, dynamic_size: bool = False,
                 opset: int = 17) -> Path:
     """Write ``model`` as ONNX to ``path`` (atomically), checked with ``onnx.checker``; returns the path."""
     import onnx
+    import torch
 
     from panosamic.io import atomic_write_bytes
+    from panosamic.student.model import PanoStudent
+
+    class _TensorPath(torch.nn.Module):
+        def __init__(self, student: PanoStudent) -> None:
+            super().__init__()
+            self.student = student
+
+        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+            return self.student.forward_tensor(pixels)
 
     if not isinstance(model, PanoStudent):
         raise TypeError(f"export_onnx exports a PanoStudent, got {type(model).__name__}")
@@ -95,16 +104,40 @@ def read_onnx_config(path: str | os.PathLike) -> tuple[StudentConfig, bool]:
         meta.get(DYNAMIC_KEY, "false"))
 
 
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+class _CPU:
+    """``torch.device("cpu")`` where torch is loaded; a stand-in with ``type`` ``"cpu"`` otherwise."""
+
+    type = "cpu"
+    index = None
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        import sys
+
+        torch = sys.modules.get("torch")
+        return torch.device("cpu") if torch is not None else self
+
+    def __str__(self) -> str:
+        return "cpu"
+
+
 class OnnxStudent(StudentFacts):
     """An exported student run by onnxruntime, with :class:`PanoStudent`'s ``forward`` / predict interface.
 
-    Duck-types what :func:`panosamic.predict.predict` uses of a torch model (``eval``, ``train``,
+    Duck-types what :func:`panosamic.inference.predict` uses of a torch model (``eval``, ``train``,
     ``parameters`` on the CPU, ``inference_options_applied``); runs on the CPU provider unless
-    ``providers`` says otherwise.
+    ``providers`` says otherwise. Torch tensors in give torch tensors out; NumPy arrays in
+    (``accepts_numpy``) give NumPy arrays out, and then nothing imports torch.
     """
 
     semantic_only = True
     training = False
+    #: The prediction core may hand this model NumPy (3, H, W) float32 arrays (no torch needed).
+    accepts_numpy = True
+    device = _CPU()
 
     def __init__(self, path: str | os.PathLike, *, providers: Sequence[str] | None = None,
                  threads: int | None = None) -> None:
@@ -118,11 +151,7 @@ class OnnxStudent(StudentFacts):
         self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                             providers=list(providers or ["CPUExecutionProvider"]))
 
-    device = torch.device("cpu")
-
-    def forward_tensor(self, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """(B, 3M, h, w) 0-255 -> (B, K, h, w) logits (h x w: the native size unless exported dynamic)."""
-        arr = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+    def _run(self, arr: np.ndarray) -> np.ndarray:
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         c = self.config.in_channels
         if arr.ndim != 4 or arr.shape[1] != c:
@@ -132,11 +161,53 @@ class OnnxStudent(StudentFacts):
             raise ValueError(f"{self.path.name} was exported for {self.native_size} (HxW), got {(h, w)}")
         if h % 32 or w != 2 * h:
             raise ValueError(f"pixels must be H x 2H with H a multiple of 32, got {h}x{w}")
-        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: arr})[0])
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: arr})[0]
 
-    def forward(self, batched_input: Sequence[Mapping[str, torch.Tensor]]) -> list[dict[str, Any]]:
-        x, sizes = stack_inputs(batched_input, self.modalities, self.native_size)
-        return resize_outputs(self.forward_tensor(x), sizes)
+    def forward_tensor(self, x: Any) -> Any:
+        """(B, 3M, h, w) 0-255 -> (B, K, h, w) logits (h x w: the native size unless exported dynamic);
+        a torch tensor gives a torch tensor, a NumPy array a NumPy array."""
+        if _is_tensor(x):
+            import torch
+
+            return torch.from_numpy(self._run(x.detach().cpu().numpy()))
+        return self._run(np.asarray(x))
+
+    def _stack(self, batched_input: Sequence[Mapping[str, np.ndarray]]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """NumPy twin of :func:`panosamic.student.model.stack_inputs`."""
+        if isinstance(batched_input, Mapping):
+            batched_input = [batched_input]
+        if len(batched_input) == 0:
+            raise ValueError("batched_input is empty")
+        h, w = self.native_size
+        stacked, sizes = [], []
+        for i, sample in enumerate(batched_input):
+            missing = [m for m in self.modalities if m not in sample]
+            if missing:
+                raise ValueError(f"sample {i}: missing modality {missing[0]!r} (the model uses {list(self.modalities)})")
+            mods = []
+            for m in self.modalities:
+                x = np.asarray(sample[m], dtype=np.float32)
+                if x.ndim != 3 or x.shape[0] != 3 or x.shape[2] != 2 * x.shape[1]:
+                    raise ValueError(f"sample {i}, {m}: expected shape (3, H, 2H), got {tuple(x.shape)}")
+                if m == "image":
+                    sizes.append((int(x.shape[1]), int(x.shape[2])))
+                nearest = m in _NEAREST
+                mods.append(numpy_resize.resize(x, (h, w), "nearest" if nearest else "bilinear",
+                                                antialias=not nearest and x.shape[-1] > w))  # fmt: skip
+            stacked.append(np.concatenate(mods, axis=0))
+        return np.stack(stacked), sizes
+
+    def forward(self, batched_input: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        samples = [batched_input] if isinstance(batched_input, Mapping) else list(batched_input)
+        if any(_is_tensor(v) for s in samples for v in s.values()):
+            from panosamic.student.model import resize_outputs, stack_inputs
+
+            x, sizes = stack_inputs(samples, self.modalities, self.native_size)
+            return resize_outputs(self.forward_tensor(x), sizes)
+        x, sizes = self._stack(samples)
+        logits = self._run(x)
+        return [{"sem_preds": numpy_resize.circular_resize(logits[i], size), "instance_masks": []}
+                for i, size in enumerate(sizes)]
 
     __call__ = forward
 
@@ -149,11 +220,13 @@ class OnnxStudent(StudentFacts):
             raise ValueError("an ONNX student cannot be trained; train the PyTorch student")
         return self
 
-    def parameters(self) -> Iterator[torch.Tensor]:
+    def parameters(self) -> Iterator[Any]:
+        import torch
+
         return iter([torch.empty(0)])
 
     def to(self, device: Any) -> OnnxStudent:
-        if torch.device(device).type != "cpu":
+        if str(device).split(":")[0] != "cpu":
             raise ValueError("OnnxStudent runs through onnxruntime providers; pass providers=..., not a device")
         return self
 
@@ -162,4 +235,3 @@ class OnnxStudent(StudentFacts):
         if precision not in (None, "fp32"):
             raise ValueError(f"the ONNX student runs in fp32, got precision={precision!r}")
         yield
-

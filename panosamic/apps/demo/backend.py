@@ -194,7 +194,7 @@ def load_demo_model(
 ) -> DemoModel:
     """Load any checkpoint :func:`panosamic.load_model` takes, once; ``refine`` also builds SAM's
     instance branch; ``device="auto"``: CUDA when available, else the CPU."""
-    from panosamic.inference.cli import pick_device
+    from panosamic.distributed import resolve_device
     from panosamic.model import load_model
 
     t0 = time.perf_counter()
@@ -203,7 +203,7 @@ def load_demo_model(
         subfolder=subfolder,
         config=config,
         sam_weights=sam_weights,
-        device=pick_device(device),
+        device=str(resolve_device(device)),
         semantic_only=not refine,
         revision=revision,
         local_files_only=local_files_only,

@@ -221,7 +221,13 @@ def build_model(spec: BenchSpec):
         vit=spec.vit, modalities=mods, num_classes=13).replace(semantic_only=spec.semantic_only)
     torch.manual_seed(0)
     # on a GPU the parameters are made (and initialised) there: 1 G parameters take seconds on a CPU
-    with torch.device(spec.device) if spec.device.startswith("cuda") else contextlib.nullcontext():
+    try:
+        with torch.device(spec.device) if spec.device.startswith("cuda") else contextlib.nullcontext():
+            model = create_model(cfg)
+    except (RuntimeError, TypeError):  # some module insists on CPU tensors: build there, then move
+        if not spec.device.startswith("cuda"):
+            raise
+        torch.manual_seed(0)
         model = create_model(cfg)
     if spec.vit != "vit_tiny":
         load_state_dict_checked(model, bench_weights(spec))

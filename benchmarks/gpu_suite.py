@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import json
 import os
 import shlex
@@ -86,6 +87,8 @@ YARDSTICK_GB = {"inference": 16, "training": 24}
 #: Seconds for the whole suite on a GPU (under 8 minutes) and for the dry run (a slow, shared CI machine:
 #: the dry run checks that the steps work, not how fast; its steps get DRY_STEP_S each).
 GPU_BUDGET_S, DRY_BUDGET_S, DRY_STEP_S = 470.0, 1800.0, 600.0
+#: What the steps import beyond a GPU machine's own Python (segment_anything, pytorch_optimizer: wheels).
+NEEDED = ("torch", "timm", "onnx", "onnxruntime", "safetensors", "segment_anything", "pytorch_optimizer", "pytest")
 
 
 @dataclass
@@ -423,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("gpu_suite: error: no CUDA device (use --dry-run for the CPU rehearsal)", file=sys.stderr)
             return 2
+    missing = [m for m in NEEDED if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"gpu_suite: error: {', '.join(missing)} not importable: install the carried wheels first (python3 -m "
+              "pip install --no-index --no-deps --target /tmp/site wheels/*.whl; export PYTHONPATH=/tmp/site:$PWD)",
+              file=sys.stderr)
+        return 2
     steps = plan(args, out)
     if args.only:
         unknown = set(args.only) - {s.name for s in steps}

@@ -238,3 +238,73 @@ def test_cli_names_the_install_command_without_gradio(monkeypatch):
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match=r"pip install 'panosamic\[demo\]'"):
         cli.check_gradio()
+
+
+# ---------------------------------------------------------------------------- server log, share hint, layout
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(rgb_model, tmp_path_factory):
+    """The page served on a free loopback port by the CLI's own launcher (not blocking)."""
+    demo = build_demo(rgb_model, cache_dir=tmp_path_factory.mktemp("served"), examples=False)
+    cli.serve(demo, host="127.0.0.1", port=free_port(), share=False, block=False)
+    yield demo
+    demo.close()
+
+
+def test_cli_tells_command_line_users_about_share_not_launch(rgb_model, tmp_path, capfd):
+    demo = build_demo(rgb_model, cache_dir=tmp_path, examples=False)
+    try:
+        cli.serve(demo, host="127.0.0.1", port=free_port(), share=False, block=False)
+        out = capfd.readouterr()
+    finally:
+        demo.close()
+    text = out.out + out.err
+    assert "add --share for a temporary public gradio.live link" in text
+    assert f"serving on {demo.local_url}" in text
+    assert "share=True" not in text and "launch()" not in text
+
+
+def test_bad_upload_is_one_message_in_the_page_and_one_line_in_the_log(served, tmp_path, capfd):
+    from gradio_client import Client, handle_file
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not a png" * 20)
+    client = Client(served.local_url, verbose=False)
+    capfd.readouterr()
+    with pytest.raises(Exception, match="cannot decode") as info:  # the page's one message
+        client.predict(handle_file(str(broken)), None, None, 0, 0.5, False, api_name="/segment")
+    assert "Traceback" not in str(info.value)
+    log = capfd.readouterr()
+    text = log.out + log.err
+    assert "Traceback" not in text, text[-3000:]
+    refused = [ln for ln in text.splitlines() if ln.startswith("panosamic demo: refused a request:")]
+    assert len(refused) == 1 and "cannot decode" in refused[0] and "broken.png" in refused[0], text[-3000:]
+
+
+def test_chart_spans_the_column_without_a_cut_off_legend_and_errors_badge_one_output(rgb_model, tmp_path):
+    demo = build_demo(rgb_model, cache_dir=tmp_path, examples=False)
+    comps = {c["id"]: c for c in demo.config["components"]}
+    (chart,) = [c for c in comps.values() if c.get("props", {}).get("elem_id") == "fractions"]
+    assert chart["props"]["colors_in_legend"] == []  # the bars are named on the x axis; colours in the legend image
+
+    def parent_of(node, target, parent=None):
+        if node["id"] == target:
+            return parent
+        for child in node.get("children", []):
+            found = parent_of(child, target, node)
+            if found is not None:
+                return found
+        return None
+
+    parent = parent_of(demo.config["layout"], chart["id"])
+    assert comps[parent["id"]]["type"] == "column"  # not squeezed into a row beside the legend image
+    (overlay,) = [c["id"] for c in comps.values() if c.get("props", {}).get("elem_id") == "overlay"]
+    segment = next(d for d in demo.config["dependencies"] if d.get("api_name") == "segment")
+    assert segment["show_progress_on"] == [overlay] and len(segment["outputs"]) == 6

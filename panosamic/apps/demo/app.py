@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -68,8 +69,11 @@ def panorama_input(**kwargs: Any) -> gr.Image:
 
 
 def page_error(message: str) -> gr.Error:
-    """The error shown in the page (kept until closed), without Gradio's upload folders."""
-    return gr.Error(tidy_message(message), duration=None)
+    """The error shown in the page (kept until closed), without Gradio's upload folders; the server log gets
+    one line (no traceback: a bad upload is the user's, not the server's, problem)."""
+    message = tidy_message(message)
+    print(f"panosamic demo: refused a request: {message}", file=sys.stderr, flush=True)
+    return gr.Error(message, duration=None, print_exception=False)
 
 
 def tidy_message(message: str) -> str:
@@ -178,13 +182,16 @@ def build_demo(
             with gr.Column(scale=2):
                 outs = _output_widgets(demo_model)
         state = gr.State(None, time_to_live=1800)
+        # progress on the overlay alone: an error is one message, not a red badge on every output
         run.click(
             _user_errors(handlers.segment),
             inputs=[ins[k] for k in ("image", "depth", "normals", "depth_scale", "alpha", "refine")],
             outputs=[*(outs[k] for k in ("overlay", "legend", "chart", "timings", "viewer")), state],
+            show_progress_on=[outs["overlay"]],
         )
         ins["alpha"].release(
-            _user_errors(handlers.reblend), inputs=[state, ins["alpha"]], outputs=[outs["overlay"], outs["viewer"]]
+            _user_errors(handlers.reblend), inputs=[state, ins["alpha"]], outputs=[outs["overlay"], outs["viewer"]],
+            show_progress_on=[outs["overlay"]],
         )
     demo.panosamic_paths = [str(STATIC_DIR), str(root)]  # type: ignore[attr-defined]
     demo.panosamic_handlers = handlers  # type: ignore[attr-defined]
@@ -223,19 +230,21 @@ def _output_widgets(demo_model: DemoModel) -> dict[str, gr.components.Component]
     w: dict[str, gr.components.Component] = {}
     w["overlay"] = gr.Image(label="Overlay", type="pil", format="png", interactive=False, elem_id="overlay")
     w["viewer"] = gr.HTML(viewer_html(None), label=f"360° view (Pannellum {PANNELLUM_VERSION})")
-    with gr.Row():
-        w["legend"] = gr.Image(label="Legend", type="pil", format="png", interactive=False)
-        w["chart"] = gr.BarPlot(
-            x="class",
-            y="percent",
-            color="class",
-            color_map=dict(zip(demo_model.class_names, _hex_palette(demo_model))),
-            sort=list(demo_model.class_names),
-            y_title="% of pixels",
-            x_label_angle=-45,
-            label="Pixels per class",
-            elem_id="fractions",
-        )
+    w["legend"] = gr.Image(label="Legend", type="pil", format="png", interactive=False)
+    # full width, no colour legend of its own (the x axis names each bar, the legend image above gives
+    # the colours): a 13-entry Vega legend under a half-width chart was cut off
+    w["chart"] = gr.BarPlot(
+        x="class",
+        y="percent",
+        color="class",
+        color_map=dict(zip(demo_model.class_names, _hex_palette(demo_model))),
+        colors_in_legend=[],
+        sort=list(demo_model.class_names),
+        y_title="% of pixels",
+        x_label_angle=-45,
+        label="Pixels per class",
+        elem_id="fractions",
+    )
     w["timings"] = gr.Markdown(elem_id="timings")
     return w
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+from typing import Any
 
 from panosamic import flags
 
@@ -93,5 +94,18 @@ def run(args: argparse.Namespace) -> int:
         max_width=args.max_width,
     )
     print(f"panosamic demo: {demo_model.describe()}")
-    launch_demo(build_demo(demo_model, cache_dir=args.cache_dir), host=args.host, port=args.port, share=args.share)
+    serve(build_demo(demo_model, cache_dir=args.cache_dir), host=args.host, port=args.port, share=args.share)
     return 0
+
+
+def serve(demo: Any, *, host: str, port: int, share: bool, block: bool = True) -> None:
+    """Launch ``demo`` with this command's own lines: the URL(s), and ``--share`` (not Gradio's
+    "set share=True in launch()", which speaks to Python callers) as the way to a public link."""
+    from panosamic.apps.demo.app import launch_demo
+
+    launch_demo(demo, host=host, port=port, share=share, block=False, quiet=True)
+    print(f"panosamic demo: serving on {demo.local_url}", flush=True)  # Gradio prints a public link itself
+    if not share:
+        print("panosamic demo: add --share for a temporary public gradio.live link", flush=True)
+    if block:
+        demo.block_thread()

@@ -78,7 +78,7 @@ def check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     check(args)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from panosamic.apps.demo.app import build_demo, launch_demo
+    from panosamic.apps.demo.app import build_demo
     from panosamic.apps.demo.backend import load_demo_model
     from panosamic.inference.cli import config_from_args
 

@@ -143,9 +143,14 @@ class Sam3Segmenter(nn.Module):
         return self
 
     def layout(self) -> ViewLayout | None:
+        """The perspective views (None for "erp"), kept while the view options stay (its footprints are cached)."""
         if self.config.views == "erp":
             return None
-        return ViewLayout.create(self.config.views, self.image_size, self.config.fov_deg)
+        key = (self.config.views, self.config.fov_deg, self.image_size)
+        if getattr(self, "_layout_key", None) != key:
+            self._layout = ViewLayout.create(self.config.views, self.image_size, self.config.fov_deg)
+            self._layout_key = key
+        return self._layout
 
     # ------------------------------------------------------------------ text
     def _encode_text(self, prompts: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:

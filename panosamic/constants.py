@@ -29,6 +29,8 @@ PIXEL_STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
 MODALITIES: tuple[str, ...] = ("image", "depth", "normals")
 #: Label of pixels excluded from losses and metrics.
 IGNORE_INDEX: int = -1
+#: Most classes a model may have: a label map is a 16-bit PNG (indices 0..65535).
+MAX_CLASSES: int = 65536
 
 
 def token_grid(canvas_size: int = CANVAS_SIZE) -> int:

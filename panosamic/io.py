@@ -287,17 +287,20 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def safe_torch_load(path: str | os.PathLike, map_location: str | object = "cpu") -> object:
+def safe_torch_load(path: str | os.PathLike, map_location: str | object = "cpu", *, mmap: bool = False) -> object:
     """``torch.load(weights_only=True)`` with errors that name the file and say what is wrong.
 
     A file that would need pickled code to load is refused (never executed); a truncated or
-    otherwise unreadable file gives a ``ValueError`` too.
+    otherwise unreadable file gives a ``ValueError`` too. ``mmap``: map the tensors instead of
+    reading them (only files saved in torch's zip format; others give a ``ValueError``).
     """
     import pickle
 
     import torch
 
     try:
+        if mmap:
+            return torch.load(os.fspath(path), map_location=map_location, weights_only=True, mmap=True)
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise ValueError(

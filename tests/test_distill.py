@@ -123,7 +123,7 @@ def _losses(run: Path) -> dict[int, float]:
 @pytest.mark.slow
 def test_resume_mid_epoch_equals_uninterrupted_and_the_cache_is_reused(synthetic: Path, tmp_path: Path) -> None:
     from panosamic.distill.trainer import Distiller
-    from panosamic.student.hub import load_student
+    from panosamic.hub.student import load_student
     from panosamic.training.checkpoint import load_checkpoint
 
     teacher = make_tiny_model()

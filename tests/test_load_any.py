@@ -8,7 +8,7 @@ from test_student import make_student
 
 import panosamic
 from panosamic.student import PanoStudent
-from panosamic.student.hub import save_student
+from panosamic.hub.student import save_student
 from panosamic.student.onnx import OnnxStudent, export_onnx
 
 

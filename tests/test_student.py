@@ -10,7 +10,7 @@ from conftest import random_panorama
 from torch import nn
 
 from panosamic.student import PanoStudent, StudentConfig, is_student_config
-from panosamic.student.hub import load_student, save_student
+from panosamic.hub.student import load_student, save_student
 from panosamic.student.padding import CircularConv2d, CircularMaxPool2d
 
 SMALL = (64, 128)  # the smallest native size: the width is a multiple of 2 x 32
@@ -118,7 +118,7 @@ def test_save_load_round_trip(tmp_path) -> None:
     x = torch.rand(1, 3, *SMALL) * 255
     with torch.no_grad():
         torch.testing.assert_close(loaded.forward_tensor(x), model.forward_tensor(x))
-    with pytest.raises(FileNotFoundError, match="student folder not found"):
+    with pytest.raises(FileNotFoundError, match="missing is neither an existing file or folder nor a Hub repo id"):
         load_student(tmp_path / "missing")
 
 

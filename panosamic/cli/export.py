@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from panosamic.training.export import export_checkpoint
 
     metrics = None if args.miou is None else {"miou": args.miou, "macc": args.macc}
-    from panosamic.model.factory import reference_model_config
+    from panosamic.model.checkpoints import reference_model_config
 
     config = reference_model_config(args.config_path, args.vit_model, args.modalities, args.num_classes)
     result = export_checkpoint(
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_onnx(args: argparse.Namespace) -> int:
-    from panosamic.student.hub import load_student
+    from panosamic.hub.student import load_student
     from panosamic.student.onnx import export_onnx
 
     student = load_student(args.checkpoint, subfolder=args.subfolder)

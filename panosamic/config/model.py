@@ -10,7 +10,7 @@ from typing import Any, Literal, Mapping
 
 from panosamic.config.attention import AttentionConfig, attention_dict, attention_from
 from panosamic.config.checks import ConfigError, as_bool, as_choice, as_int, as_number, read_json, strip_keys
-from panosamic.constants import CANVAS_SIZE, PATCH_SIZE, native_size
+from panosamic.constants import CANVAS_SIZE, MAX_CLASSES, PATCH_SIZE, native_size
 from panosamic.specs import VIT_SPECS, canonical_modalities, modality_set_name, variant_name
 
 BASIC_FUSIONS = ("concat", "add", "mult")
@@ -57,6 +57,9 @@ class ModelConfig:
         except ValueError as e:
             raise ConfigError(f"modalities: {e}") from None
         as_int("num_classes", self.num_classes)
+        if self.num_classes > MAX_CLASSES:
+            raise ConfigError(f"num_classes: {self.num_classes} is more than a label map holds (at most {MAX_CLASSES:,} "
+                              "classes: 16-bit label PNGs)")
         for name in ("dual_view", "semantic_only"):
             as_bool(name, getattr(self, name))
         for name in ("channel_attention", "spatial_attention"):
@@ -177,6 +180,15 @@ class ModelConfig:
     def from_json(cls, path: str | os.PathLike) -> ModelConfig:
         return cls.from_dict(read_json(path), where=str(path))
 
+
+#: The fields that define the network: a checkpoint's tensors depend on them, so a config given
+#: for a checkpoint must agree with the checkpoint's on each. ``semantic_only`` is chosen when
+#: loading (it adds or drops SAM's instance branch, which comes from Meta's file).
+ARCHITECTURE_FIELDS: tuple[str, ...] = ("vit", "modalities", "num_classes", "channel_attention", "spatial_attention",
+                                        "dual_view", "basic_fusion", "canvas_size")
+#: The fields that describe the model's use (labels, palette, training data, depth scale, name).
+USE_FIELDS: tuple[str, ...] = tuple(f for f in ModelConfig.__dataclass_fields__
+                                    if f not in ARCHITECTURE_FIELDS and f != "semantic_only")
 
 _V2_KEYS = set(ModelConfig.__dataclass_fields__) | {"library_name", "library_version", "format_version", "architecture", "native_size"}
 

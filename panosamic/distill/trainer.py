@@ -330,7 +330,7 @@ class Distiller(Task):
 
     def _write_student(self) -> Path | None:
         """The best student as a folder (weights, config.json, card) in the run directory."""
-        from panosamic.student.hub import save_student
+        from panosamic.hub.student import save_student
 
         if not self.ctx.is_main:
             return None

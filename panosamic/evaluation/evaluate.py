@@ -100,8 +100,9 @@ def _given_config(args: argparse.Namespace, num_classes: int) -> Any:
 def check_flags(args: argparse.Namespace, model: Any, num_classes: int, source: CheckpointSource) -> None:
     """Refuse flags the loaded checkpoint contradicts (they would be silently ignored otherwise)."""
     wrong = []
-    if args.vit_model is not None and args.vit_model != model.config.vit:
-        wrong.append(f"--vit {args.vit_model} (the checkpoint is {model.config.vit})")
+    vit = getattr(model.config, "vit", None)  # None for other kinds of model (a compact student)
+    if args.vit_model is not None and args.vit_model != vit:
+        wrong.append(f"--vit {args.vit_model} (the checkpoint is {vit or 'not a PanoSAMic'})")
     if args.modalities is not None and canonical_modalities(args.modalities) != model.modalities:
         wrong.append(f"--modalities {args.modalities} (the checkpoint uses {','.join(model.modalities)})")
     if model.num_classes != num_classes:

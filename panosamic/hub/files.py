@@ -49,20 +49,23 @@ def check_no_frozen(keys: Any, where: str, config: ModelConfig | None = None) ->
 def write_hub_folder(
     out_dir: str | os.PathLike,
     tensors: Mapping[str, torch.Tensor],
-    config: ModelConfig,
+    config: Any,
     *,
     card: Any = None,
     dtype: str | torch.dtype | None = None,
 ) -> Path:
-    """Write ``model.safetensors``, ``config.json`` and (if given) ``README.md`` atomically."""
+    """Write ``model.safetensors``, ``config.json`` (``config.to_json``: a ModelConfig, a
+    StudentConfig, ...) and (if given) ``README.md``, each atomically. A PanoSAMic folder holds
+    only the tensors :func:`saved_prefixes` names (never Meta's frozen SAM tensors)."""
     from safetensors.torch import save_file
 
-    check_no_frozen(tensors, f"the folder {out_dir}", config)
-    unknown = sorted(k for k in tensors if not k.startswith(saved_prefixes(config)))
-    if unknown:
-        raise ValueError(f"not a tensor of a PanoSAMic Hub folder: {unknown[:5]}")
+    if isinstance(config, ModelConfig):
+        check_no_frozen(tensors, f"the folder {out_dir}", config)
+        unknown = sorted(k for k in tensors if not k.startswith(saved_prefixes(config)))
+        if unknown:
+            raise ValueError(f"not a tensor of a PanoSAMic Hub folder: {unknown[:5]}")
     if not tensors:
-        raise ValueError("no trainable tensors to write")
+        raise ValueError("no tensors to write")
     target = parse_dtype(dtype)
     out = {}
     for k, v in tensors.items():

@@ -31,7 +31,8 @@ class HubOfflineError(FileNotFoundError):
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
-def _is_repo_id(s: str) -> bool:
+def is_repo_id(s: str) -> bool:
+    """``namespace/name`` (or ``name``) as the Hub spells repo ids, not a weights or config file name."""
     return bool(_REPO_ID.fullmatch(s)) and not s.endswith((".safetensors", ".pth", ".pt", ".json"))
 
 
@@ -127,7 +128,7 @@ def resolve_checkpoint(
         cfg = base / CONFIG_NAME
         return ResolvedCheckpoint(weights, cfg if cfg.is_file() else None, str(base), True)
     repo_id = str(repo_or_path)
-    if not _is_repo_id(repo_id):
+    if not is_repo_id(repo_id):
         raise FileNotFoundError(f"{repo_or_path} is neither an existing file or folder nor a Hub repo id (namespace/name)")
     kw = dict(
         subfolder=subfolder,
@@ -142,3 +143,18 @@ def resolve_checkpoint(
     assert weights is not None
     source = f"{repo_id}/{subfolder}" if subfolder else repo_id
     return ResolvedCheckpoint(weights, cfg, source, False)
+
+
+def hub_config_file(
+    repo_id: str,
+    *,
+    subfolder: str | None = None,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    force_download: bool = False,
+) -> Path | None:
+    """The (cached) ``config.json`` of a Hub repo (+ subfolder), or None where it has none."""
+    return _hub_file(repo_id, CONFIG_NAME, subfolder=subfolder, revision=revision, cache_dir=cache_dir,
+                     local_files_only=local_files_only, token=token, force_download=force_download, optional=True)

@@ -16,6 +16,35 @@ from panosamic.config import ModelConfig
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 CARD_NAME = "README.md"
+#: config.json's ``"architecture"`` of a PanoSAMic (also the default: the published folders have none).
+PANOSAMIC = "panosamic"
+
+
+def architecture_of(d: Any) -> str:
+    """The kind of model a config.json dict describes (``"panosamic"`` when it does not say)."""
+    arch = d.get("architecture", PANOSAMIC) if isinstance(d, Mapping) else PANOSAMIC
+    return arch if isinstance(arch, str) and arch else PANOSAMIC
+
+
+def read_config(d: Any, where: str) -> Any:
+    """The config object of a config.json dict, by its ``"architecture"``: a :class:`ModelConfig`
+    or a :class:`~panosamic.student.StudentConfig`; other kinds' dicts are returned as they are
+    (their loaders read them). Errors name ``where`` and the field."""
+    from panosamic.student.config import ARCHITECTURE as STUDENT, StudentConfig
+
+    arch = architecture_of(d)
+    if arch == PANOSAMIC:
+        return ModelConfig.from_dict(d, where=where)
+    if arch == STUDENT:
+        return StudentConfig.from_dict(d, where=where)
+    return dict(d)
+
+
+def read_config_file(path: Any) -> Any:
+    """:func:`read_config` of a config.json file (missing, unreadable or invalid JSON named)."""
+    from panosamic.config.checks import read_json
+
+    return read_config(read_json(path), str(path))
 
 
 @dataclass(frozen=True)

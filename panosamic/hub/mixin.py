@@ -5,7 +5,7 @@
 only (the SAM backbone comes from Meta's checkpoint at load time). Beyond the base mixin it writes
 into and uploads to a repository *subfolder* (the layout of ``dfki-av/PanoSAMic``, one variant per
 subfolder, which the base ``push_to_hub`` cannot do) and writes a model card with a ``model-index``.
-Loading goes through :func:`panosamic.load_model`; the base ``from_pretrained`` lands there too.
+Loading goes through :func:`panosamic.load_model` (the model class routes the base ``from_pretrained`` there).
 """
 
 from __future__ import annotations
@@ -133,9 +133,3 @@ class PanoSAMicHubMixin(
                 tmp, repo_id, subfolder=subfolder, commit_message=commit_message, private=private, token=token,
                 revision=revision, create_pr=create_pr,
             )  # fmt: skip
-
-    @classmethod
-    def _from_pretrained(cls, *, model_id: str, **kwargs: Any) -> Any:
-        """The base mixin's ``from_pretrained`` lands here; config.json is read by the loader."""
-        kwargs.pop("config", None)
-        return cls.from_pretrained_panosamic(model_id, **kwargs)  # type: ignore[attr-defined]

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from panosamic.hub.files import check_no_frozen
 from panosamic.config import ModelConfig
-from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME
+from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_config_file
 
 #: Files a Hub folder may hold (anything else is not uploaded).
 HUB_FILES: tuple[str, ...] = (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME)
 
 
-def check_hub_folder(folder: str | os.PathLike) -> ModelConfig:
-    """Validate a folder before upload; returns its config.json."""
+def check_hub_folder(folder: str | os.PathLike) -> Any:
+    """Validate a folder before upload (any kind of model); returns its config (see :func:`read_config`)."""
     from huggingface_hub import ModelCard
     from safetensors import SafetensorError, safe_open
 
@@ -36,10 +37,11 @@ def check_hub_folder(folder: str | os.PathLike) -> ModelConfig:
         with safe_open(str(weights), framework="pt") as f:
             keys = list(f.keys())
     except (SafetensorError, OSError) as e:
-        raise ValueError(f"{weights} is not a readable safetensors file: {e}") from e
+        raise ValueError(f"{weights} is truncated or corrupt (not a readable safetensors file: {e})") from e
     has_config = (folder / CONFIG_NAME).is_file()
-    info = ModelConfig.from_json(folder / CONFIG_NAME) if has_config else None
-    check_no_frozen(keys, str(weights), info)
+    info = read_config_file(folder / CONFIG_NAME) if has_config else None
+    if info is None or isinstance(info, ModelConfig):
+        check_no_frozen(keys, str(weights), info)
     if info is None:
         raise FileNotFoundError(f"no {CONFIG_NAME} in {folder}; make the folder with `panosamic export`")
     card = folder / CARD_NAME
@@ -81,7 +83,7 @@ def push_folder(
         repo_id=repo_id,
         folder_path=str(folder),
         path_in_repo=subfolder or None,
-        commit_message=commit_message or f"Upload PanoSAMic {info.variant_name} to {where}",
+        commit_message=commit_message or f"Upload {getattr(info, 'variant_name', 'model')} to {where}",
         revision=revision,
         create_pr=create_pr,
         allow_patterns=list(HUB_FILES),

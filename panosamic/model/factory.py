@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import torch
 
-from panosamic.config import ModelConfig, PanoSAMicConfig
+from panosamic.config import ModelConfig
 from panosamic.data.classes import get_dataset_info
 from panosamic.model.loading import load_model
 from panosamic.model.panosamic import PanoSAMic
@@ -25,24 +25,6 @@ def resolve_config(name_or_config: str | ModelConfig | Mapping[str, Any] | os.Pa
     if isinstance(name_or_config, str):
         return get_variant(name_or_config).config
     raise TypeError(f"expected a model name, a ModelConfig or a config.json, got {type(name_or_config).__name__}")
-
-
-def reference_model_config(
-    config_path: PanoSAMicConfig | Mapping[str, Any] | str | os.PathLike | None,
-    vit_model: str | None,
-    modalities: Sequence[str] | str | None,
-    num_classes: int | None,
-) -> ModelConfig | None:
-    """The architecture the reference describes with ``--config_path --vit_model --modalities`` and the
-    class count (all four, or none: None); used for checkpoints that do not record it."""
-    given = {"config_path": config_path, "vit_model": vit_model, "modalities": modalities, "num_classes": num_classes}
-    if all(v is None for v in given.values()):
-        return None
-    missing = [n for n, v in given.items() if v is None]
-    if missing:
-        raise ValueError(f"give all of config_path, vit_model, modalities, num_classes (missing {missing})")
-    return PanoSAMicConfig.coerce(config_path).model_config(vit=vit_model, modalities=modalities,
-                                                            num_classes=int(num_classes))  # type: ignore[arg-type]
 
 
 def with_dataset_labels(config: ModelConfig) -> ModelConfig:

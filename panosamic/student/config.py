@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from panosamic.constants import MAX_CLASSES
 from panosamic.specs import canonical_modalities, modality_set_name
 
 __all__ = ["ARCHITECTURE", "STUDENT_BACKBONES", "StudentConfig", "StudentFacts", "is_student_config"]
@@ -57,6 +58,9 @@ class StudentConfig:
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{key} must be a positive integer, got {v!r}")
+        if self.num_classes > MAX_CLASSES:
+            raise ValueError(f"num_classes: {self.num_classes} is more than a label map holds (at most {MAX_CLASSES:,} "
+                             "classes: 16-bit label PNGs)")
         h, w = (int(v) for v in self.native_size)
         step = 2 * BACKBONE_STRIDE
         if w != 2 * h or w % step:
@@ -106,7 +110,10 @@ class StudentConfig:
         unknown = sorted(set(d) - allowed)
         if unknown:
             raise ValueError(f"unknown field(s) {unknown} in {where}; expected some of {sorted(allowed)}")
-        return cls(**d)
+        try:
+            return cls(**d)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
 
     def to_json(self, path: str | os.PathLike) -> Path:
         from panosamic.io import atomic_write_text
@@ -115,14 +122,9 @@ class StudentConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> StudentConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"student config not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from e
-        return cls.from_dict(data, where=str(path))
+        from panosamic.config.checks import read_json  # names the file: missing, unreadable, not JSON
+
+        return cls.from_dict(read_json(path), where=str(path))
 
     def replace(self, **changes: Any) -> StudentConfig:
         return dataclasses.replace(self, **changes)

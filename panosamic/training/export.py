@@ -56,7 +56,7 @@ def export_checkpoint(
     """Write the Hub folder of a training checkpoint (a ``.pth`` or a run folder); see the module docstring.
     ``config``: the architecture, for checkpoints that do not record it (the reference's own)."""
     from panosamic.model import PanoSAMic
-    from panosamic.model.loading import (
+    from panosamic.model.checkpoints import (
         expand_run_pattern,
         find_run_checkpoint,
         read_training_checkpoint,
@@ -69,11 +69,9 @@ def export_checkpoint(
     path = find_run_checkpoint(path) if path.is_dir() else path
     if not path.is_file():
         raise FileNotFoundError(f"training checkpoint not found: {path}")
-    ck = read_training_checkpoint(path)
-    if ck.kind != "training":
-        raise ValueError(f"{path} is a distillation checkpoint: export a student with --format onnx")
+    ck = read_training_checkpoint(path)  # a distillation checkpoint is refused, named
     use = {k: v for k, v in (("dataset", dataset), ("fold", fold), ("depth_threshold", depth_threshold)) if v is not None}
-    config = settle_config(ck.config, config, ck.source, ck.meta.get("recorded")).replace(**use)
+    config = settle_config(ck.config, config, ck.source, ck.recorded).replace(**use)
     other = sorted(k for k in ck.tensors if not k.startswith(FROZEN_PREFIXES + TRAINABLE_PREFIXES))
     if other:
         raise ValueError(f"{path}: {len(other)} key(s) that are neither SAM nor PanoSAMic: {other[:5]}")

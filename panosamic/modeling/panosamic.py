@@ -127,16 +127,6 @@ class PanoSAMicNet(nn.Module):
     def depth_threshold(self) -> float | None:
         return self.config.depth_threshold
 
-    def update_config(self, **use: Any) -> ModelConfig:
-        """Change the fields that describe the model's use (labels, palette, dataset, fold,
-        depth threshold, name); architecture fields are refused, they would not fit the weights."""
-        allowed = {"class_names", "palette", "dataset", "fold", "depth_threshold", "name"}
-        refused = sorted(set(use) - allowed)
-        if refused:
-            raise ValueError(f"cannot change {refused} of a built model; allowed: {sorted(allowed)}")
-        self.config = self.config.replace(**use)
-        return self.config
-
     @property
     def canvas_size(self) -> int:
         return self.config.canvas_size

@@ -395,3 +395,32 @@ def test_predict_api_returns_the_usual_result_object(tmp_path):
     assert result.logits.shape == (4, 512, 1024) and result.labels.max() <= 3
     files = result.save(tmp_path)
     assert {"labels", "color", "overlay", "legend"} <= set(files)
+
+
+@pytest.mark.parametrize("views", ["erp", "cube", "tangent"])
+def test_each_view_mode_puts_a_constructed_scorer_labels_on_the_right_panorama_pixels(views):
+    """A stand-in for SAM 3 scores each class by one colour channel of what it sees; through the
+    segmenter (squashed panorama, or views rendered, scored and blended back), the labels are the
+    colours' regions of the panorama: red west of the seam-crossing meridian, blue east, green caps."""
+    import torch.nn.functional as F
+
+    from panosamic.openvocab import load_sam3
+
+    model = load_sam3("test-sam3-tiny", classes=["red", "green", "blue"], views=views)
+
+    def colour_scores(pixel_values: torch.Tensor) -> torch.Tensor:
+        rgb = pixel_values * model.image_std + model.image_mean  # back to [0, 1]
+        return F.interpolate(rgb[:, [0, 1, 2]], size=(16, 16), mode="bilinear", align_corners=False)
+
+    model.image_scores = colour_scores
+    h = 32
+    lon, lat = torch.meshgrid(torch.linspace(-180, 180, 2 * h + 1)[:-1] + 180 / (2 * h),
+                              torch.linspace(90, -90, h + 1)[:-1] - 90 / h, indexing="xy")
+    want = torch.where(lat.abs() > 50, 1, torch.where(lon < 0, 0, 2))
+    image = F.one_hot(want, 3).permute(2, 0, 1).float() * 255
+    with torch.no_grad():
+        labels = model([{"image": image}])[0]["labels"]
+    border = (lat.abs() - 50).abs() < 12
+    border |= (lon.abs() < 12) | (lon.abs() > 168)  # the meridians where red meets blue (one at the seam)
+    assert labels.shape == (h, 2 * h)
+    assert torch.equal(labels[~border], want[~border])

@@ -4,7 +4,8 @@ A job describes itself as a :class:`Task` (its data set, one optimiser step, its
 checkpoint payload and its finish); the :class:`Engine` owns everything else, once:
 
 - **seeding**: every epoch re-seeds torch, numpy and python from (seed, epoch, rank)
-  (:func:`seed_everything`), the batch order is a function of (seed, epoch)
+  (:func:`seed_everything`; an epoch resumed mid-way goes on from the checkpoint's RNG state
+  instead), the data loader draws nothing from them, the batch order is a function of (seed, epoch)
   (:class:`~panosamic.distributed.GlobalBatchSampler`), the data loader is built per epoch;
 - **resume**: :meth:`Engine.resume` restores the counters, best score, RNG state and (through the
   task) the weights and optimiser; a run stopped mid-epoch skips the batches it already trained,
@@ -67,6 +68,10 @@ def seed_everything(seed: int, epoch: int, rank: int) -> None:
     torch.manual_seed(value)
     np.random.seed(int(s[0]))
     random.seed(value)
+
+
+def _loader_seed(seed: int, epoch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, rank, 1]).generate_state(1, dtype=np.uint32)[0])
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,7 @@ class Engine:
         self.best_epoch: int | None = None
         self.logger: Any = None
         self._predicted: torch.Tensor | None = None
+        self._rng_restored = False
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
@@ -236,7 +242,8 @@ class Engine:
             self.start_epoch, self.skip_batches = epoch - 1, int(ck.get("step_in_epoch", 0))
         if which == "best" and ck.get("epoch_complete", True) and self.ctx.is_main:
             print(f"resuming from {runs.BEST_NAME} (epoch {epoch}); later epochs of that run are trained again")
-        if ck.get("rng") and self.ctx.world_size == 1:
+        self._rng_restored = bool(ck.get("rng")) and self.ctx.world_size == 1
+        if self._rng_restored:
             ckpt_mod.restore_rng_state(ck["rng"])
 
     # ------------------------------------------------------------------ checkpoints and logs
@@ -328,13 +335,17 @@ class Engine:
     def _train_epoch(self, epoch: int, skip: int) -> bool:
         """Train one epoch (from batch ``skip``); True when stopped by ``max_steps`` mid-epoch."""
         s, ctx, task = self.s, self.ctx, self.task
-        seed_everything(s.seed, epoch, ctx.rank)
+        if not (skip and self._rng_restored):  # a resumed epoch goes on from the checkpoint's RNG state
+            seed_everything(s.seed, epoch, ctx.rank)
         if hasattr(task.train_set, "set_epoch"):
             task.train_set.set_epoch(epoch)  # augmentations: a function of (seed, epoch, sample)
         task.start_epoch(self, epoch, skip)
         self.sampler.set_epoch(epoch, skip)
+        # the loader's own generator (workers' seeds): it draws nothing from the global RNG, so the steps'
+        # randomness is the same whether an epoch starts fresh or goes on from a checkpoint
+        generator = torch.Generator().manual_seed(_loader_seed(s.seed, epoch, ctx.rank))
         loader = DataLoader(task.train_set, batch_sampler=self.sampler, num_workers=s.workers,
-                            collate_fn=task.collate)
+                            collate_fn=task.collate, generator=generator)
         # a bar on a terminal, else (or with --no-progress) a line every few seconds; other ranks are silent
         bar = Progress(self.iters_per_epoch, f"{task.phase} {epoch + 1}/{s.epochs}", "step", bar=s.progress,
                        silent=not ctx.is_main, initial=skip)

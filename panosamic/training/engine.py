@@ -404,7 +404,7 @@ class Engine:
             if improved:
                 self.best_epoch = epoch + 1
         if predicted is None and self._predicted is not None:
-            predicted = all_reduce_sum(self._predicted.clone()).numpy()
+            predicted = all_reduce_sum(self._predicted.to(self.ctx.device)).cpu().numpy()  # NCCL: device tensors
         if predicted is not None:
             message = collapse_message(predicted, task.class_names, where)
             if message:

@@ -288,7 +288,7 @@ def test_bad_upload_is_one_message_in_the_page_and_one_line_in_the_log(served, t
     assert len(refused) == 1 and "cannot decode" in refused[0] and "broken.png" in refused[0], text[-3000:]
 
 
-def test_chart_spans_the_column_without_a_cut_off_legend_and_errors_badge_one_output(rgb_model, tmp_path):
+def test_chart_has_no_cut_off_legend_and_errors_badge_one_output(rgb_model, tmp_path):
     demo = build_demo(rgb_model, cache_dir=tmp_path, examples=False)
     comps = {c["id"]: c for c in demo.config["components"]}
     (chart,) = [c for c in comps.values() if c.get("props", {}).get("elem_id") == "fractions"]
@@ -303,8 +303,9 @@ def test_chart_spans_the_column_without_a_cut_off_legend_and_errors_badge_one_ou
                 return found
         return None
 
-    parent = parent_of(demo.config["layout"], chart["id"])
-    assert comps[parent["id"]]["type"] == "column"  # not squeezed into a row beside the legend image
+    row = parent_of(demo.config["layout"], chart["id"])
+    legend = next(comps[c["id"]] for c in row["children"] if comps[c["id"]]["props"].get("label") == "Legend")
+    assert chart["props"]["scale"] > legend["props"]["scale"]  # the chart gets the room beside the legend image
     (overlay,) = [c["id"] for c in comps.values() if c.get("props", {}).get("elem_id") == "overlay"]
     segment = next(d for d in demo.config["dependencies"] if d.get("api_name") == "segment")
     assert segment["show_progress_on"] == [overlay] and len(segment["outputs"]) == 6

@@ -171,6 +171,23 @@ def drag_and_toggle_viewer(d, screens: Path) -> None:
     d.save_screenshot(str(screens / "03_viewer_panorama.png"))
 
 
+def chart_fits_its_box(d, screens: Path) -> None:
+    """The class chart (Vega) lies inside its block, and a screenshot of it (05_chart.png) to look at; that it
+    draws no colour legend of its own (13 entries, cut off at this width) is tests/test_demo.py's check."""
+    chart = d.find_element(By.ID, "fractions")
+    d.execute_script("arguments[0].scrollIntoView();", chart)
+    WebDriverWait(d, 30).until(lambda d: d.execute_script("return !!arguments[0].querySelector('canvas, svg')", chart))
+    chart.screenshot(str(screens / "05_chart.png"))
+    box, plot, scroll = d.execute_script(
+        "const b = arguments[0].getBoundingClientRect(), v = arguments[0].querySelector('canvas, svg')"
+        ".getBoundingClientRect(); const r = x => [x.left, x.top, x.right, x.bottom];"
+        "return [r(b), r(v), arguments[0].querySelector('canvas, svg').parentElement.scrollWidth - "
+        "arguments[0].querySelector('canvas, svg').parentElement.clientWidth];", chart)
+    assert plot[0] >= box[0] - 1 and plot[1] >= box[1] - 1 and plot[2] <= box[2] + 1 and plot[3] <= box[3] + 1, \
+        f"chart {plot} outside its block {box}"
+    assert scroll <= 1, f"the chart overflows its block by {scroll} px"
+
+
 # ---------------------------------------------------------------------------- tests
 def test_overlay_shown_is_the_librarys_prediction_and_the_360_view_works(server, driver, screens, checkpoint):
     from panosamic.apps.demo.backend import DEFAULT_ALPHA
@@ -187,6 +204,7 @@ def test_overlay_shown_is_the_librarys_prediction_and_the_360_view_works(server,
     body = driver.find_element(By.TAG_NAME, "body").text
     assert "Pixels per class" in body and "Legend" in body and "total" in body  # chart, legend, timings
     driver.save_screenshot(str(screens / "01_result.png"))
+    chart_fits_its_box(driver, screens)
 
     frame = driver.find_element(By.ID, "panosamic-viewer")
     driver.execute_script("arguments[0].scrollIntoView();", frame)
@@ -205,6 +223,11 @@ def test_non_2to1_upload_shows_the_librarys_message_and_the_server_keeps_serving
     message = "400x300 (WxH), which is not an equirectangular panorama"
     WebDriverWait(driver, RESULT_TIMEOUT).until(lambda d: message in d.find_element(By.TAG_NAME, "body").text)
     driver.save_screenshot(str(screens / "04_error_non_2to1.png"))
+    # one message: the toast's title and one badge (on the overlay), not a red badge on every output
+    leaves = driver.execute_script(
+        "return [...document.querySelectorAll('body *')].filter(e => e.children.length === 0 && "
+        "e.offsetParent !== null && e.textContent.trim() === 'Error').length;")
+    assert leaves <= 2, f"{leaves} visible 'Error' labels"
 
     driver.get(server)  # a fresh page, same server process
     segment(driver, REAL)

@@ -230,21 +230,23 @@ def _output_widgets(demo_model: DemoModel) -> dict[str, gr.components.Component]
     w: dict[str, gr.components.Component] = {}
     w["overlay"] = gr.Image(label="Overlay", type="pil", format="png", interactive=False, elem_id="overlay")
     w["viewer"] = gr.HTML(viewer_html(None), label=f"360° view (Pannellum {PANNELLUM_VERSION})")
-    w["legend"] = gr.Image(label="Legend", type="pil", format="png", interactive=False)
-    # full width, no colour legend of its own (the x axis names each bar, the legend image above gives
-    # the colours): a 13-entry Vega legend under a half-width chart was cut off
-    w["chart"] = gr.BarPlot(
-        x="class",
-        y="percent",
-        color="class",
-        color_map=dict(zip(demo_model.class_names, _hex_palette(demo_model))),
-        colors_in_legend=[],
-        sort=list(demo_model.class_names),
-        y_title="% of pixels",
-        x_label_angle=-45,
-        label="Pixels per class",
-        elem_id="fractions",
-    )
+    with gr.Row(equal_height=True):
+        w["legend"] = gr.Image(label="Legend", type="pil", format="png", interactive=False, scale=1)
+        # no colour legend of its own: the x axis names each bar and the legend image beside it gives the
+        # colours (a 13-entry Vega legend under this chart was cut off)
+        w["chart"] = gr.BarPlot(
+            x="class",
+            y="percent",
+            color="class",
+            color_map=dict(zip(demo_model.class_names, _hex_palette(demo_model))),
+            colors_in_legend=[],
+            sort=list(demo_model.class_names),
+            y_title="% of pixels",
+            x_label_angle=-45,
+            label="Pixels per class",
+            elem_id="fractions",
+            scale=2,
+        )
     w["timings"] = gr.Markdown(elem_id="timings")
     return w
 

@@ -38,6 +38,7 @@ _DATASET_NAMES = {
     "matterport3d": "Matterport3D",
     "structured3d": "Structured3D",
     "tof360": "ToF-360",
+    "folder": "your own data",
 }
 _MODALITY_NAMES = {"image": "RGB", "depth": "depth", "normals": "surface normals"}
 
@@ -239,7 +240,8 @@ def generate_model_card(
     results = EvaluationResult.coerce_all(metrics, config)
     base = card_data.to_dict() if card_data is not None else {}
     all_tags = sorted(set(base.get("tags") or []) | set(TAGS) | set(tags))
-    datasets = sorted({d for d in [config.dataset, *(r.dataset for r in results)] if d})
+    # a folder dataset (your own data, `panosamic prepare folder`) is no Hub dataset id
+    datasets = sorted({d for d in [config.dataset, *(r.dataset for r in results)] if d and d != "folder"})
     name = config.variant_name
     data = ModelCardData(
         library_name=base.get("library_name") or LIBRARY_NAME,

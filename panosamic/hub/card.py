@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from panosamic.config import ModelConfig, TrainingConfig
+from panosamic.data.registry import REGISTRY
 from panosamic.hub.metadata import EvaluationResult
 from panosamic.published import SOURCE, Reported, reported_for
 from panosamic.specs import SAM_FILES
@@ -32,14 +33,8 @@ TAGS: tuple[str, ...] = (
 )
 PAPER_URL = "https://arxiv.org/abs/2601.07447"
 
-#: Pretty names of the datasets the reference was trained / evaluated on.
-_DATASET_NAMES = {
-    "stanford2d3ds": "Stanford2D3DS",
-    "matterport3d": "Matterport3D",
-    "structured3d": "Structured3D",
-    "tof360": "ToF-360",
-    "folder": "your own data",
-}
+#: Pretty names of the datasets (their titles in the dataset registry, where datasets plug in).
+_DATASET_NAMES = {name: entry.title for name, entry in REGISTRY.items()}
 _MODALITY_NAMES = {"image": "RGB", "depth": "depth", "normals": "surface normals"}
 
 CARD_TEMPLATE = """---

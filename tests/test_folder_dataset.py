@@ -500,3 +500,20 @@ def test_readme_python_block_runs_as_written(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "('floor', 'wall', 'ceiling', 'plant') 2" in done.stdout
     assert list((data / "mydata_runs" / "folder").glob("*/model_best.pth"))
+
+
+def test_a_published_fold_1_model_is_refused_on_fold_2_before_anything_loads(tmp_path, capsys, monkeypatch):
+    from conftest import prepared_synthetic
+
+    from panosamic.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing may be downloaded: the refusal comes first
+    data = prepared_synthetic(tmp_path / "stanford", rooms_per_area=1, size=(32, 64), seed=1)
+    args = ["evaluate", "--dataset", "stanford2d3ds", "--dataset-path", str(data), "--no-progress",
+            "--checkpoint", "stanford2d3ds-vith-rgb-fold1", "--output", str(tmp_path / "m.json")]  # fmt: skip
+    capsys.readouterr()
+    assert main([*args, "--fold", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "refusing to evaluate: the checkpoint was trained on stanford2d3ds fold 1" in err
+    assert "(area_2, area_4)" in err and "--allow-train-overlap" in err and "\n" not in err.strip()
+    assert not (tmp_path / "m.json").exists()

@@ -281,6 +281,8 @@ def _precheck_train_overlap(args: argparse.Namespace, folds: list[int], sources:
     split to score (other sources are checked by :func:`_check_train_overlap` once loaded)."""
     from panosamic.data import build_dataset
     from panosamic.data.record import check_train_overlap, read_training_record
+    from panosamic.model import find_variant
+
     try:  # H1 is moving the checkpoint finders to panosamic.model.checkpoints
         from panosamic.model.checkpoints import RUN_CHECKPOINTS, expand_run_pattern
     except ImportError:
@@ -295,11 +297,13 @@ def _precheck_train_overlap(args: argparse.Namespace, folds: list[int], sources:
         if p.is_dir() and sources[fold].subfolder is None:
             p = next((p / n for n in RUN_CHECKPOINTS if (p / n).is_file()), p)
         record = read_training_record({"kind": "training", "source": str(p)}) if p.suffix in (".pth", ".pt") else None
-        if record is None:
+        variant = find_variant(sources[fold].subfolder or sources[fold].location) if record is None else None
+        if record is None and variant is None:
             continue
         ds = build_dataset(args.dataset, args.dataset_path, fold=fold, split=getattr(args, "split", "test"),
                            modalities=("image",), augment=False)
-        check_train_overlap(record, None, args.dataset, args.dataset_path, fold, ds.split, ds.sample_names)
+        check_train_overlap(record, variant.config if variant is not None else None, args.dataset, args.dataset_path,
+                            fold, ds.split, ds.sample_names)
 
 
 def _check_train_overlap(args: argparse.Namespace, model: Any, ck_info: dict, fold: int, ds: Any) -> None:

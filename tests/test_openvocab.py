@@ -424,3 +424,15 @@ def test_each_view_mode_puts_a_constructed_scorer_labels_on_the_right_panorama_p
     border |= (lon.abs() < 12) | (lon.abs() > 168)  # the meridians where red meets blue (one at the seam)
     assert labels.shape == (h, 2 * h)
     assert torch.equal(labels[~border], want[~border])
+
+
+def test_a_transformers_sam3_config_names_the_sam3_kind(tiny_sam3_dir):
+    import json
+
+    from panosamic.hub.metadata import architecture_of
+    from panosamic.model.loading import detect_kind
+
+    assert architecture_of(json.loads((tiny_sam3_dir / "config.json").read_text())) == "sam3"
+    assert architecture_of({"model_type": "sam3_video"}) == "sam3"
+    assert architecture_of({"model_type": "bert"}) == "panosamic"  # others: as before
+    assert detect_kind(str(tiny_sam3_dir)) == detect_kind("sam3") == detect_kind("test-sam3-tiny") == "sam3"

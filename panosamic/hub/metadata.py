@@ -20,8 +20,15 @@ CARD_NAME = "README.md"
 PANOSAMIC = "panosamic"
 
 
+#: transformers ``model_type`` values of kinds panosamic loads (such config.json files name no ``"architecture"``).
+TRANSFORMERS_KINDS = {"sam3": "sam3", "sam3_video": "sam3"}
+
+
 def architecture_of(d: Any) -> str:
-    """The kind of model a config.json dict describes (``"panosamic"`` when it does not say)."""
+    """The kind of model a config.json dict describes (``"panosamic"`` when it does not say; a
+    transformers SAM 3 config: ``"sam3"``)."""
+    if isinstance(d, Mapping) and "architecture" not in d and d.get("model_type") in TRANSFORMERS_KINDS:
+        return TRANSFORMERS_KINDS[d["model_type"]]
     arch = d.get("architecture", PANOSAMIC) if isinstance(d, Mapping) else PANOSAMIC
     return arch if isinstance(arch, str) and arch else PANOSAMIC
 

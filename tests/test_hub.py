@@ -433,3 +433,31 @@ def test_published_layout_reproduces_parity_logits(tmp_path):
 #: Tolerances of a bf16 round trip of the trainable weights, measured (see the report) with margin.
 BF16_LOGIT_TOL = 0.03  # measured 0.0113 (CPU, float32 compute)
 BF16_ARGMAX_AGREEMENT = 0.99  # measured 0.99401
+
+
+def test_students_push_and_load_through_the_same_stack(tmp_path):
+    """A student is pushed into a subfolder and a branch, then loaded by load_model with an explicit
+    token, revision and cache_dir (the Hub stack PanoSAMic uses); its card has the Hub's front matter."""
+    from panosamic.hub.student import push_student
+    from panosamic.model import load_model
+    from panosamic.student import PanoStudent, StudentConfig
+
+    torch.manual_seed(0)
+    cfg = StudentConfig(backbone="mobilenetv3_small_100", num_classes=13, native_size=(64, 128), decoder_channels=8)
+    first, second = PanoStudent(cfg), PanoStudent(cfg)
+    cache = tmp_path / "own-cache"
+    with LoopbackHub(required_token=TOKEN) as server, hub_environment(server.url, str(tmp_path / "hf-cache")):
+        push_student(first, "tester/students", subfolder="small", token=TOKEN, private=True)
+        push_student(second, "tester/students", subfolder="small", token=TOKEN, revision="v2")
+        files = server.files("tester/students")
+        assert sorted(files) == [".gitattributes", "small/README.md", "small/config.json", "small/model.safetensors"]
+        card = files["small/README.md"].decode()
+        assert card.startswith("---\n") and "library_name: panosamic" in card and "subfolder='small'" in card
+        on_main = load_model("tester/students", subfolder="small", token=TOKEN, cache_dir=cache)
+        on_v2 = load_model("tester/students", subfolder="small", token=TOKEN, cache_dir=cache, revision="v2")
+        with pytest.raises(FileNotFoundError, match="not found"):
+            load_model("tester/students", subfolder="small", cache_dir=tmp_path / "no-token")
+    assert on_main.checkpoint_info["kind"] == "panosamic-student" and not on_main.training
+    for model, want in ((on_main, first), (on_v2, second)):
+        assert all(torch.equal(v, want.state_dict()[k]) for k, v in model.state_dict().items())
+    assert any(cache.rglob("model.safetensors"))  # downloaded into the given cache

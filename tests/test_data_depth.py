@@ -122,7 +122,7 @@ def test_reference_resize_invents_depth_next_to_holes_hole_aware_does_not():
 
 
 def test_dataset_infos():
-    sizes = {"stanford2d3ds": 13, "matterport3d": 20, "structured3d": 40}
+    sizes = {"stanford2d3ds": 13, "matterport3d": 20, "structured3d": 40, "tof360": 13}  # tof360: Stanford's classes
     fixed = {n for n in DATASET_NAMES if get_entry(n).info is not None}  # folder: classes come with the data
     assert fixed == set(sizes)
     for name in sizes:

@@ -21,7 +21,7 @@ def check_number(flag: str, value: Any, *, minimum: float | None = None, above: 
         return
     bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
               f"<= {maximum:g}" if maximum is not None else "", f"< {below:g}" if below is not None else ""]
-    expected = ("an integer" if integer else "a finite number") + "".join(f" {b}" for b in bounds if b)
+    expected = " ".join([("an integer" if integer else "a finite number"), " and ".join(b for b in bounds if b)]).strip()
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and (not integer or isinstance(value, int))
     ok = ok and math.isfinite(value)
     ok = ok and (minimum is None or value >= minimum) and (above is None or value > above)

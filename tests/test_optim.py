@@ -113,3 +113,18 @@ def test_bad_plan() -> None:
     with pytest.raises(ValueError, match="trainable"):
         build_optimizer([torch.nn.Parameter(torch.ones(1), requires_grad=False)], TrainingConfig(),
                         lr_plan(TrainingConfig(), 1, 1, 1, 1))
+
+
+def test_adamw_warm_up_then_flat() -> None:
+    from panosamic.training.optim import build_adamw
+
+    model = _model()
+    opt, sched = build_adamw(model.parameters(), lr=1e-2, weight_decay=1e-4, warmup_steps=4)
+    lrs = []
+    for i in range(6):
+        lrs.append(current_lr(opt))
+        _step(model, opt, sched, i)
+    assert lrs == pytest.approx([2.5e-3, 5e-3, 7.5e-3, 1e-2, 1e-2, 1e-2])
+    frozen = torch.nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        build_adamw(frozen.parameters(), lr=1e-2, weight_decay=0.0, warmup_steps=0)

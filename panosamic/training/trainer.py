@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from panosamic import runs
 from panosamic.config import PanoSAMicConfig
 from panosamic.data.record import training_record
-from panosamic.specs import SAM_VITS, VIT_SPECS, canonical_modalities
-from panosamic import runs
-from panosamic.training import checkpoint as ckpt_mod
 from panosamic.distributed import DistContext, new_run_dir_on_main, wrap_ddp
 from panosamic.evaluation.report import format_class_table
 from panosamic.evaluation.validation import move_inputs, run_validation
+from panosamic.specs import SAM_VITS, VIT_SPECS, canonical_modalities
+from panosamic.training import checkpoint as ckpt_mod
 from panosamic.training.engine import Engine, LoopSettings, StepOutput, Task, Validation, seed_everything
 from panosamic.training.losses import PanoSAMicLoss, class_weights_from_counts
 from panosamic.training.optim import build_optimizer, lr_plan

@@ -27,6 +27,15 @@ IMPORTS: dict[str, str] = {
     "predict pipeline loaded": "import panosamic.inference.predict, panosamic.inference.scale",
     "load_model resolved": "import panosamic; panosamic.load_model",
     "predict --runtime onnx imports": "import panosamic.cli.predict, panosamic.inference.cli, panosamic.student.onnx",
+    # what each command's run() imports before its work (the model and data it then loads excluded)
+    "predict (torch) imports": "import panosamic.inference.cli as c, panosamic.model; c.run",
+    "train imports": "import panosamic.training.cli",
+    "evaluate imports": "import panosamic.evaluation.evaluate",
+    "export imports": "import panosamic.cli.export, panosamic.training.export",
+    "distill imports": "import panosamic.distill.cli, panosamic.distill.api",
+    "adapt imports": "import panosamic.adapt.cli, panosamic.adapt.api",
+    "info imports": "import panosamic.info",
+    "demo imports": "import panosamic.apps.demo.backend",
 }
 #: CLI invocations (``python -m panosamic.cli ...``).
 COMMANDS: tuple[str, ...] = (
@@ -48,7 +57,8 @@ def cpu_seconds(argv: list[str], source: str | None = None) -> tuple[float, int]
     if source:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH", "")) if p)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env).returncode
+    rc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, env=env,
+                        cwd=source).returncode  # fmt: skip
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), rc
 

@@ -436,3 +436,40 @@ def test_a_transformers_sam3_config_names_the_sam3_kind(tiny_sam3_dir):
     assert architecture_of({"model_type": "sam3_video"}) == "sam3"
     assert architecture_of({"model_type": "bert"}) == "panosamic"  # others: as before
     assert detect_kind(str(tiny_sam3_dir)) == detect_kind("sam3") == detect_kind("test-sam3-tiny") == "sam3"
+
+
+def test_adapt_takes_sam3_as_a_fixed_pseudo_label_source(tmp_path):
+    from conftest import make_tiny_model
+    from PIL import Image
+
+    from panosamic.adapt.api import _labeller
+    from panosamic.adapt.data import TargetPanoramas
+    from panosamic.adapt.settings import AdaptSettings
+    from panosamic.adapt.trainer import AdaptTrainer
+
+    model = make_tiny_model()  # 13 classes
+    (tmp_path / "target").mkdir()
+    g = np.random.default_rng(0)
+    Image.fromarray(g.integers(1, 256, (64, 128, 3), dtype=np.uint8)).save(tmp_path / "target" / "p.png")
+    labeller = _labeller("test-sam3-tiny", model, torch.device("cpu"), {})
+    from panosamic.inference.result import class_info
+
+    assert labeller.class_names == class_info(model)[0]  # prompted with the adapted model's class names
+    target = TargetPanoramas(tmp_path / "target", model.modalities, model.native_size)
+    settings = AdaptSettings(epochs=1, batch_size=1, progress=False, max_threshold=0.0)  # keep every pixel
+    trainer = AdaptTrainer(model, target, tmp_path / "out", settings, labeller=labeller)
+    inputs = [target[0][0]]
+    with torch.no_grad():
+        want = labeller(inputs)[0]["sem_preds"].argmax(0)
+        got = trainer.pseudo_labels(inputs, [0])[0]
+    assert torch.equal(got, want)  # the pseudo-labels are SAM 3's, not the mean teacher's
+    with pytest.raises(ValueError, match="has 3 classes but the model adapted 13"):
+        _labeller("test-sam3-tiny", model, torch.device("cpu"), {"classes": ["a", "b", "c"]})
+
+
+def test_adapt_cli_refuses_open_vocabulary_flags_without_a_pseudo_label_model(tmp_path, capsys):
+    from panosamic.cli import main
+
+    code = main(["adapt", str(tmp_path), "--checkpoint", "x", "--out", str(tmp_path / "o"), "--classes", "floor"])
+    assert code != 0
+    assert "describe the pseudo-label model: give --pseudo-labels-from CHECKPOINT" in capsys.readouterr().err

@@ -32,6 +32,25 @@ def _load(model: Any, refine: bool | None, sam_weights: Any, device: torch.devic
     return load_model(model, sam_weights=sam_weights, device=device, semantic_only=not refine, **load)
 
 
+def _labeller(source: Any, model: torch.nn.Module, device: torch.device, options: dict[str, Any]) -> torch.nn.Module:
+    """The fixed pseudo-label model: given, or loaded (SAM 3 prompted with the adapted model's class names)."""
+    if isinstance(source, torch.nn.Module):
+        net = source.to(device)
+    else:
+        from panosamic.model import load_model
+        from panosamic.openvocab.loading import is_sam3_checkpoint
+
+        if "classes" not in options and is_sam3_checkpoint(source):
+            from panosamic.inference.result import class_info
+
+            options["classes"] = list(class_info(model)[0])  # its own names, else its dataset's
+        net = load_model(source, device=device, **options)
+    if int(net.num_classes) != int(model.num_classes):
+        raise ValueError(f"the pseudo-label model {source} has {net.num_classes} classes but the model adapted "
+                         f"{model.num_classes}: give one class per model class, in its order")
+    return net
+
+
 def semantic_copy(model: torch.nn.Module) -> torch.nn.Module:
     """The same model without SAM's instance branch (what is trained and exported)."""
     if model.semantic_only:
@@ -92,6 +111,8 @@ def adapt(
     sam_weights: Any = None,
     ctx: DistContext | None = None,
     load: dict[str, Any] | None = None,
+    pseudo_labels_from: Any = None,
+    pseudo_label_options: dict[str, Any] | None = None,
     **changes: Any,
 ) -> AdaptResult:
     """Self-train ``model`` (a PanoSAMic, or anything :func:`panosamic.load_model` accepts) on the
@@ -102,6 +123,9 @@ def adapt(
     fields of ``settings`` (see :class:`AdaptSettings`). ``source_dataset`` / ``source_path``: a prepared
     labelled dataset mixed in against forgetting (``source_dataset="pinhole"``: a prepared pinhole folder,
     its photos placed as ``source_projection`` says). ``resume``: continue the unfinished run in ``out_dir``.
+    ``pseudo_labels_from``: a fixed model (or checkpoint, e.g. ``"sam3"``; ``pseudo_label_options``: its
+    ``load_model`` keywords, SAM 3 prompted with the model's class names by default) that makes the
+    pseudo-labels instead of the mean teacher.
     """
     s = dataclasses.replace(settings or AdaptSettings(), **changes)
     ctx = ctx or DistContext()
@@ -118,6 +142,9 @@ def adapt(
     source = None if source_dataset is None else build_source(source_dataset, source_path, net, source_fold, s.seed,
                                                                  source_projection)
     masks = _masks(net, target, out, resume, s.progress, not ctx.is_main) if refine else None
+    labeller = None if pseudo_labels_from is None else _labeller(pseudo_labels_from, net, ctx.device,
+                                                                  dict(pseudo_label_options or {}))
     student = semantic_copy(net)
-    trainer = AdaptTrainer(student, target, out, s, source=source, masks=masks, resume=resume, ctx=ctx)
+    trainer = AdaptTrainer(student, target, out, s, source=source, masks=masks, resume=resume, ctx=ctx,
+                           labeller=labeller)
     return trainer.fit()

@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--local-files-only", action="store_true", help="never download (offline)")
     flags.add_progress(g, "--quiet")
     flags.add_debug(p)
+    g = p.add_argument_group("a fixed pseudo-label model instead of the mean teacher")
+    g.add_argument("--pseudo-labels-from", metavar="CHECKPOINT",
+                   help="e.g. sam3 (SAM 3 prompted with the model's class names, or --classes: one per model class)")
+    from panosamic.openvocab import options as open_vocab
+
+    open_vocab.add_arguments(p)
     from panosamic.data.pinhole_layout import add_pinhole_arguments
 
     add_pinhole_arguments(p, sources=False)
@@ -109,6 +115,27 @@ def check(args: argparse.Namespace) -> None:
     _source_projection(args)
     check_out_folder("--out", args.out)
     check_output(args.out, args.resume)
+    _check_pseudo_labels(args)
+
+
+def _check_pseudo_labels(args: argparse.Namespace) -> None:
+    from panosamic.openvocab import options as open_vocab
+
+    open_vocab.check(args, needs_classes=False, checkpoint=args.pseudo_labels_from or "")
+    given = open_vocab.view_options(args) or open_vocab.classes_from_args(args)
+    if given and args.pseudo_labels_from is None:
+        raise ValueError("--classes / --classes-file / --views / --fov / --coverage-threshold / --smoothing describe "
+                         "the pseudo-label model: give --pseudo-labels-from CHECKPOINT (e.g. sam3)")
+
+
+def _pseudo_label_options(args: argparse.Namespace) -> dict:
+    from panosamic.openvocab import options as open_vocab
+
+    out = open_vocab.view_options(args)
+    classes = open_vocab.classes_from_args(args)
+    if classes is not None:
+        out["classes"] = classes
+    return out
 
 
 def _source_projection(args: argparse.Namespace) -> dict | None:
@@ -134,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
             args.checkpoint, args.inputs, args.out, settings=settings, depth=args.depth, normals=args.normals,
             depth_scale=args.depth_scale, depth_threshold=args.depth_threshold, source_dataset=args.source_dataset,
             source_path=args.source_path, source_fold=args.source_fold, source_projection=_source_projection(args),
-            resume=args.resume,
+            resume=args.resume, pseudo_labels_from=args.pseudo_labels_from,
+            pseudo_label_options=_pseudo_label_options(args),
             sam_weights=args.sam_weights_path, ctx=ctx, load={k: v for k, v in load.items() if v is not None},
         )  # fmt: skip
     finally:

@@ -79,7 +79,7 @@ class AdaptTrainer(Task):
 
     def __init__(self, model: torch.nn.Module, target: Dataset, out_dir: str | Path, settings: AdaptSettings, *,
                  source: Dataset | None = None, masks: MaskCache | None = None, resume: bool = False,
-                 ctx: DistContext | None = None) -> None:
+                 ctx: DistContext | None = None, labeller: torch.nn.Module | None = None) -> None:
         self.s = s = settings
         self.ctx = ctx = ctx or DistContext()
         self.out_dir = Path(out_dir)
@@ -103,6 +103,8 @@ class AdaptTrainer(Task):
         if s.train_encoder:
             self.student.image_encoder.requires_grad_(True)
         self.teacher = make_teacher(self.student)
+        # a fixed model that makes the pseudo-labels instead of the mean teacher (e.g. SAM 3 with your classes)
+        self.labeller = None if labeller is None else labeller.to(ctx.device).eval().requires_grad_(False)
         self.optimizer, self.scheduler = build_adamw(self.student.parameters(), s.lr, s.weight_decay, s.warmup_steps)
         self.net = wrap_ddp(self.student, ctx)
         photometric = PhotometricAugmentation() if s.photometric else None
@@ -127,7 +129,7 @@ class AdaptTrainer(Task):
         return class_thresholds(hist.counts, self.s.keep_fraction, self.s.max_threshold, self.s.min_threshold)
 
     def _teacher_probs(self, inputs: list[dict[str, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        outs = self.teacher(inputs)
+        outs = (self.teacher if self.labeller is None else self.labeller)(inputs)
         probs = torch.stack([o["sem_preds"] for o in outs]).float().softmax(1)
         valid = torch.stack([x["image"].sum(0) > 0 for x in inputs])
         return probs, valid

@@ -10,7 +10,7 @@ from typing import Any
 
 from panosamic.openvocab.classes import ClassPrompts, parse_class_file, parse_class_list
 
-__all__ = ["add_arguments", "check", "classes_from_args", "load_options", "teacher_options"]
+__all__ = ["add_arguments", "check", "classes_from_args", "load_options", "teacher_options", "view_options"]
 
 VIEW_CHOICES = ("erp", "cube", "tangent")
 
@@ -87,14 +87,21 @@ def load_options(args: argparse.Namespace, dataset_classes: Sequence[str] | None
             classes = ClassPrompts.create(list(dataset_classes))
     if classes is not None:
         out["classes"] = classes
+    out.update(view_options(args))
+    if out and "classes" not in out:
+        raise ValueError("--views / --fov / --coverage-threshold / --smoothing apply to an open-vocabulary "
+                         "checkpoint (sam3, test-sam3-tiny, a SAM 3 folder) with --classes or --classes-file")
+    return out
+
+
+def view_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``views``, ``fov_deg``, ``coverage_threshold``, ``smoothing`` as given on the command line."""
+    out: dict[str, Any] = {}
     for flag, key in (("views", "views"), ("fov", "fov_deg"), ("coverage_threshold", "coverage_threshold")):
         if getattr(args, flag, None) is not None:
             out[key] = getattr(args, flag)
     if getattr(args, "smoothing", 0):
         out["smoothing"] = args.smoothing
-    if out and "classes" not in out:
-        raise ValueError("--views / --fov / --coverage-threshold / --smoothing apply to an open-vocabulary "
-                         "checkpoint (sam3, test-sam3-tiny, a SAM 3 folder) with --classes or --classes-file")
     return out
 
 

@@ -147,6 +147,7 @@ class Distiller(Task):
 
     keep_newest_as_best = True  # without a labelled split the newest student is the best
     phase = "distill"
+    resume_hint = "--resume last"
 
     def __init__(self, settings: DistillSettings, ctx: DistContext | None = None,
                  teacher: torch.nn.Module | None = None) -> None:

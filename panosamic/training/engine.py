@@ -148,6 +148,8 @@ class Task:
     keep_newest_as_best: bool = False
     #: The progress bar's name for an epoch ("epoch 2/10").
     phase: str = "epoch"
+    #: How the user continues a stopped run (named in the max-steps message).
+    resume_hint: str = "--resume"
 
     def start_epoch(self, engine: Engine, epoch: int, skip: int) -> None:
         """Before the epoch's first batch (after seeding): modes, epoch-dependent state."""
@@ -322,7 +324,7 @@ class Engine:
         return EngineResult(self.run_dir, self.best_score, self.best_epoch, self.global_step, not stopped)
 
     def _stopped_message(self) -> None:
-        self.say(f"stopped at step {self.global_step} (--max-steps); continue with --resume")
+        self.say(f"stopped at step {self.global_step} (--max-steps); continue with {self.task.resume_hint}")
 
     def _plot(self) -> None:
         from panosamic.evaluation.plots import plot_training_log

@@ -108,6 +108,7 @@ class Trainer(Task):
     :class:`~panosamic.training.engine.Engine`'s; this class supplies the step, validation and payload."""
 
     validates = True
+    resume_hint = "--resume last"
 
     def __init__(self, settings: TrainSettings, ctx: DistContext | None = None):
         self.s = settings

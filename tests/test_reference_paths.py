@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -208,7 +209,7 @@ def hub(tmp_path):
         yield server
 
 
-def test_hub_checkpoint_and_subfolder_and_cached_sam_weights(hub, setup, tmp_path, monkeypatch, capsys):
+def test_hub_checkpoint_and_subfolder_and_cached_sam_weights(hub, setup, tmp_path, monkeypatch):
     """``--checkpoint dfki-av/PanoSAMic --subfolder NAME`` (the published repo id, here on a loopback Hub)
     with and without ``--sam_weights_path``; without it the SAM file comes from the cache."""
     from panosamic.model import PanoSAMic, load_model
@@ -239,3 +240,37 @@ def test_hub_checkpoint_and_subfolder_and_cached_sam_weights(hub, setup, tmp_pat
         assert not m.semantic_only
         sd = m.state_dict()
         assert all(torch.equal(sd[k], v) for k, v in setup["state"].items())
+
+
+def test_published_layout_with_reference_flags_and_sam_weights(hub, setup, tmp_path, monkeypatch, capsys):
+    """The newer reference's ``--checkpoint dfki-av/PanoSAMic --subfolder NAME`` on the published layout
+    (only ``model.safetensors`` with the trainable tensors, no config.json): the architecture from the
+    flags, the encoder from ``--sam_weights_path``, or from the SAM cache when the flag is left out."""
+    from huggingface_hub import HfApi
+    from safetensors.torch import save_file
+
+    trainable = {k: v for k, v in setup["state"].items() if k.startswith(("feature_fuser.", "semantic_decoder."))}
+    save_file(trainable, tmp_path / "model.safetensors")
+    api = HfApi()
+    api.create_repo("dfki-av/PanoSAMic", exist_ok=True)
+    api.upload_file(path_or_fileobj=str(tmp_path / "model.safetensors"), path_in_repo="pub/model.safetensors",
+                    repo_id="dfki-av/PanoSAMic")
+    sam = {k: v for k, v in setup["state"].items() if k.startswith(("image_encoder.", "prompt_encoder.", "mask_decoder."))}
+    sam_file = tmp_path / "sam_vit_tiny.pth"
+    torch.save(sam, sam_file)
+    common = ["evaluate", "--checkpoint", "dfki-av/PanoSAMic", "--subfolder", "pub", "--dataset", DATASET,
+              "--dataset_path", str(setup["data"]), "--config_path", str(setup["config"]), "--vit_model", "vit_tiny",
+              "--modalities", "image", "--workers_per_gpu", "0", "--batch_size", "1", "--device", "cpu",
+              "--no-progress"]
+    want = _expected(setup)[0]
+    assert main([*common, "--sam_weights_path", str(sam_file), "--output", str(tmp_path / "a.json")]) == 0
+    monkeypatch.setenv("PANOSAMIC_CACHE", str(tmp_path / "cache"))
+    assert main([*common, "--output", str(tmp_path / "b.json")]) == 1  # no SAM file given, none cached
+    assert "no SAM weights for vit_tiny" in capsys.readouterr().err
+    (tmp_path / "cache" / "sam").mkdir(parents=True)
+    shutil.copy(sam_file, tmp_path / "cache" / "sam" / "sam_vit_tiny.pth")
+    assert main([*common, "--output", str(tmp_path / "b.json")]) == 0
+    for name in ("a.json", "b.json"):
+        fold = json.loads((tmp_path / name).read_text())["folds"][0]
+        assert np.array_equal(np.array(fold["confusion_matrix"]), want)
+        assert fold["checkpoint"]["source"] == "dfki-av/PanoSAMic/pub"

@@ -110,7 +110,7 @@ def test_banded_path_matches_the_full_path(model, monkeypatch, tmp_path):
     up = F.interpolate(banded.logits[None], size=(384, 768), mode="bilinear", align_corners=False)[0]
     torch.testing.assert_close(up, full.logits)
     assert np.array_equal(banded.labels, full.labels)
-    assert banded.class_fractions() == pytest.approx(full.class_fractions())
+    assert banded.class_fractions == pytest.approx(full.class_fractions)
     assert banded.probabilities().shape == banded.logits.shape
     assert np.array_equal(banded.image, img) and not np.shares_memory(banded.image, img)
     Image.fromarray(img).save(tmp_path / "p.png")
@@ -130,7 +130,7 @@ def test_banded_pictures_equal_viz(monkeypatch):
     assert np.array_equal(np.asarray(res.colorize()), viz.colorize(labels, res.palette))
     assert np.array_equal(np.asarray(res.overlay(0.3)), viz.overlay(image, labels, res.palette, 0.3))
     counts = np.bincount(labels.ravel(), minlength=13) / labels.size
-    assert list(res.class_fractions().values()) == pytest.approx(counts.tolist())
+    assert list(res.class_fractions.values()) == pytest.approx(counts.tolist())
 
 
 def test_cli_refused_panorama_does_not_stop_the_folder(model, tmp_path, capsys):

@@ -234,15 +234,15 @@ def image_array(source: Any, *, max_pixels: int | None = None, notes: list[str] 
     return arr
 
 
-def load_image(source: Any, *, max_pixels: int | None = None) -> torch.Tensor:
-    """An RGB panorama (path, PIL image, uint8 array/tensor or float 0..255) -> (3, H, W) float32.
+def load_image(source: Any, *, max_pixels: int | None = None, notes: list[str] | None = None) -> torch.Tensor:
+    """An RGB panorama (path, PIL image, uint8 array/tensor or float 0..255) -> (3, H, W) float32, exactly
+    2:1. A greyscale image is converted (grey in all three channels) with a note: appended to ``notes``
+    when given, else a Python warning (as :func:`panosamic.inference.predict` does).
 
     Inputs above ``max_pixels`` (default :data:`MAX_PIXELS`) pixels are refused before decoding.
     """
-    arr = _to_array(source, "image", max_pixels)
-    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):
-        raise ValueError(f"image {_describe(source)} is greyscale; expected an RGB panorama")
-    t = _to_chw(arr, "image", (3, 4))
+    arr = image_array(source, max_pixels=max_pixels, notes=notes)  # greyscale: converted, with a note
+    t = _to_chw(arr, f"image {_describe(source)}", (3,))
     _check_range(t, "image", source)
     return _as_tensor(t)
 

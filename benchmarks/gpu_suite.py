@@ -23,7 +23,9 @@ past the budget), and each writes its files as it finishes, so a timeout keeps w
  08   forward_vit_h_rgbdn_b4 ViT-H RGB-D-N batch 4 (not in the dry run)
  09   compile_vit_b          ``--compile`` on the fast path (fp32, bf16), ViT-B RGB batch 1
  10   compile_vit_h          ``--compile`` on the fast path (bf16), ViT-H RGB-D-N batch 1
- 11   sam3                   optional hook, see below
+ 11   sam3_views             optional: benchmarks/sam3_views.py --random-full (SAM 3 at its published
+                             size, random weights) where that script and transformers are present
+ 12   sam3                   optional hook, see below
 ====  =====================  ===================================================================
 
 Each step leaves ``NN_name.log`` (its output) and ``NN_name.json`` (status ok / failed / timeout /
@@ -54,7 +56,7 @@ There (``wheels`` named in the device tool's ``carry``)::
 repeat and small grids; the compile steps are listed as skipped (torch.compile on a CPU takes minutes).
 ``tests/test_gpu_suite.py`` runs it in CI, so the script is known to work before a GPU is lent.
 
-SAM 3 (optional step 11; open-vocabulary SAM 3 support is being added by another change): the step
+SAM 3 (optional step 12; open-vocabulary SAM 3 support is being added by another change): the step
 runs ``panosamic evaluate --checkpoint sam3 ...`` only when that command accepts ``sam3`` and the SAM 3
 weights are in the local Hugging Face cache (``--sam3-repo``), with the arguments of ``--sam3-args``;
 otherwise it is skipped with the reason. TODO(sam3): give it a dataset (e.g. ``panosamic synth``) once
@@ -171,8 +173,23 @@ def plan(args: argparse.Namespace, out: Path) -> list[Step]:
         steps.insert(8, bench("forward_vit_h_rgbdn_b4", "--vit", big, "--modalities", "rgbdn", "--path", "exact",
                               "fast", "--precision", "fp32", "bf16", "--batch", "4", *reps, timeout=150,
                               what=f"forward {big} RGB-D-N batch 4"))
+    steps.append(sam3_views_step(args, py, dev))
     steps.append(sam3_step(args, py))
     return steps
+
+
+def sam3_views_step(args: argparse.Namespace, py: str, dev: str) -> Step:
+    """Optional: SAM 3's seconds and memory per view mode at its published size, random weights (no licence)."""
+    script = HERE / "sam3_views.py"
+    step = Step("sam3_views", [py, str(script), "--random-full", "--device", dev, "--precision", "bf16", "--repeats",
+                               "2"], 150, "optional: SAM 3 (random weights, published size) per view mode")
+    if args.dry_run:
+        step.skip = "dry run: benchmarks/sam3_views.py --dry-run is that script's own rehearsal"
+    elif not script.is_file():
+        step.skip = "benchmarks/sam3_views.py is not in this tree"
+    elif importlib.util.find_spec("transformers") is None:
+        step.skip = "transformers (SAM 3) is not installed"
+    return step
 
 
 def sam3_step(args: argparse.Namespace, py: str) -> Step:

@@ -30,7 +30,7 @@ def test_full_plan_orders_the_most_valuable_rows_first(suite, tmp_path):
     steps = suite.plan(suite.parse_args(["--out", str(tmp_path)]), tmp_path)
     names = [s.name for s in steps]
     assert names[:4] == ["env", "cuda_tests", "forward_vit_h_rgbdn", "train_vit_h_rgbdn_b8"]
-    assert names.index("compile_vit_b") > names.index("predict_scale") and names[-1] == "sam3"
+    assert names.index("compile_vit_b") > names.index("predict_scale") and names[-2:] == ["sam3_views", "sam3"]
     flags = {s.name: s.argv for s in steps}
     train = flags["train_vit_h_rgbdn_b8"]
     for a, b in (("--vit", "vit_h"), ("--modalities", "rgbdn"), ("--batch", "8"), ("--precision", "bf16"),
@@ -77,7 +77,8 @@ def test_dry_run_writes_every_step_and_the_summary(tmp_path):
               if f.name[:2].isdigit()}
     assert status == {"env": "ok", "cuda_tests": "ok", "forward_vit_h_rgbdn": "ok", "train_vit_h_rgbdn_b8": "ok",
                       "forward_vit_b": "ok", "students": "ok", "predict_scale": "ok", "forward_vit_h_more": "skipped",
-                      "compile_vit_b": "skipped", "compile_vit_h": "skipped", "sam3": "skipped"}
+                      "compile_vit_b": "skipped", "compile_vit_h": "skipped", "sam3_views": "skipped",
+                      "sam3": "skipped"}
     summary = (out / "summary.md").read_text()
     assert "vit_tiny inference, one panorama | ≥ 16 GB | rgbdn b1 exact fp32: " in summary
     assert "vit_tiny training | ≥ 24 GB | rgbdn b2 fast bf16: " in summary

@@ -46,3 +46,6 @@ def output_grid(canvas_size: int = CANVAS_SIZE) -> int:
 def native_size(canvas_size: int = CANVAS_SIZE) -> tuple[int, int]:
     """(height, width) of the 2:1 panorama the model sees natively (512x1024 for 1024)."""
     return canvas_size // 2, canvas_size
+
+#: Input modalities resized with nearest neighbour (colour-coded normals must not be blended).
+NEAREST_MODALITIES: frozenset[str] = frozenset({"normals"})

@@ -171,7 +171,8 @@ SIZE_TOLERANCE_PX: int = 1
 def check_panorama_size(h: int, w: int, what: str = "image", tolerance: int = 0) -> None:
     """Refuse anything that is not an equirectangular 2:1 panorama (width within ``tolerance`` px of 2 x height)."""
     if h < 1 or abs(w - 2 * h) > tolerance:
-        near = f"{2 * max(h, 1)}x{max(h, 1)} or {w}x{max(w // 2, 1)}"
+        sizes = dict.fromkeys([f"{2 * max(h, 1)}x{max(h, 1)}", f"{2 * max(w // 2, 1)}x{max(w // 2, 1)}"])
+        near = " or ".join(sizes)
         raise ValueError(
             f"{what} is {w}x{h} (WxH), which is not an equirectangular panorama: expected the width to be "
             f"exactly twice the height{f' (within {tolerance} px)' if tolerance else ''}; to fix it, crop or "

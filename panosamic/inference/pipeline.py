@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from panosamic.constants import NEAREST_MODALITIES
 from panosamic.inference import inputs as _inputs
 from panosamic.inference.inputs import _check_range, _describe, _PathLike, depth_array, image_array, normals_array
 from panosamic.inference.result import PredictionResult, class_info
@@ -41,8 +42,6 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 PANORAMA_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError, MemoryError)
 
 K = TypeVar("K")
-#: Modalities resized with nearest neighbour (= ``panosamic.modeling.panosamic._NEAREST_MODALITIES``).
-NEAREST_MODALITIES = frozenset({"normals"})
 
 
 def uses_numpy(model: Any) -> bool:

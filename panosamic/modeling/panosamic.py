@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from panosamic.config import ModelConfig
-from panosamic.constants import NECK_DIM, PIXEL_MEAN, PIXEL_STD, output_grid, token_grid
+from panosamic.constants import NEAREST_MODALITIES, NECK_DIM, PIXEL_MEAN, PIXEL_STD, output_grid, token_grid
 from panosamic.modeling.decoder import BaselineDecoder, ConvDecoder
 from panosamic.modeling.encoder import MultiStageImageEncoder
 from panosamic.modeling.fusion import BasicFusion, FeatureFusion
@@ -26,8 +26,6 @@ from panosamic.specs import FROZEN_PREFIXES, get_vit_spec
 _sam = sam_module("modeling")
 MaskDecoder, PromptEncoder, TwoWayTransformer = _sam.MaskDecoder, _sam.PromptEncoder, _sam.TwoWayTransformer
 
-#: Input modalities resized with nearest neighbour (colour-coded normals must not be blended).
-_NEAREST_MODALITIES = frozenset({"normals"})
 
 class PanoSAMicNet(nn.Module):
     """Semantic segmentation of equirectangular panoramas from RGB, depth and normals.
@@ -263,7 +261,7 @@ class PanoSAMicNet(nn.Module):
             for m in self.modalities:
                 x = sample[m].to(device=dev, dtype=torch.float32)
                 if x.shape[-2:] != (h, w):
-                    mode = "nearest" if m in _NEAREST_MODALITIES else "bilinear"
+                    mode = "nearest" if m in NEAREST_MODALITIES else "bilinear"
                     kw = {} if mode == "nearest" else {"align_corners": False, "antialias": x.shape[-1] > w}
                     x = F.interpolate(x[None], size=(h, w), mode=mode, **kw)[0]
                 mods.append(x)

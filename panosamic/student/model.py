@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from panosamic.constants import PIXEL_MEAN, PIXEL_STD
+from panosamic.constants import NEAREST_MODALITIES, PIXEL_MEAN, PIXEL_STD
 from panosamic.modeling.inputs import check_sample
 from panosamic.student.config import BACKBONE_STRIDE, StudentConfig, StudentFacts
 from panosamic.student.decoder import FPNLiteDecoder
@@ -21,8 +21,6 @@ __all__ = ["FEATURE_STRIDES", "PanoStudent", "resize_outputs", "stack_inputs"]
 
 #: Backbone levels the decoder reads (their output strides); logits come out at the first.
 FEATURE_STRIDES: tuple[int, ...] = (4, 8, 16, BACKBONE_STRIDE)
-#: Modalities resized with nearest neighbour (colour-coded normals must not be blended), as the teacher.
-NEAREST_MODALITIES = frozenset({"normals"})
 PRECISIONS = ("fp32", "bf16")
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from panosamic.constants import NEAREST_MODALITIES
 from panosamic.student import numpy_resize
 from panosamic.student.config import StudentConfig, StudentFacts
 
@@ -33,10 +34,6 @@ __all__ = ["CONFIG_KEY", "OnnxStudent", "export_onnx", "read_onnx_config"]
 CONFIG_KEY = "panosamic_student_config"
 DYNAMIC_KEY = "panosamic_dynamic_size"
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
-
-
-#: Modalities resized with nearest neighbour (as :data:`panosamic.student.model.NEAREST_MODALITIES`).
-_NEAREST = frozenset({"normals"})
 
 
 def export_onnx(model: PanoStudent, path: str | os.PathLike, *, dynamic_size: bool = False,
@@ -191,7 +188,7 @@ class OnnxStudent(StudentFacts):
                     raise ValueError(f"sample {i}, {m}: expected shape (3, H, 2H), got {tuple(x.shape)}")
                 if m == "image":
                     sizes.append((int(x.shape[1]), int(x.shape[2])))
-                nearest = m in _NEAREST
+                nearest = m in NEAREST_MODALITIES
                 mods.append(numpy_resize.resize(x, (h, w), "nearest" if nearest else "bilinear",
                                                 antialias=not nearest and x.shape[-1] > w))  # fmt: skip
             stacked.append(np.concatenate(mods, axis=0))

@@ -137,6 +137,17 @@ def check(args: argparse.Namespace) -> None:
     if args.manifest is not None:
         _check_manifest(args.manifest)
     check_output_dir(args.out, what="--out", create=False)
+    if not is_onnx:
+        _check_downloads(args)
+
+
+def _check_downloads(args: argparse.Namespace) -> None:
+    """Offline, a published variant whose checkpoint or SAM weights are missing fails here at once,
+    naming every missing file (not after the Hub client's retries)."""
+    from panosamic.model.downloads import check_downloads
+
+    check_downloads(args.checkpoint, subfolder=args.subfolder, sam_weights=args.sam_weights_path,
+                    revision=args.revision, local_files_only=args.local_files_only)
 
 
 def _check_manifest(path: str) -> None:

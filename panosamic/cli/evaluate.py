@@ -21,6 +21,15 @@ DESCRIPTION = (
 DEFAULT_OUTPUT_DIR = "evaluations"
 
 
+class _OutputFile(argparse.Action):
+    """``--out FILE`` (``--output``, the earlier spelling, is a hidden alias); messages name the spelling used."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.output_flag = option_string or "--out"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     flags.add_shared_arguments(parser, config_required=False)
@@ -30,12 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--checkpoint", default=None, help=flags.CHECKPOINT_HELP + "; may hold {fold}")
     flags.add_hub(parser, fold_pattern=True)
-    parser.add_argument(
-        "--output",
-        default=None,
-        metavar="FILE",
+    flags.add(
+        parser, "--out", "--output", dest="output", default=None, metavar="FILE", action=_OutputFile,
         help=f"JSON results file (default: {DEFAULT_OUTPUT_DIR}/<dataset>_<date>.json)",
-    )
+    )  # fmt: skip
     parser.add_argument(
         "--plots",
         default=None,
@@ -81,9 +88,9 @@ def check(args: argparse.Namespace) -> None:
     if args.latitude_bands is not None and not 1 <= args.latitude_bands <= 180:
         raise ValueError(f"--latitude-bands must be in 1..180, got {args.latitude_bands}")
     if args.output:
-        check_output_file(args.output, what="--output")
+        check_output_file(args.output, what=getattr(args, "output_flag", "--out"))
     else:
-        check_output_dir(Path(DEFAULT_OUTPUT_DIR), what="--output (default folder)", create=False)
+        check_output_dir(Path(DEFAULT_OUTPUT_DIR), what="--out (default folder)", create=False)
     for flag, folder in (("--plots", args.plots), ("--save-dir", args.save_dir)):
         if folder:
             check_output_dir(folder, what=flag, create=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.2.0"
+from panosamic.version import __version__
 
 #: Public name -> the module that defines it (imported on first use).
 _LAZY: dict[str, str] = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from panosamic import __version__
+from panosamic.version import __version__
 
 
 def _count_parameters(name: str) -> dict[str, int]:

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "panosamic"
 #: and anything of a lower layer. ``panosamic/evaluation/train.py`` and the ``__main__`` blocks
 #: of scripts are entry points (the command line's layer).
 LAYERS: list[set[str]] = [
-    {"constants", "specs", "io", "errors", "preflight", "config", "runs", "progress", "flags", "geometry", "published"},
+    {"version", "constants", "specs", "io", "errors", "preflight", "config", "runs", "progress", "flags", "geometry", "published"},
     {"distributed"},
     {"modeling", "data", "viz", "palettes", "student"},
     {"weights", "hub", "synth", "openvocab"},
@@ -47,28 +47,60 @@ def _is_module(name: str) -> bool:
     return (PACKAGE / rel).with_suffix(".py").is_file() or (PACKAGE / rel / "__init__.py").is_file()
 
 
-def _imports(path: Path, module: str) -> set[str]:
-    """Every panosamic module a file imports, at top level or inside functions (not in
-    ``if __name__ == "__main__":`` blocks, which run only as a script)."""
+def _modules() -> dict[str, Path]:
+    """Every module of the package: ``panosamic.data.base`` -> its file."""
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        out[".".join(rel.parts).removesuffix(".__init__")] = path
+    return out
+
+
+def _import_statements(path: Path, module: str) -> list[tuple[str, list[str], int]]:
+    """``(imported module, names taken from it, line)`` for every panosamic import of a file, at
+    top level or inside functions (not in ``if __name__ == "__main__":`` blocks, which run only as
+    a script). ``import panosamic.x.y`` gives ``("panosamic.x.y", [], line)``."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
             skip |= {id(n) for n in ast.walk(node)}
-    out = set()
+    out = []
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
         if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names if a.name.startswith("panosamic")}
+            out += [(a.name, [], node.lineno) for a in node.names if a.name.split(".")[0] == "panosamic"]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-            if base.startswith("panosamic"):
-                out.add(base)
-                out |= {f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}")}
+            if base.split(".")[0] == "panosamic":
+                out.append((base, [a.name for a in node.names], node.lineno))
+    return out
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every panosamic module a file imports (see :func:`_import_statements`)."""
+    out = set()
+    for base, names, _ in _import_statements(path, module):
+        out.add(base)
+        out |= {f"{base}.{n}" for n in names if _is_module(f"{base}.{n}")}
+    return out
+
+
+def _file_imports(path: Path, module: str) -> set[str]:
+    """The modules whose code a file's imports run: ``from panosamic.x import y`` with ``y`` a
+    module runs ``panosamic.x.y`` (its package is already imported: the file lives below it, or
+    importing ``y`` imports it anyway), with ``y`` a name defined in ``panosamic.x`` it runs
+    ``panosamic.x``."""
+    out = set()
+    for base, names, _ in _import_statements(path, module):
+        modules = {f"{base}.{n}" for n in names if _is_module(f"{base}.{n}")}
+        out |= modules
+        if not names or len(modules) < len(names):
+            out.add(base)
     return out
 
 
@@ -131,6 +163,151 @@ def test_cycle_detector_sees_lazy_imports(tmp_path):
     (tmp_path / "x.py").write_text(src)
     assert _imports(tmp_path / "x.py", "panosamic.modeling.x") >= {"panosamic.hub", "panosamic.hub.mixin"}
     assert "panosamic.cli" not in _imports(tmp_path / "x.py", "panosamic.modeling.x")
+
+
+# ---------------------------------------------------------------------------- files
+def _package(module: str) -> str:
+    """``panosamic.data.base`` -> ``data``; ``panosamic.io`` -> ``io``; the root package -> ``""``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (``[a, b, ..., a]``) per strongly connected group of ``graph`` with two or more nodes."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def connect(node: str) -> None:  # Tarjan
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    out = []
+    for group in groups:  # walk from the group's first node back to it, inside the group
+        start, members = group[0], set(group)
+        path, seen = [start], {start}
+        while True:
+            nxt = sorted(graph[path[-1]] & members)
+            back = [n for n in nxt if n == start]
+            if back and len(path) > 1:
+                out.append(path + [start])
+                break
+            step = next(n for n in nxt if n not in seen) if any(n not in seen for n in nxt) else None
+            if step is None:  # dead end inside the group: fall back to listing it
+                out.append(group + [group[0]])
+                break
+            path.append(step)
+            seen.add(step)
+    return out
+
+
+def _file_graph() -> dict[str, set[str]]:
+    """File -> the files of its own package whose code its imports run (lazy ones included)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        if module == "panosamic":
+            continue
+        graph[module] = {
+            t for t in _file_imports(path, module)
+            if t in modules and t != module and t != "panosamic" and _package(t) == _package(module)
+        }
+    return graph
+
+
+def _private_imports(path: Path, module: str) -> list[str]:
+    """Imports of another package's private modules or names (``_name``; dunders are public)."""
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.startswith("__")
+
+    wrong = []
+    for base, names, line in _import_statements(path, module):
+        if base == "panosamic" or _package(base) == _package(module):
+            continue
+        if any(private(part) for part in base.split(".")):
+            wrong.append(f"{path.name}:{line} imports {base}")
+        wrong += [f"{path.name}:{line} imports {base}.{n}" for n in names if private(n)]
+    return wrong
+
+
+def _root_imports(path: Path, module: str) -> list[str]:
+    """Imports of the root package ``panosamic`` (its ``__init__``) from a module below it."""
+    if module == "panosamic":
+        return []
+    wrong = []
+    for base, names, line in _import_statements(path, module):
+        if base != "panosamic":
+            continue
+        names = [n for n in names if not _is_module(f"panosamic.{n}")] if names else ["panosamic"]
+        wrong += [f"{path.name}:{line} imports {n if n == 'panosamic' else 'panosamic.' + n}" for n in names]
+    return wrong
+
+
+def _where(module: str) -> str:
+    return str(_modules()[module].relative_to(PACKAGE.parent))
+
+
+def test_no_import_cycle_between_files_of_a_package():
+    cycles = _cycles(_file_graph())
+    assert not cycles, "import cycles between files: " + "; ".join(" -> ".join(_where(m) for m in c) for c in cycles)
+
+
+def test_no_import_of_another_package_s_private_names():
+    wrong = [f"{_where(m)}: {w.split(' ', 1)[1]}" for m, p in _modules().items() for w in _private_imports(p, m)]
+    assert not wrong, "imports of another package's private names (make them public or move them): " + ", ".join(wrong)
+
+
+def test_no_module_imports_the_root_package():
+    wrong = [f"{_where(m)}: {w.split(' ', 1)[1]}" for m, p in _modules().items() for w in _root_imports(p, m)]
+    assert not wrong, "modules below panosamic import its __init__ (import the defining module): " + ", ".join(wrong)
+
+
+def test_file_checks_see_what_they_refuse(tmp_path):
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+    src = (
+        "import panosamic\n"
+        "from panosamic import io, create_model\n"
+        "from panosamic.hub.loading import _private, public, __version__\n"
+        "from panosamic.data._shared import helper\n"
+        "from ._own import fine\n"
+        "from . import base\n"
+        "def f():\n    from panosamic.data.base import _ok_inside\n"
+        "if __name__ == '__main__':\n    from panosamic.hub import _script\n"
+    )
+    (tmp_path / "x.py").write_text(src)
+    x = tmp_path / "x.py"
+    assert _private_imports(x, "panosamic.data.x") == ["x.py:3 imports panosamic.hub.loading._private"]
+    assert _private_imports(x, "panosamic.model.x") == [
+        "x.py:3 imports panosamic.hub.loading._private",
+        "x.py:4 imports panosamic.data._shared",
+        "x.py:8 imports panosamic.data.base._ok_inside",
+    ]
+    assert _root_imports(x, "panosamic.data.x") == ["x.py:1 imports panosamic", "x.py:2 imports panosamic.create_model"]
+    assert _root_imports(x, "panosamic") == []
+    files = _file_imports(x, "panosamic.data.x")
+    assert {"panosamic.data.base", "panosamic.data._own"} <= files and "panosamic.data" not in files
+    assert "panosamic.hub.loading" in files and "panosamic.io" in files and "panosamic" in files
 
 
 # ---------------------------------------------------------------------------- registry

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panosamic.data.classes import get_dataset_info
+from panosamic.data.registry import get_dataset_info
 from panosamic.evaluation import plots, report
 from panosamic.evaluation.metrics import metrics_from_confusion
 
@@ -129,10 +129,10 @@ def test_training_log_with_and_without_validation(tmp_path):
         plots.plot_training_log(tmp_path / "run_c", tmp_path / "c.png")
 
 
-def test_report_png_functions_draw_with_matplotlib(tmp_path):
+def test_evaluate_s_figures_draw_with_matplotlib(tmp_path):  # as ``panosamic evaluate --plots`` calls them
     m = _metrics()
-    _png(report.iou_bar_png(tmp_path / "iou.png", m, INFO.palette, "fold 1"))
-    _png(report.confusion_png(tmp_path / "conf.png", m))
+    _png(plots.plot_class_iou(m, tmp_path / "iou.png", palette=INFO.palette, title="fold 1"))
+    _png(plots.plot_confusion(m, tmp_path / "conf.png"))
 
 
 @pytest.mark.slow

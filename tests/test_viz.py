@@ -10,7 +10,8 @@ from PIL import Image
 
 from panosamic import viz
 from panosamic.constants import IGNORE_INDEX
-from panosamic.data.classes import DATASET_INFOS, get_dataset_info
+from panosamic.data.classes import DATASET_INFOS
+from panosamic.data.registry import get_dataset_info
 from panosamic.palettes import delta_e, min_delta_e, srgb_to_lab
 
 #: Smallest CIEDE2000 difference between two colours of each dataset palette (measured: 21.2,

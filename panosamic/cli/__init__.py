@@ -45,7 +45,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
 
 def build_parser(commands: Iterable[str] | str | None = None) -> argparse.ArgumentParser:
     """The parser; only the flag modules of ``commands`` (default: all) are imported."""
-    from panosamic import __version__
+    from panosamic.version import __version__
 
     wanted = set(COMMANDS) if commands is None else {commands} if isinstance(commands, str) else set(commands)
     parser = argparse.ArgumentParser(

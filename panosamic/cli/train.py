@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_num_classes(args: argparse.Namespace) -> None:
     """``--num-classes``, when given, must be the dataset's (a folder dataset's: its classes.json)."""
-    from panosamic.data.classes import get_dataset_info
+    from panosamic.data.registry import get_dataset_info
 
     expected = get_dataset_info(args.dataset, getattr(args, "dataset_path", None)).num_classes
     if args.num_classes is not None and args.num_classes != expected:

@@ -10,6 +10,7 @@ from typing import Any, Literal, Mapping
 
 from panosamic.config.attention import AttentionConfig, attention_dict, attention_from
 from panosamic.config.checks import ConfigError, as_bool, as_choice, as_int, as_number, read_json, strip_keys
+from panosamic.config.reference_dict import read_reference_dict
 from panosamic.constants import CANVAS_SIZE, MAX_CLASSES, PATCH_SIZE, native_size
 from panosamic.specs import VIT_SPECS, canonical_modalities, modality_set_name, variant_name
 
@@ -160,10 +161,8 @@ class ModelConfig:
                 f"{where}: format_version {version!r} is not one this panosamic reads (1..{CONFIG_FORMAT_VERSION}); "
                 "upgrade panosamic"
             )
-        from panosamic.config.reference import model_config_from_v1  # v1 nests a reference config
-
         try:
-            config = model_config_from_v1(d) if version == 1 else _from_v2(d)
+            config = _from_v1(d) if version == 1 else _from_v2(d)
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
         stored = d.get("native_size")
@@ -191,6 +190,26 @@ USE_FIELDS: tuple[str, ...] = tuple(f for f in ModelConfig.__dataclass_fields__
                                     if f not in ARCHITECTURE_FIELDS and f != "semantic_only")
 
 _V2_KEYS = set(ModelConfig.__dataclass_fields__) | {"library_name", "library_version", "format_version", "architecture", "native_size"}
+
+
+def _from_v1(d: Mapping[str, Any]) -> ModelConfig:
+    """The layout of panosamic 0.1's config.json (architecture nested under ``config``, a
+    reference-style config)."""
+    keys = {"library_name", "library_version", "format_version", "vit_model", "modalities", "num_classes",
+            "class_names", "palette", "dataset", "fold", "depth_threshold", "native_size", "config"}
+    d = strip_keys("top level", d, keys)
+    missing = [k for k in ("vit_model", "modalities", "num_classes") if d.get(k) is None]
+    if missing:
+        raise ConfigError(f"missing field(s) {missing}")
+    if isinstance(d["modalities"], str):
+        raise ConfigError(f"modalities: expected a list of names, got the string {d['modalities']!r}")
+    fusion = read_reference_dict(d.get("config") or {}, where="config")
+    del fusion["training"]  # checked, not kept
+    if "dual_view_fusion" in fusion:
+        fusion["dual_view"] = fusion.pop("dual_view_fusion")
+    use = {k: d.get(k) for k in ("class_names", "palette", "dataset", "fold", "depth_threshold")}
+    return ModelConfig(vit=d["vit_model"], modalities=canonical_modalities(tuple(d["modalities"])), num_classes=d["num_classes"],
+                       **fusion, **use)
 
 
 def _from_v2(d: Mapping[str, Any]) -> ModelConfig:

@@ -8,16 +8,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
-from panosamic.config.attention import AttentionConfig, attention_dict, attention_from
-from panosamic.config.checks import ConfigError, as_bool, read_json, strip_keys
+from panosamic.config.attention import AttentionConfig, attention_dict
+from panosamic.config.checks import ConfigError, read_json
 from panosamic.config.model import ModelConfig
+from panosamic.config.reference_dict import read_reference_dict
 from panosamic.config.training import LossConfig, LRSchedulerConfig, TrainingConfig
 from panosamic.constants import CANVAS_SIZE
 from panosamic.specs import canonical_modalities
-
-
-_REFERENCE_KEYS = {"channel_attention", "spatial_attention", "dual_view_fusion", "basic_fusion", "canvas_size",
-                   "loss", "optimizer", "lr_scheduler"}
 
 
 @dataclass(frozen=True)
@@ -70,24 +67,7 @@ class PanoSAMicConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "config") -> PanoSAMicConfig:
         """Build from a reference-style dict (comment keys ignored, unknown keys refused)."""
-        d = strip_keys(where, d, _REFERENCE_KEYS)
-        kw: dict[str, Any] = {}
-        for name in ("channel_attention", "spatial_attention"):
-            if name in d:
-                kw[name] = attention_from(name, d[name])
-        if "dual_view_fusion" in d:
-            kw["dual_view_fusion"] = as_bool("dual_view_fusion", d["dual_view_fusion"])
-        for name in ("basic_fusion", "canvas_size"):
-            if name in d:
-                kw[name] = d[name]
-        training: dict[str, Any] = {}
-        if d.get("loss") is not None:
-            training["loss"] = LossConfig.from_dict(d["loss"])
-        if d.get("lr_scheduler") is not None:
-            training["lr_scheduler"] = LRSchedulerConfig.from_dict(d["lr_scheduler"])
-        if "optimizer" in d:
-            training["optimizer"] = d["optimizer"]
-        return cls(training=TrainingConfig(**training), **kw)
+        return cls(**read_reference_dict(d, where))
 
     def to_dict(self) -> dict[str, Any]:
         """Reference-style dict (the inverse of :meth:`from_dict`)."""
@@ -125,17 +105,3 @@ class PanoSAMicConfig:
             return cls.from_json(config)
         raise TypeError(f"config must be a PanoSAMicConfig, a dict or a JSON path, got {type(config).__name__}")
 
-
-def model_config_from_v1(d: Mapping[str, Any]) -> ModelConfig:
-    """The layout of panosamic 0.1's config.json (architecture nested under ``config``)."""
-    keys = {"library_name", "library_version", "format_version", "vit_model", "modalities", "num_classes",
-            "class_names", "palette", "dataset", "fold", "depth_threshold", "native_size", "config"}
-    d = strip_keys("top level", d, keys)
-    missing = [k for k in ("vit_model", "modalities", "num_classes") if d.get(k) is None]
-    if missing:
-        raise ConfigError(f"missing field(s) {missing}")
-    if isinstance(d["modalities"], str):
-        raise ConfigError(f"modalities: expected a list of names, got the string {d['modalities']!r}")
-    ref = PanoSAMicConfig.from_dict(d.get("config") or {}, where="config")
-    use = {k: d.get(k) for k in ("class_names", "palette", "dataset", "fold", "depth_threshold")}
-    return ref.model_config(vit=d["vit_model"], modalities=tuple(d["modalities"]), num_classes=d["num_classes"], **use)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 #: and the command line's flag definitions do not import torch.
 _LAZY: dict[str, str] = {
     "PanoramaDataset": "base", "collate_panoramas": "base",
-    "DATASET_NAMES": "classes", "DatasetInfo": "classes", "get_dataset_info": "classes",
+    "DATASET_NAMES": "classes", "DatasetInfo": "classes", "get_dataset_info": "registry",
     "DEFAULT_INLIER_RATIO": "depth", "INLIER_RATIOS": "depth",
     "Matterport3DDataset": "matterport3d", "Stanford2D3DSDataset": "stanford2d3ds",
     "Structured3DDataset": "structured3d", "FolderDataset": "folder", "prepare_folder": "folder",

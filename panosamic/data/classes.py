@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,11 +115,3 @@ STRUCTURED3D = DatasetInfo(
 DATASET_INFOS: dict[str, DatasetInfo] = {i.name: i for i in (STANFORD2D3DS, MATTERPORT3D, STRUCTURED3D)}
 if not set(DATASET_INFOS) <= set(DATASET_NAMES):  # one list of datasets (specs), one class table each
     raise ImportError(f"class tables {tuple(DATASET_INFOS)} are not all in panosamic.specs.DATASET_NAMES {DATASET_NAMES}")
-
-
-def get_dataset_info(name: str, root: str | os.PathLike | None = None) -> DatasetInfo:
-    """Class names and palette of a dataset (``stanford2d3ds``, ``matterport3d``, ``structured3d``;
-    ``folder`` needs ``root``, its prepared folder, whose ``classes.json`` names them)."""
-    from panosamic.data.registry import dataset_info
-
-    return dataset_info(name, root)

@@ -75,9 +75,9 @@ def get_entry(name: str) -> DatasetEntry:
     return REGISTRY[key]
 
 
-def dataset_info(name: str, root: str | os.PathLike | None = None) -> DatasetInfo:
-    """Class names and palette of a dataset; datasets whose classes come with the data need ``root``
-    (the prepared folder)."""
+def get_dataset_info(name: str, root: str | os.PathLike | None = None) -> DatasetInfo:
+    """Class names and palette of a dataset (``stanford2d3ds``, ``matterport3d``, ``structured3d``,
+    ``tof360``; ``folder`` needs ``root``, its prepared folder, whose ``classes.json`` names them)."""
     entry = get_entry(name)
     if entry.info is not None:
         return entry.info

@@ -156,7 +156,7 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
     from panosamic.evaluation.validation import per_sample_scores, run_validation
 
     if args.plots:
-        from panosamic.evaluation.plots import plot_latitude_bands
+        from panosamic.evaluation.plots import plot_class_iou, plot_confusion, plot_latitude_bands
 
     model, ck_info = load_fold_model(args, source, info.num_classes, ctx.device, info.class_names)
     split = getattr(args, "split", "test")
@@ -188,9 +188,9 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
         print()
         if args.plots:
             plots = Path(args.plots)
-            report.iou_bar_png(plots / f"fold{fold}_iou.png", m, info.palette,
-                               f"{args.dataset} fold {fold}: mIoU {100 * m.miou:.2f} %")
-            report.confusion_png(plots / f"fold{fold}_confusion.png", m)
+            plot_class_iou(m, plots / f"fold{fold}_iou.png", palette=info.palette,
+                           title=f"{args.dataset} fold {fold}: mIoU {100 * m.miou:.2f} %")
+            plot_confusion(m, plots / f"fold{fold}_confusion.png")
             plot_latitude_bands([b.to_dict() for b in sphere.bands], plots / f"fold{fold}_latitude.png",
                                 planar_miou=m.miou, sphere_miou=sw.miou,
                                 title=f"{args.dataset} fold {fold}: mIoU by latitude")

@@ -20,7 +20,7 @@ from panosamic.evaluation.metrics import SegmentationMetrics
 from panosamic.io import atomic_write_text
 
 __all__ = [
-    "RunLogger", "compare_with_reported", "confusion_png", "format_band_table", "format_reported", "format_class_table", "format_seam", "iou_bar_png", "log_path",
+    "RunLogger", "compare_with_reported", "format_band_table", "format_reported", "format_class_table", "format_seam", "log_path",
     "read_log", "versions",
 ]  # fmt: skip
 
@@ -163,22 +163,7 @@ def format_seam(seam: Any) -> str:
             f"rolled run mIoU {_pct(seam.rolled.miou).strip()} %  mAcc {_pct(seam.rolled.macc).strip()} %")
 
 
-# ---------------------------------------------------------------------------- figures (matplotlib, lazily)
-def iou_bar_png(path: str | os.PathLike, metrics: SegmentationMetrics, palette: np.ndarray | None = None,
-                title: str = "") -> Path:
-    """Per-class IoU bars with the mIoU line: :func:`panosamic.evaluation.plots.plot_class_iou`."""
-    from panosamic.evaluation.plots import plot_class_iou
-
-    return plot_class_iou(metrics, path, palette=palette, title=title or None)
-
-
-def confusion_png(path: str | os.PathLike, metrics: SegmentationMetrics, title: str = "") -> Path:
-    """Row-normalised confusion matrix: :func:`panosamic.evaluation.plots.plot_confusion`."""
-    from panosamic.evaluation.plots import plot_confusion
-
-    return plot_confusion(metrics, path, title=title or None)
-
-
+# ---------------------------------------------------------------------------- fold summaries
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(_plain(data), indent=2) + "\n")
 

@@ -53,7 +53,7 @@ class PanoSAMicHubMixin(
         dtype: str | torch.dtype | None = None,
         **kwargs: Any,
     ) -> ModelCard:
-        from panosamic import __version__
+        from panosamic.version import __version__
 
         tensors = self.hub_tensors()
         some = next(iter(tensors.values()))

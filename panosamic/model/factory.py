@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 
 from panosamic.config import ModelConfig
-from panosamic.data.classes import get_dataset_info
+from panosamic.data.registry import get_dataset_info
 from panosamic.model.loading import load_model
 from panosamic.model.panosamic import PanoSAMic
 from panosamic.model.registry import get_variant

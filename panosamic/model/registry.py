@@ -14,7 +14,7 @@ import fnmatch
 from dataclasses import dataclass, field
 
 from panosamic.config import ModelConfig
-from panosamic.data.classes import get_dataset_info
+from panosamic.data.registry import get_dataset_info
 from panosamic.published import Reported, reported_for
 from panosamic.specs import MODALITY_SETS, PUBLISHED_REPO, TEST_VIT, variant_name
 

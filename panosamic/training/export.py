@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from panosamic import __version__
+from panosamic.version import __version__
 from panosamic.config import ModelConfig
 from panosamic.hub.card import generate_model_card
 from panosamic.hub.files import saved_prefixes, write_hub_folder

@@ -16,18 +16,11 @@ from typing import Any
 
 import torch
 
+from panosamic.config.model import ARCHITECTURE_FIELDS
 from panosamic.specs import TRAINABLE_PREFIXES
 
 #: Architecture fields that must agree (everything but the class count).
-_MUST_MATCH = (
-    "vit",
-    "modalities",
-    "channel_attention",
-    "spatial_attention",
-    "dual_view",
-    "basic_fusion",
-    "canvas_size",
-)
+_MUST_MATCH = tuple(f for f in ARCHITECTURE_FIELDS if f != "num_classes")
 
 
 @dataclass

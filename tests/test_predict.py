@@ -8,18 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import build_model
 from PIL import Image
 
-from conftest import build_model
-
+from panosamic.cli import main
+from panosamic.config import PanoSAMicConfig
 from panosamic.inference import inputs as I
 from panosamic.inference.pipeline import prepare as _prepare
 from panosamic.inference.predict import predict, predict_batch
-from panosamic.cli import main
-from panosamic.config import PanoSAMicConfig
 from panosamic.model import PanoSAMic
-from panosamic.specs import FROZEN_PREFIXES
 from panosamic.modeling.instance import InstanceSettings
+from panosamic.specs import FROZEN_PREFIXES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REAL_PANO = FIXTURES / "real" / "panocontext_unlabelled" / "pano_asmasuxybohhcj.png"
@@ -118,15 +117,15 @@ def test_input_types_agree(rgb_model, tmp_path):
 
 
 def test_non_panorama_refused(rgb_model):
-    with pytest.raises(ValueError, match="width to be exactly twice the height.*resize it to 2:1"):
+    with pytest.raises(ValueError, match=r"width to be exactly twice the height.*resize it to 2:1"):
         predict(rgb_model, np.zeros((64, 100, 3), np.uint8))
     with pytest.raises(ValueError, match="66x32"):  # 2 px off: not a rounding of 2:1
         predict(rgb_model, np.zeros((32, 66, 3), np.uint8))
-    with pytest.raises(ValueError, match="0..255"):
+    with pytest.raises(ValueError, match=r"0\.\.255"):
         predict(rgb_model, np.full((32, 64, 3), 300.0))
     with pytest.raises(TypeError, match="file path, PIL image"):
         predict(rgb_model, [1, 2, 3])
-    with pytest.raises(FileNotFoundError, match="nope.png"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.png"):
         predict(rgb_model, "nope.png")
     with pytest.raises(ValueError, match="precision"):
         predict(rgb_model, random_pano(16), precision="fp8")

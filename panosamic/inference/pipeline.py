@@ -31,7 +31,14 @@ import numpy as np
 
 from panosamic.constants import NEAREST_MODALITIES
 from panosamic.inference import inputs as _inputs
-from panosamic.inference.inputs import _check_range, _describe, _PathLike, depth_array, image_array, normals_array
+from panosamic.inference.inputs import (
+    _check_range,
+    _describe,
+    _PathLike,
+    depth_array,
+    image_array,
+    normals_array,
+)
 from panosamic.inference.result import PredictionResult, class_info
 
 if TYPE_CHECKING:

@@ -36,7 +36,6 @@ from torch.utils.data import DataLoader
 
 from panosamic.distributed import resolve_device
 from panosamic.errors import describe_error
-
 from panosamic.inference.manifest import (
     FINGERPRINTS,
     ProgressLog,

@@ -166,3 +166,10 @@ def test_evaluate_a_distilled_student(cli, student_dir, tmp_path):
     assert fold["checkpoint"]["kind"] == "panosamic-student" and fold["num_samples"] > 0
     assert "fold 1: mIoU" in res.out
     assert_no_temp(tmp_path)
+
+
+def test_panosamic_options_given_for_a_student_are_named(cli, student_dir, panos, tmp_path):
+    out = tmp_path / "out"
+    res = cli.run([*predict_argv(student_dir, out, panos), "--refine"])
+    assert_error(res, "predict", str(student_dir), "compact student", "--refine")
+    assert files_under(out) == []

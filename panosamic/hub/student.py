@@ -119,10 +119,11 @@ def load_student_model(checkpoint: str | os.PathLike, *, subfolder: str | None =
     export, run by onnxruntime); PanoSAMic-only options are refused by name."""
     given = [n for n, v in (("config", config), ("sam_weights", sam_weights)) if v is not None]
     if not semantic_only:
-        given.append("semantic_only=False (instance refinement)")
+        given.append("semantic_only=False (SAM's instance masks)")
     if given:
         raise ValueError(f"{checkpoint} is a compact student: {', '.join(given)} apply to PanoSAMic checkpoints only "
-                         "(command line: leave out --config/--vit/--modalities/--num-classes, --sam-weights, --refine)")
+                         "(a student has no SAM parts; command line: leave out --config/--vit/--modalities/"
+                         "--num-classes, --sam-weights, --refine, --boundary-weight)")
     p = Path(str(checkpoint)).expanduser()
     if p.suffix == ".onnx":
         from panosamic.student.onnx import OnnxStudent

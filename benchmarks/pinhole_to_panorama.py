@@ -18,6 +18,10 @@ All four are tested on the same held-out panoramas (areas 5a, 5b); hyper-paramet
 and test labels choose nothing. Prints one table and a final JSON line.
 
     uv run python benchmarks/pinhole_to_panorama.py --seed 0
+
+Measured (seed 0, defaults): held-out mIoU (a) stretch 5.52 %, (b) projected 2.61 %, (c) adapted 3.45 %,
+(d) oracle 15.08 % ((c) closes 6.7 % of the (b) -> (d) gap; (b) is below (a): see the README's "What the
+pinhole benchmark shows"). 2241 s wall, 666 s process CPU on a 2-core machine shared with other heavy jobs.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ read them from here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from panosamic.specs import MODALITY_SETS, canonical_modalities
 

@@ -8,8 +8,8 @@ benchmarks all read these tables instead of spelling the facts again.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from panosamic.constants import MODALITIES
 

@@ -97,7 +97,7 @@ def test_matterport_bad_label_ids_are_an_error(matterport, tmp_path):
     shutil.copytree(out, root)
     ds = build_dataset("matterport3d", root, fold=1, split="test", augment=False)
     Image.fromarray(np.full((H // 2, W // 2), 99, np.uint8)).save(ds.sample_dirs[0] / "semantics.png")
-    with pytest.raises(RuntimeError, match="0..41"):
+    with pytest.raises(RuntimeError, match=r"0..41"):
         ds[0]
 
 
@@ -184,7 +184,7 @@ def test_bad_input_is_reported_clearly(stanford, tmp_path):
     with pytest.raises(FileNotFoundError, match="gone"):
         build_dataset("stanford2d3ds", root, fold=1, split="test")
     shutil.rmtree(root / "assets")
-    with pytest.raises(FileNotFoundError, match="semantic_labels.json"):
+    with pytest.raises(FileNotFoundError, match=r"semantic_labels.json"):
         build_dataset("stanford2d3ds", root, fold=1, split="test")
 
 

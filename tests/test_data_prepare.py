@@ -16,12 +16,12 @@ from PIL import Image
 
 from panosamic.cli import main
 from panosamic.data import build_dataset, collate_panoramas
-from panosamic.data.depth import STANFORD_DEPTH
 from panosamic.data import prepare as prepare_module
+from panosamic.data.depth import STANFORD_DEPTH
 from panosamic.data.prepare import RawFileError, prepare_dataset
 from panosamic.data.stanford2d3ds import AREAS, FOLDS
-from panosamic.synth import make_synthetic_stanford, render_room, room_seed
 from panosamic.io import is_temp_file
+from panosamic.synth import make_synthetic_stanford, render_room, room_seed
 
 SIZE = (32, 64)
 SEED = 3
@@ -178,7 +178,7 @@ def test_missing_raw_file_stops_before_any_work(synth, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         prepare_dataset("stanford2d3ds", tmp_path / "nope", tmp_path / "out", progress=False)
     shutil.rmtree(raw / "assets")
-    with pytest.raises(FileNotFoundError, match="semantic_labels.json"):
+    with pytest.raises(FileNotFoundError, match=r"semantic_labels.json"):
         prepare_dataset("stanford2d3ds", raw, tmp_path / "out", progress=False)
     with pytest.raises(ValueError, match="scale"):
         prepare_dataset("stanford2d3ds", raw, tmp_path / "out", scale=1.5, progress=False)
@@ -245,7 +245,7 @@ def test_settings_are_recorded_first_and_other_settings_are_refused(synth, tmp_p
         prepare_dataset("stanford2d3ds", manifest.out_dir, out, scale=0.5, progress=False)
     message = str(info.value)
     assert "\n" not in message and "scale=1.0" in message and "scale=0.5" in message and "--overwrite" in message
-    with pytest.raises(ValueError, match="depth_resize='reference'.*depth_resize='hole-aware'"):
+    with pytest.raises(ValueError, match=r"depth_resize='reference'.*depth_resize='hole-aware'"):
         prepare_dataset("stanford2d3ds", manifest.out_dir, out, scale=1.0, depth_resize="hole-aware", progress=False)
     assert sorted(out.rglob("*")) == before  # a refused run writes nothing
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import build_model, prepared_synthetic
+
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
-from panosamic.training.checkpoint import save_checkpoint
 from panosamic.distributed import GlobalBatchSampler, ShardSampler
+from panosamic.training.checkpoint import save_checkpoint
 
 DATASET = "stanford2d3ds"
 CONFIG = PanoSAMicConfig(canvas_size=256)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import build_model, make_tiny_model, random_panorama, tiny_config
+
 from panosamic.config import AttentionConfig
 from panosamic.modeling.attention import MovingAttention, _coverage
 from panosamic.modeling.decoder import SphericalConv2d
@@ -16,7 +16,7 @@ from panosamic.modeling.positional import HorizontalPositionalEncoding, horizont
 
 # ---------------------------------------------------------------- MCBAM, against a window loop
 def loop_channel_attention(layer, x, win, stride, aggregation):
-    n, c, h, w = x.shape
+    _n, _c, h, w = x.shape
     total = torch.zeros_like(x)
     count = torch.zeros(1, 1, h, w)
     for i in range(0, h - win + 1, stride):
@@ -34,7 +34,7 @@ def loop_channel_attention(layer, x, win, stride, aggregation):
 
 
 def loop_spatial_attention(conv, x, win, stride, aggregation):
-    n, c, h, w = x.shape
+    n, _c, h, w = x.shape
     total = torch.zeros(n, 1, h, w)
     count = torch.zeros(1, 1, h, w)
     for i in range(0, h - win + 1, stride):

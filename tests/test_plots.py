@@ -121,7 +121,7 @@ def test_training_log_with_and_without_validation(tmp_path):
     no_val = _png(plots.plot_training_log(_write_log(tmp_path / "run_b", 8, with_val=False), tmp_path / "b.png"))
     assert _count(with_val, MEAN_RGB) > 50  # the validation mIoU curve is drawn ...
     assert _count(no_val, MEAN_RGB) == 0  # ... and absent when the log has no validation entries
-    with pytest.raises(FileNotFoundError, match="train_log.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"train_log.jsonl"):
         plots.plot_training_log(tmp_path / "missing", tmp_path / "c.png")
     (tmp_path / "run_c").mkdir()
     (tmp_path / "run_c" / report.LOG_NAME).write_text("")

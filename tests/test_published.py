@@ -85,9 +85,9 @@ def test_evaluate_compares_only_over_the_three_folds() -> None:
 def test_evaluate_over_three_folds_prints_ours_beside_the_published(tmp_path, capsys) -> None:
     """Three run folders named like the published variant (vit_tiny weights inside): the summary puts the
     3-fold mean beside the model card's, with the difference."""
+    from conftest import prepared_synthetic
     from test_evaluate import _checkpoint, _eval_args
 
-    from conftest import prepared_synthetic
     from panosamic.cli import main
 
     data = prepared_synthetic(tmp_path / "data", rooms_per_area=1, size=(64, 128), seed=1)

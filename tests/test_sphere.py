@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from panosamic.evaluation.metrics import ConfusionMatrix, RowConfusion
-from panosamic.evaluation.sphere import band_of_rows, latitude_bands, row_latitudes, seam_columns, sphere_metrics
+from panosamic.evaluation.sphere import (
+    band_of_rows,
+    latitude_bands,
+    row_latitudes,
+    seam_columns,
+    sphere_metrics,
+)
 from panosamic.evaluation.validation import run_validation
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from panosamic.cli import main
 from panosamic import synth as S
+from panosamic.cli import main
 
 CLASSES = ("beam", "board", "bookcase", "ceiling", "chair", "clutter", "column",
            "door", "floor", "sofa", "table", "wall", "window")  # fmt: skip
@@ -41,7 +41,7 @@ def dataset(tmp_path_factory):
 
 def test_raw_layout_and_names(dataset):
     out, manifest = dataset
-    assert [a for a in sorted(p.name for p in out.iterdir())] == sorted(S.DEFAULT_AREAS + ("assets",))
+    assert sorted(p.name for p in out.iterdir()) == sorted(S.DEFAULT_AREAS + ("assets",))
     assert len(manifest.samples) == 14
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     expected = {"assets/semantic_labels.json"}
@@ -69,13 +69,13 @@ def test_semantic_labels_json(dataset):
     area_of = {s.label_indices[i]: s.area for s in manifest.samples for i in range(1, len(s.label_indices))}
     assert sorted(area_of) == list(range(1, len(labels)))  # every label belongs to exactly one room
     for i, name in enumerate(labels[1:], start=1):
-        cls, num, room_type, room_num, area_num = name.split("_")
+        cls, num, _room_type, room_num, area_num = name.split("_")
         assert cls in CLASSES and int(num) >= 1 and int(room_num) >= 1
         assert area_of[i].startswith(f"area_{area_num}")
 
 
 def test_files_decode_to_render_room(dataset):
-    out, manifest = dataset
+    _out, manifest = dataset
     labels = list(manifest.semantic_labels)
     for s in (manifest.samples[0], manifest.samples[9]):
         room = S.render_room(S.room_seed(0, s.area, s.room_index), SIZE, room_number=s.room_index + 1)

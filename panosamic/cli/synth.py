@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     if args.layout == "tof360":
-        from panosamic.synth.tof360 import make_synthetic_tof360
         from panosamic.data.tof360_codec import SCENES
+        from panosamic.synth.tof360 import make_synthetic_tof360
 
         samples = make_synthetic_tof360(args.out, scenes=args.areas or SCENES, rooms_per_scene=args.rooms_per_area,
                                         size=args.size, seed=args.seed, overwrite=args.overwrite, domain=args.domain)

@@ -11,7 +11,13 @@ from panosamic.config.attention import AGGREGATIONS, AttentionConfig
 from panosamic.config.checks import ConfigError, is_comment_key
 from panosamic.config.model import BASIC_FUSIONS, CONFIG_FORMAT_VERSION, ModelConfig
 from panosamic.config.reference import PanoSAMicConfig
-from panosamic.config.training import OPTIMIZERS, LossConfig, LRSchedulerConfig, ScheduledLossConfig, TrainingConfig
+from panosamic.config.training import (
+    OPTIMIZERS,
+    LossConfig,
+    LRSchedulerConfig,
+    ScheduledLossConfig,
+    TrainingConfig,
+)
 
 __all__ = [
     "AGGREGATIONS",

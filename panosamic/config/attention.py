@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from panosamic.config.checks import ConfigError, as_bool, as_choice, as_int, field_names, strip_keys
 

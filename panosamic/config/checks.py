@@ -6,8 +6,9 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -15,7 +16,7 @@ class ConfigError(ValueError):
 
 
 def is_comment_key(key: str) -> bool:
-    return key.startswith("//") or key.startswith("_comment")
+    return key.startswith(("//", "_comment"))
 
 
 def strip_keys(where: str, d: Any, allowed: set[str]) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from panosamic.config.attention import AttentionConfig, attention_dict, attention_from
 from panosamic.config.checks import ConfigError, as_bool, as_choice, as_int, as_number, read_json, strip_keys

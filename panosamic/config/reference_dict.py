@@ -3,7 +3,8 @@ nests one under ``"config"``): the fusion settings and the training settings, ch
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from panosamic.config.attention import attention_from
 from panosamic.config.checks import as_bool, strip_keys

@@ -20,9 +20,10 @@ import abc
 import json
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -30,7 +31,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from panosamic.constants import IGNORE_INDEX
-from panosamic.specs import canonical_modalities
 from panosamic.data.classes import DatasetInfo
 from panosamic.data.depth import (
     DEFAULT_INLIER_RATIO,
@@ -43,6 +43,7 @@ from panosamic.data.depth import (
 )
 from panosamic.data.transforms import PanoramaAugmentation
 from panosamic.io import atomic_write_text
+from panosamic.specs import canonical_modalities
 
 SAMPLES_CACHE = "cache_samples_file_names.json"
 AREA_DEPTH_CACHE = "cache_area_depth_statistics.json"
@@ -121,7 +122,7 @@ class RawLayout(abc.ABC):
     label_file: ClassVar[str]
     has_normals: ClassVar[bool]
 
-    def check(self, raw: Path) -> None:
+    def check(self, raw: Path) -> None:  # noqa: B027 - a hook whose default does nothing
         """Raise if dataset-wide files (assets) are missing. Default: nothing to check."""
 
     @abc.abstractmethod

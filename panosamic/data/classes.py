@@ -56,7 +56,7 @@ STANFORD2D3DS = DatasetInfo(
     class_names=(
         "beam", "board", "bookcase", "ceiling", "chair", "clutter", "column",
         "door", "floor", "sofa", "table", "wall", "window",
-    ),  # fmt: skip
+    ),
     palette_rows=(
         (180, 0, 128), (186, 107, 254), (129, 28, 37), (54, 49, 222), (152, 223, 138), (41, 143, 158),
         (194, 178, 131), (14, 132, 237), (100, 100, 100), (81, 147, 22), (255, 127, 14), (174, 199, 232),
@@ -76,7 +76,7 @@ MATTERPORT3D = DatasetInfo(
         "wall", "floor", "chair", "door", "table", "picture", "furniture", "objects", "window",
         "sofa", "bed", "sink", "stairs", "ceiling", "toilet", "mirror", "shower", "bathtub",
         "counter", "shelving",
-    ),  # fmt: skip
+    ),
     palette_rows=(
         (174, 199, 232), (112, 128, 144), (152, 223, 138), (197, 176, 213), (255, 127, 14),
         (214, 39, 40), (140, 109, 49), (23, 190, 207), (255, 152, 150), (44, 160, 44),
@@ -97,7 +97,7 @@ STRUCTURED3D = DatasetInfo(
         "television", "paper", "towel", "shower curtain", "box", "whiteboard", "person",
         "nightstand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
         "otherfurniture", "otherprop",
-    ),  # fmt: skip
+    ),
     palette_rows=(
         (174, 199, 232), (152, 223, 138), (31, 119, 180), (255, 187, 120), (188, 189, 34),
         (140, 86, 75), (255, 152, 150), (214, 39, 40), (197, 176, 213), (157, 128, 209),

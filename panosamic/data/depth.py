@@ -10,8 +10,9 @@ the fold's training split lie, read off the summed per-area histograms written b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image

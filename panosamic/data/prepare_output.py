@@ -11,8 +11,9 @@ folder (every sample a rerun redoes is such a folder).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from panosamic.data.base import (
     AREA_DEPTH_CACHE,

@@ -4,6 +4,11 @@
 training lives in :mod:`panosamic.training`.
 """
 
-from panosamic.evaluation.metrics import ConfusionMatrix, RowConfusion, SegmentationMetrics, metrics_from_confusion
+from panosamic.evaluation.metrics import (
+    ConfusionMatrix,
+    RowConfusion,
+    SegmentationMetrics,
+    metrics_from_confusion,
+)
 
 __all__ = ["ConfusionMatrix", "RowConfusion", "SegmentationMetrics", "metrics_from_confusion"]

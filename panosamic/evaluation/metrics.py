@@ -11,8 +11,9 @@ float32, which stops being exact beyond 2**24 pixels per class).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

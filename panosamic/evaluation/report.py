@@ -20,8 +20,15 @@ from panosamic.evaluation.metrics import SegmentationMetrics
 from panosamic.io import atomic_write_text
 
 __all__ = [
-    "RunLogger", "compare_with_reported", "format_band_table", "format_reported", "format_class_table", "format_seam", "log_path",
-    "read_log", "versions",
+    "RunLogger",
+    "compare_with_reported",
+    "format_band_table",
+    "format_class_table",
+    "format_reported",
+    "format_seam",
+    "log_path",
+    "read_log",
+    "versions",
 ]  # fmt: skip
 
 LOG_NAME = "train_log.jsonl"
@@ -49,7 +56,7 @@ class RunLogger:
         self.path = Path(run_dir) / LOG_NAME
         if truncate_after_step is not None and self.path.is_file():
             self._truncate(truncate_after_step)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open until close()
         self._tb = None
         if tensorboard:
             try:

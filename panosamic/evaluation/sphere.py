@@ -15,8 +15,9 @@ The accumulation itself is :class:`panosamic.evaluation.metrics.RowConfusion`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

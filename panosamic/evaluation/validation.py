@@ -8,8 +8,9 @@ matrices, losses and counts are summed over ranks, so every sample is scored exa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

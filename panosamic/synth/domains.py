@@ -12,8 +12,8 @@ every seed gives byte-identical files to the generator before domains existed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Mapping
 
 import numpy as np
 

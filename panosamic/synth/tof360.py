@@ -14,9 +14,9 @@ catch-all), unknown objects and unscanned pixels as the void ids. Files:
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

@@ -56,6 +56,7 @@ from panosamic.data.folder_layout import (
     read_prepared_info,
     read_splits,
 )
+from panosamic.data.prepare import PrepareReport
 from panosamic.data.prepare_output import check_settings, record_settings
 from panosamic.errors import PanosamicError
 from panosamic.io import atomic_path, atomic_write_text
@@ -329,16 +330,9 @@ def make_splits(
 
 # --------------------------------------------------------------------------- writing
 @dataclass
-class FolderPrepareReport:
-    """What :func:`prepare_folder` did (the fields :class:`~panosamic.data.prepare.PrepareReport` has)."""
+class FolderPrepareReport(PrepareReport):
+    """What :func:`prepare_folder` did: a :class:`~panosamic.data.prepare.PrepareReport` and the folds written."""
 
-    dataset: str
-    out: Path
-    num_samples: int = 0
-    num_written: int = 0
-    num_existing: int = 0
-    skipped: list[tuple[str, str]] | None = None
-    seconds: float = 0.0
     folds: int = 0
 
 

@@ -21,6 +21,7 @@ from panosamic.constants import IGNORE_INDEX
 from panosamic.data.base import PanoramaDataset, RawLayout, RawSampleFiles, read_array
 from panosamic.data.classes import MATTERPORT3D
 from panosamic.data.depth import MATTERPORT_DEPTH
+from panosamic.data.id_maps import checked_ids
 
 # fmt: off
 TRAIN_SCENES: tuple[str, ...] = (
@@ -79,13 +80,7 @@ RAW_TO_CLASS: np.ndarray = _raw_to_class_table()
 
 def decode_mpcat40(raw: np.ndarray, source: str = "labels") -> np.ndarray:
     """int64 class indices of an mpcat40 id map (ids above 41 are an error)."""
-    raw = np.asarray(raw)
-    if raw.ndim != 2:
-        raise RuntimeError(f"{source}: expected a single-channel id map, got shape {raw.shape}")
-    ids = raw.astype(np.int64)
-    if ids.size and (ids.min() < 0 or ids.max() > MAX_RAW_ID):
-        raise RuntimeError(f"{source}: label ids must be in 0..{MAX_RAW_ID}, found {ids.min()}..{ids.max()}")
-    return RAW_TO_CLASS[ids]
+    return RAW_TO_CLASS[checked_ids(raw, MAX_RAW_ID, source)]
 
 
 class Matterport3DDataset(PanoramaDataset):

@@ -20,6 +20,7 @@ from panosamic.constants import IGNORE_INDEX
 from panosamic.data.base import ASSETS_DIR, PanoramaDataset, RawLayout, RawSampleFiles, read_array, read_json
 from panosamic.data.classes import STRUCTURED3D
 from panosamic.data.depth import STRUCTURED3D_DEPTH
+from panosamic.data.id_maps import checked_ids
 
 NUM_SCENES = 3500
 SCENES: tuple[str, ...] = tuple(f"scene_{i:05d}" for i in range(NUM_SCENES))
@@ -34,12 +35,7 @@ _PANO_DIR = ("panorama", "full")
 
 def decode_nyu40(raw: np.ndarray, source: str = "labels") -> np.ndarray:
     """int64 class indices of an NYU40 id map: id - 1, id 0 -> -1 (ids above 40 are an error)."""
-    raw = np.asarray(raw)
-    if raw.ndim != 2:
-        raise RuntimeError(f"{source}: expected a single-channel id map, got shape {raw.shape}")
-    ids = raw.astype(np.int64)
-    if ids.size and (ids.min() < 0 or ids.max() > STRUCTURED3D.num_classes):
-        raise RuntimeError(f"{source}: label ids must be in 0..{STRUCTURED3D.num_classes}, found {ids.min()}..{ids.max()}")
+    ids = checked_ids(raw, STRUCTURED3D.num_classes, source)
     labels = ids - 1
     labels[ids == 0] = IGNORE_INDEX
     return labels

@@ -10,6 +10,7 @@ from PIL import Image
 
 from panosamic.constants import IGNORE_INDEX
 from panosamic.data.classes import TOF360
+from panosamic.data.id_maps import checked_ids
 
 SCENES: tuple[str, ...] = ("Hospital", "Office_Room_1", "Office_Room_2", "Parking_Lot")
 #: Raw sub-folder and file-name suffix of each modality (``<name>_<scene>_equi_<suffix>``).
@@ -57,13 +58,7 @@ ID_TO_CLASS: np.ndarray = _id_table()
 
 def decode_tof360(ids: np.ndarray, source: str = "labels") -> np.ndarray:
     """int64 Stanford2D3DS class indices of a ToF-360 id map."""
-    ids = np.asarray(ids)
-    if ids.ndim != 2:
-        raise RuntimeError(f"{source}: expected a single-channel id map, got shape {ids.shape}")
-    ids = ids.astype(np.int64)
-    if ids.size and (ids.min() < 0 or ids.max() >= ID_RANGE):
-        raise RuntimeError(f"{source}: ids must be in 0..{ID_RANGE - 1}, found {ids.min()}..{ids.max()}")
-    return ID_TO_CLASS[ids]
+    return ID_TO_CLASS[checked_ids(ids, ID_RANGE - 1, source, what="ids")]
 
 
 def id_image(ids: np.ndarray, source: str = "labels") -> Image.Image:

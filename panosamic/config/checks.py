@@ -19,6 +19,18 @@ def is_comment_key(key: str) -> bool:
     return key.startswith(("//", "_comment"))
 
 
+def coerce_config(cls: Any, config: Any) -> Any:
+    """``config`` as a ``cls``: itself, built from a dict (``cls.from_dict``) or read from a JSON
+    path (``cls.from_json``)."""
+    if isinstance(config, cls):
+        return config
+    if isinstance(config, Mapping):
+        return cls.from_dict(config)
+    if isinstance(config, (str, os.PathLike)):
+        return cls.from_json(config)
+    raise TypeError(f"config must be a {cls.__name__}, a dict or a JSON path, got {type(config).__name__}")
+
+
 def strip_keys(where: str, d: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(d, Mapping):
         raise ConfigError(f"{where}: expected a JSON object, got {type(d).__name__} {d!r}")

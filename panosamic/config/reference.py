@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from panosamic.config.attention import AttentionConfig, attention_dict
-from panosamic.config.checks import ConfigError, read_json
+from panosamic.config.checks import ConfigError, coerce_config, read_json
 from panosamic.config.model import ModelConfig
 from panosamic.config.reference_dict import read_reference_dict
 from panosamic.config.training import LossConfig, LRSchedulerConfig, TrainingConfig
@@ -98,11 +98,5 @@ class PanoSAMicConfig:
     @classmethod
     def coerce(cls, config: PanoSAMicConfig | Mapping[str, Any] | str | os.PathLike) -> PanoSAMicConfig:
         """Accept a config object, a dict or a JSON path."""
-        if isinstance(config, cls):
-            return config
-        if isinstance(config, Mapping):
-            return cls.from_dict(config)
-        if isinstance(config, (str, os.PathLike)):
-            return cls.from_json(config)
-        raise TypeError(f"config must be a PanoSAMicConfig, a dict or a JSON path, got {type(config).__name__}")
+        return coerce_config(cls, config)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from panosamic.config.checks import coerce_config, read_json
 from panosamic.constants import MAX_CLASSES
 from panosamic.specs import canonical_modalities, modality_set_name
 
@@ -50,7 +51,9 @@ class StudentConfig:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        set_ = lambda k, v: object.__setattr__(self, k, v)
+        def set_(key: str, value: Any) -> None:
+            object.__setattr__(self, key, value)
+
         set_("modalities", canonical_modalities(self.modalities))
         if not isinstance(self.backbone, str) or not self.backbone:
             raise ValueError(f"backbone must be a timm model name, got {self.backbone!r}")
@@ -122,24 +125,15 @@ class StudentConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> StudentConfig:
-        from panosamic.config.checks import read_json  # names the file: missing, unreadable, not JSON
-
-        return cls.from_dict(read_json(path), where=str(path))
+        return cls.from_dict(read_json(path), where=str(path))  # read_json names the file: missing, unreadable, not JSON
 
     def replace(self, **changes: Any) -> StudentConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
     def coerce(cls, config: StudentConfig | Mapping[str, Any] | str | os.PathLike | None) -> StudentConfig:
-        if config is None:
-            return cls()
-        if isinstance(config, cls):
-            return config
-        if isinstance(config, Mapping):
-            return cls.from_dict(config)
-        if isinstance(config, (str, os.PathLike)):
-            return cls.from_json(config)
-        raise TypeError(f"config must be a StudentConfig, a dict or a JSON path, got {type(config).__name__}")
+        """Accept a config object, a dict or a JSON path (None: the default student)."""
+        return cls() if config is None else coerce_config(cls, config)
 
 
 class StudentFacts:

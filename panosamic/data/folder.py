@@ -57,9 +57,9 @@ from panosamic.data.folder_layout import (
     read_splits,
 )
 from panosamic.data.prepare import PrepareReport
-from panosamic.data.prepare_output import check_settings, record_settings
+from panosamic.data.prepare_output import check_settings, folder_paths, record_settings, save_image
 from panosamic.errors import PanosamicError
-from panosamic.io import atomic_path, atomic_write_text
+from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
 from panosamic.specs import canonical_modalities
 
@@ -336,11 +336,6 @@ class FolderPrepareReport(PrepareReport):
     folds: int = 0
 
 
-def _save(path: Path, image: Image.Image, fmt: str) -> None:
-    with atomic_path(path) as tmp:
-        image.save(tmp, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
-
-
 def _write_sample(s: RawFolderSample, out: Path, scale: float, ignore: int, enc: DepthEncoding):
     sample_dir = out / SAMPLES_DIR / s.name
     with Image.open(s.image) as im:
@@ -364,14 +359,14 @@ def _write_sample(s: RawFolderSample, out: Path, scale: float, ignore: int, enc:
         if normals is not None:
             normals = normals.resize(size, resample=Image.Resampling.NEAREST)
     sample_dir.mkdir(parents=True, exist_ok=True)
-    _save(sample_dir / RGB_FILE, rgb, "WEBP")
-    _save(sample_dir / LABEL_FILE, label_image, "PNG")
+    save_image(sample_dir / RGB_FILE, rgb, "WEBP")
+    save_image(sample_dir / LABEL_FILE, label_image, "PNG")
     if normals is not None:
-        _save(sample_dir / NORMALS_FILE, normals, "WEBP")
+        save_image(sample_dir / NORMALS_FILE, normals, "WEBP")
     if depth is None:
         return None
-    _save(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
-    _save(
+    save_image(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
+    save_image(
         sample_dir / DEPTH_MASK_FILE,
         Image.fromarray(np.repeat((valid * 255).astype(np.uint8)[..., None], 3, -1)),
         "WEBP",
@@ -392,12 +387,7 @@ def prepare_folder(
 ) -> FolderPrepareReport:
     """Check the raw folder dataset ``raw`` completely, then write the prepared layout into ``out``."""
     started = time.perf_counter()
-    raw, out = Path(raw), Path(out)
-    scale = 1.0 if scale is None else float(scale)
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"--scale must be in (0, 1], got {scale}")
-    if out.exists() and out.resolve() == raw.resolve():
-        raise ValueError("--out must differ from --raw")
+    raw, out, scale = folder_paths(raw, out, scale)
     info, ignore, depth_scale, samples, lists = scan_raw_folder(raw)
     splits = make_splits([s.name for s in samples], lists, folds, seed)
     modalities = ["image"] + [

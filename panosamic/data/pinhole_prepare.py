@@ -31,7 +31,6 @@ from panosamic.data.folder import (
     _check_label,
     _names,
     _read_split_lists,
-    _save,
     _size,
     make_splits,
 )
@@ -59,7 +58,7 @@ from panosamic.data.pinhole_layout import (
     check_matrix,
     scale_matrix,
 )
-from panosamic.data.prepare_output import check_settings, record_settings
+from panosamic.data.prepare_output import check_settings, record_settings, save_image
 from panosamic.data.stanford_codec import SEMANTIC_LABELS_FILE, decode_semantic_rgb, instance_class_table
 from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
@@ -153,8 +152,8 @@ def _write_photo(p: PinholeSource, out: Path, scale: float, labels: np.ndarray) 
         rgb = rgb.resize(size, resample=Image.Resampling.LANCZOS)
         label_image = label_image.resize(size, resample=Image.Resampling.NEAREST)
     sample_dir.mkdir(parents=True, exist_ok=True)
-    _save(sample_dir / RGB_FILE, rgb, "WEBP")
-    _save(sample_dir / LABEL_FILE, label_image, "PNG")
+    save_image(sample_dir / RGB_FILE, rgb, "WEBP")
+    save_image(sample_dir / LABEL_FILE, label_image, "PNG")
     return scale_matrix(p.k, size[0] / p.size[0], size[1] / p.size[1])
 
 

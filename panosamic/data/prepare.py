@@ -45,10 +45,11 @@ from panosamic.data.prepare_output import (
     check_settings,
     record_settings,
     remove_prepared_output,
+    save_image,
 )
 from panosamic.data.registry import REGISTRY, get_entry, load_object
 from panosamic.errors import PanosamicError
-from panosamic.io import atomic_path, atomic_write_bytes, atomic_write_text
+from panosamic.io import atomic_write_bytes, atomic_write_text
 from panosamic.progress import Progress
 from panosamic.specs import DATASET_NAMES
 
@@ -103,14 +104,6 @@ def _depth_array(image: Image.Image, path: Path) -> np.ndarray:
     return array.astype(np.uint16)
 
 
-def _save(path: Path, image: Image.Image, fmt: str) -> None:
-    with atomic_path(path) as tmp:
-        if fmt == "WEBP":
-            image.save(tmp, format="WEBP", lossless=True)
-        else:
-            image.save(tmp, format=fmt)
-
-
 def _outputs(layout: RawLayout, sample_dir: Path) -> list[Path]:
     names = [RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, layout.label_file]
     if layout.has_normals:
@@ -153,14 +146,14 @@ def process_sample(
         if normals is not None:
             normals = normals.resize(size, resample=Image.Resampling.NEAREST)
     sample_dir.mkdir(parents=True, exist_ok=True)
-    _save(sample_dir / RGB_FILE, rgb, "WEBP")
-    _save(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
+    save_image(sample_dir / RGB_FILE, rgb, "WEBP")
+    save_image(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
     mask_rgb = np.repeat((valid.astype(np.uint8) * 255)[..., None], 3, axis=-1)
-    _save(sample_dir / DEPTH_MASK_FILE, Image.fromarray(mask_rgb), "WEBP")
+    save_image(sample_dir / DEPTH_MASK_FILE, Image.fromarray(mask_rgb), "WEBP")
     if normals is not None:
-        _save(sample_dir / NORMALS_FILE, normals, "WEBP")
+        save_image(sample_dir / NORMALS_FILE, normals, "WEBP")
     label_fmt = "WEBP" if layout.label_file.endswith(".webp") else "PNG"
-    _save(sample_dir / layout.label_file, labels, label_fmt)
+    save_image(sample_dir / layout.label_file, labels, label_fmt)
     return depth, valid
 
 

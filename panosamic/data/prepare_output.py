@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panosamic.data.base import (
     AREA_DEPTH_CACHE,
@@ -27,7 +27,10 @@ from panosamic.data.base import (
     SPLIT_DEPTH_CACHE,
     read_json,
 )
-from panosamic.io import atomic_write_text, remove_stale_temp_files
+from panosamic.io import atomic_path, atomic_write_text, remove_stale_temp_files
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 #: Our record of how a folder was prepared (the reference ignores it).
 SETTINGS_FILE = "cache_prepare_settings.json"
@@ -105,3 +108,21 @@ def remove_prepared_output(out: Path, areas: Iterable[str], label_files: Iterabl
     remove_stale_temp_files(out)
     for name in CACHE_FILES:
         (out / name).unlink(missing_ok=True)
+
+
+def save_image(path: Path, image: Image.Image, fmt: str) -> None:
+    """Write ``image`` to ``path`` atomically as ``fmt`` (WEBP: lossless)."""
+    with atomic_path(path) as tmp:
+        image.save(tmp, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+
+
+def folder_paths(raw: str | Path, out: str | Path, scale: float | None) -> tuple[Path, Path, float]:
+    """``raw`` and ``out`` as paths and ``scale`` as a number (None: 1.0) of a folder dataset's
+    prepare, after checking that the scale is in (0, 1] and that ``out`` is not ``raw``."""
+    raw, out = Path(raw), Path(out)
+    scale = 1.0 if scale is None else float(scale)
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"--scale must be in (0, 1], got {scale}")
+    if out.exists() and out.resolve() == raw.resolve():
+        raise ValueError("--out must differ from --raw")
+    return raw, out, scale

@@ -247,7 +247,32 @@ def _private_imports(path: Path, module: str) -> list[str]:
         if any(private(part) for part in base.split(".")):
             wrong.append(f"{path.name}:{line} imports {base}")
         wrong += [f"{path.name}:{line} imports {base}.{n}" for n in names if private(n)]
-    return wrong
+    return wrong + [w for w in _private_attributes(path, module) if w not in wrong]
+
+
+def _private_attributes(path: Path, module: str) -> list[str]:
+    """Private names of another package's modules reached through an imported module
+    (``from panosamic.x import y`` then ``y._name``; ``import panosamic.x.y`` then ``panosamic.x.y._name``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    aliases: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            aliases |= {a.asname: a.name for a in node.names if a.asname and a.name.split(".")[0] == "panosamic"}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            aliases |= {a.asname or a.name: f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}")}
+    wrong = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+            continue
+        target = ast.unparse(node.value)
+        owner = aliases.get(target) or (target if target.startswith("panosamic.") and _is_module(target) else None)
+        if owner is not None and _package(owner) != _package(module):
+            wrong.append((node.lineno, f"{path.name}:{node.lineno} imports {owner}.{node.attr}"))
+    return [w for _, w in sorted(wrong)]
 
 
 def _root_imports(path: Path, module: str) -> list[str]:
@@ -303,6 +328,11 @@ def test_file_checks_see_what_they_refuse(tmp_path):
         "x.py:4 imports panosamic.data._shared",
         "x.py:8 imports panosamic.data.base._ok_inside",
     ]
+    (tmp_path / "y.py").write_text("import panosamic.data.base\nfrom panosamic.hub import loading as hl\n"
+                                   "hl._secret()\npanosamic.data.base._table\nhl.__name__\n")
+    assert _private_imports(tmp_path / "y.py", "panosamic.model.y") == [
+        "y.py:3 imports panosamic.hub.loading._secret", "y.py:4 imports panosamic.data.base._table"]
+    assert _private_imports(tmp_path / "y.py", "panosamic.hub.y") == ["y.py:4 imports panosamic.data.base._table"]
     assert _root_imports(x, "panosamic.data.x") == ["x.py:1 imports panosamic", "x.py:2 imports panosamic.create_model"]
     assert _root_imports(x, "panosamic") == []
     files = _file_imports(x, "panosamic.data.x")

@@ -15,13 +15,10 @@ from test_data_loaders import H, W, _fake_rgb, _write
 
 from panosamic.data import build_dataset
 from panosamic.data.base import AREA_DEPTH_CACHE, SAMPLES_CACHE, SPLIT_DEPTH_CACHE
-from panosamic.data.matterport3d import SCENES as MP_SCENES
-from panosamic.data.matterport3d import TRAIN_SCENES, VALIDATION_SCENES
+from panosamic.data.matterport3d import SCENES as MP_SCENES, TRAIN_SCENES, VALIDATION_SCENES
 from panosamic.data.prepare import prepare_dataset
-from panosamic.data.stanford2d3ds import AREAS
-from panosamic.data.stanford2d3ds import FOLDS as STANFORD_FOLDS
-from panosamic.data.structured3d import FOLDS as S3D_FOLDS
-from panosamic.data.structured3d import SCENES as S3D_SCENES
+from panosamic.data.stanford2d3ds import AREAS, FOLDS as STANFORD_FOLDS
+from panosamic.data.structured3d import FOLDS as S3D_FOLDS, SCENES as S3D_SCENES
 from panosamic.synth import make_synthetic_stanford
 
 RGB, RGBD, RGBDN, RGBN = ("image",), ("image", "depth"), ("image", "depth", "normals"), ("image", "normals")

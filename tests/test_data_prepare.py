@@ -15,8 +15,7 @@ import pytest
 from PIL import Image
 
 from panosamic.cli import main
-from panosamic.data import build_dataset, collate_panoramas
-from panosamic.data import prepare as prepare_module
+from panosamic.data import build_dataset, collate_panoramas, prepare as prepare_module
 from panosamic.data.depth import STANFORD_DEPTH
 from panosamic.data.prepare import RawFileError, prepare_dataset
 from panosamic.data.stanford2d3ds import AREAS, FOLDS

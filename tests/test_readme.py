@@ -326,3 +326,14 @@ def test_offline_check_names_what_is_missing(tmp_path, monkeypatch):
     assert [m.what for m in missing] == ["the checkpoint dfki-av/PanoSAMic/stanford2d3ds-vitb-rgbdn-fold2/model.safetensors"]
     for other in ("test-vittiny-rgb", "sam3", "facebook/sam3", str(tmp_path)):  # not published variants: the loader's job
         assert missing_downloads(other, **hub) == []
+
+
+def test_evaluate_out_flag_with_the_earlier_spelling_hidden():
+    from panosamic.cli import build_parser
+
+    parser = build_parser("evaluate")
+    common = ["evaluate", "--dataset", "stanford2d3ds", "--dataset-path", "d"]
+    assert parser.parse_args([*common, "--out", "a.json"]).output == "a.json"
+    assert parser.parse_args([*common, "--output", "b.json"]).output == "b.json"  # the earlier spelling still works
+    sub = next(a for a in parser._actions if a.dest == "command").choices["evaluate"]
+    assert "--out FILE" in sub.format_help() and "--output" not in sub.format_help()

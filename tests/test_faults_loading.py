@@ -148,8 +148,8 @@ def test_huge_class_count_refused_when_read(cli, model_dir, student_dir, panos, 
 def test_evaluate_a_distilled_student(cli, student_dir, tmp_path):
     """A distillation run folder (its student/ and model_best.pth) scored like any model."""
     from panosamic.data.prepare import prepare_dataset
-    from panosamic.synth import make_synthetic_stanford
     from panosamic.student import PanoStudent, StudentConfig
+    from panosamic.synth import make_synthetic_stanford
 
     make_synthetic_stanford(tmp_path / "raw", rooms_per_area=1, size=SIZE, seed=0, progress=False)
     prepare_dataset(DATASET, tmp_path / "raw", tmp_path / "data", scale=1.0, progress=False)

@@ -14,20 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import build_model
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file, save_file
 
-from conftest import build_model
-
 from panosamic.cli import main
-from panosamic.config import PanoSAMicConfig
+from panosamic.config import ModelConfig, PanoSAMicConfig
 from panosamic.hub.files import saved_prefixes, write_hub_folder
 from panosamic.hub.loading import HubOfflineError
-from panosamic.config import ModelConfig
 from panosamic.model import PanoSAMic
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hub_server import LoopbackHub, hub_environment  # noqa: E402
+from hub_server import LoopbackHub, hub_environment
 
 CFG = PanoSAMicConfig(canvas_size=256)
 TOKEN = "hf_loopbackSecretToken123"
@@ -155,7 +153,7 @@ def _published(model: PanoSAMic, folder: Path) -> Path:
 
 def test_published_layout_needs_and_takes_the_architecture(model, sam_file, tmp_path):
     repo = _published(model, tmp_path)
-    with pytest.raises(ValueError, match="has no config.json and is not a registered variant"):
+    with pytest.raises(ValueError, match=r"has no config\.json and is not a registered variant"):
         PanoSAMic.from_pretrained_panosamic(repo, subfolder=SUB, sam_weights_path=sam_file)
     with pytest.raises(ValueError, match=r"missing \['num_classes'\]"):
         PanoSAMic.from_pretrained_panosamic(
@@ -243,7 +241,7 @@ def test_truncated_and_pickled_checkpoints_refused(model, sam_file, tmp_path, ca
 
 
 def test_not_a_path_nor_a_repo(tmp_path):
-    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*nope/model.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint not found: .*nope/model\.safetensors"):
         PanoSAMic.from_pretrained_panosamic(str(tmp_path / "nope" / "model.safetensors"))
     with pytest.raises(FileNotFoundError, match="neither an existing file or folder nor a Hub repo id"):
         PanoSAMic.from_pretrained_panosamic(str(tmp_path / "nope" / "folder"))
@@ -315,7 +313,7 @@ def test_offline_cache(model, sam_file, tmp_path):
     with hub_environment(endpoint, cache, offline=True):
         loaded = PanoSAMic.from_pretrained_panosamic("tester/offline", subfolder=SUB, sam_weights_path=sam_file, semantic_only=True)
         assert same_trainable(model, loaded)
-        with pytest.raises(HubOfflineError, match="not in the Hugging Face cache.*HF_HUB_OFFLINE"):
+        with pytest.raises(HubOfflineError, match=r"not in the Hugging Face cache.*HF_HUB_OFFLINE"):
             PanoSAMic.from_pretrained_panosamic("tester/offline", subfolder="other-variant", sam_weights_path=sam_file)
 
 
@@ -371,7 +369,7 @@ def test_export_refusals(model, tmp_path, capsys):
     assert not (tmp_path / "out1").exists()
     foreign = dict(model.state_dict())
     foreign["something.else"] = torch.zeros(1)
-    _training_checkpoint(model, tmp_path / "foreign.pth", **{"model": foreign})
+    _training_checkpoint(model, tmp_path / "foreign.pth", model=foreign)
     assert main(["export", str(tmp_path / "foreign.pth"), str(tmp_path / "out2")]) == 1
     assert "neither SAM nor PanoSAMic" in capsys.readouterr().err
     torch.save({"model": model.state_dict()}, tmp_path / "bare.pth")

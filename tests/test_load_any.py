@@ -7,8 +7,8 @@ from conftest import make_tiny_model, random_panorama
 from test_student import make_student
 
 import panosamic
-from panosamic.student import PanoStudent
 from panosamic.hub.student import save_student
+from panosamic.student import PanoStudent
 from panosamic.student.onnx import OnnxStudent, export_onnx
 
 
@@ -39,7 +39,7 @@ def test_export_onnx_then_predict_with_onnxruntime_from_the_cli(tmp_path):
     save_student(student, tmp_path / "student")
     onnx = tmp_path / "student.onnx"
     assert main(["export", str(tmp_path / "student"), str(onnx), "--format", "onnx"]) == 0
-    h, w = student.config.native_size
+    h, _ = student.config.native_size
     Image.new("RGB", (2 * h, h), (120, 80, 40)).save(tmp_path / "pano.png")
     out = tmp_path / "pred"
     assert main(["predict", str(tmp_path / "pano.png"), "--checkpoint", str(onnx), "--runtime", "onnx",

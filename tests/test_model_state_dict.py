@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import COMPAT, build_model, make_tiny_model
 from make_weights import make_weights, read_table
 
-from conftest import COMPAT, build_model, make_tiny_model
 from panosamic.config import PanoSAMicConfig
 from panosamic.modeling import load_state_dict_checked
 from panosamic.specs import FROZEN_PREFIXES

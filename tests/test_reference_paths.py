@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import COMPAT, make_tiny_model, prepared_synthetic, tiny_model_config
 from make_weights import read_table, tensor_for
 
-from conftest import COMPAT, make_tiny_model, prepared_synthetic, tiny_model_config
 from panosamic.cli import main
 from panosamic.config import PanoSAMicConfig
 

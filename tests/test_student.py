@@ -9,8 +9,8 @@ import torch
 from conftest import random_panorama
 from torch import nn
 
-from panosamic.student import PanoStudent, StudentConfig, is_student_config
 from panosamic.hub.student import load_student, save_student
+from panosamic.student import PanoStudent, StudentConfig, is_student_config
 from panosamic.student.padding import CircularConv2d, CircularMaxPool2d
 
 SMALL = (64, 128)  # the smallest native size: the width is a multiple of 2 x 32

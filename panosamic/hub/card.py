@@ -8,7 +8,8 @@ mAcc per dataset and fold; the body shows how to load the variant and how it was
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 

@@ -11,8 +11,9 @@ older layouts: a distillation checkpoint's ``student_config``, this library's fi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

@@ -9,8 +9,9 @@ from ``.pth`` with ``weights_only=True``).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

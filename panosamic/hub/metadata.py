@@ -7,8 +7,9 @@ architecture travels with the weights.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from panosamic.config import ModelConfig
 

@@ -19,7 +19,14 @@ import torch
 from huggingface_hub import ModelCard, PyTorchModelHubMixin
 
 from panosamic.config import TrainingConfig
-from panosamic.hub.card import DEFAULT_LICENSE, LIBRARY_NAME, PAPER_URL, PIPELINE_TAG, TAGS, generate_model_card
+from panosamic.hub.card import (
+    DEFAULT_LICENSE,
+    LIBRARY_NAME,
+    PAPER_URL,
+    PIPELINE_TAG,
+    TAGS,
+    generate_model_card,
+)
 from panosamic.hub.files import parse_dtype, saved_prefixes, write_hub_folder
 
 

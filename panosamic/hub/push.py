@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from panosamic.hub.files import check_no_frozen
 from panosamic.config import ModelConfig
+from panosamic.hub.files import check_no_frozen
 from panosamic.hub.metadata import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, read_config_file
 
 #: Files a Hub folder may hold (anything else is not uploaded).

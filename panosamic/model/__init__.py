@@ -7,13 +7,21 @@ loads any checkpoint (variant name, Hub id + subfolder, local folder, .safetenso
 ``load_model`` (by config.json's ``"architecture"``).
 """
 
-from panosamic.model.factory import create_model, resolve_config
 from panosamic.model.checkpoints import find_checkpoint
+from panosamic.model.factory import create_model, resolve_config
 from panosamic.model.kinds import list_kinds, register_kind
 from panosamic.model.loading import load_model
 from panosamic.model.panosamic import PanoSAMic
+from panosamic.model.registry import (
+    VARIANTS,
+    Reported,
+    Variant,
+    find_variant,
+    get_reported,
+    get_variant,
+    list_models,
+)
 from panosamic.modeling.protocol import SegmentationModel
-from panosamic.model.registry import VARIANTS, Reported, Variant, find_variant, get_reported, get_variant, list_models
 
 __all__ = [
     "VARIANTS",

@@ -17,8 +17,9 @@ and any keyword of the kind's own); a loader refuses the ones it cannot honour.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["ModelKind", "get_kind", "list_kinds", "register_kind"]
 

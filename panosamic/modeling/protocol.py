@@ -8,7 +8,9 @@ its weights came from.
 
 from __future__ import annotations
 
-from typing import Any, ContextManager, Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["SegmentationModel"]
 
@@ -50,4 +52,4 @@ class SegmentationModel(Protocol):
 
     def to(self, device: Any) -> Any: ...
 
-    def inference_options_applied(self, *args: Any, **changes: Any) -> ContextManager[Any]: ...
+    def inference_options_applied(self, *args: Any, **changes: Any) -> AbstractContextManager[Any]: ...

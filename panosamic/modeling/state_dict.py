@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from panosamic.specs import VIT_SPECS, vit_from_embed_dim
-
 
 _FC0 = "feature_fuser.fusion_blocks.0.channel_attention.att_layer.fc.0.weight"
 _NECK0 = "feature_fuser.fusion_blocks.0.neck.0.weight"

@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from panosamic.version import __version__
 from panosamic.config import ModelConfig
 from panosamic.hub.card import generate_model_card
 from panosamic.hub.files import saved_prefixes, write_hub_folder
 from panosamic.hub.metadata import EvaluationResult
 from panosamic.modeling.state_dict import check_state_dict
 from panosamic.specs import FROZEN_PREFIXES, TRAINABLE_PREFIXES
+from panosamic.version import __version__
 
 
 @dataclass(frozen=True)

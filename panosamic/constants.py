@@ -49,3 +49,5 @@ def native_size(canvas_size: int = CANVAS_SIZE) -> tuple[int, int]:
 
 #: Input modalities resized with nearest neighbour (colour-coded normals must not be blended).
 NEAREST_MODALITIES: frozenset[str] = frozenset({"normals"})
+#: Numeric precisions a model runs inference in (bf16: autocast), everywhere a precision is chosen.
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")

@@ -12,10 +12,9 @@ import copy
 import re
 from collections.abc import Sequence
 
+from panosamic.constants import PRECISIONS
 from panosamic.specs import DATASET_NAMES, VIT_SPECS
 
-#: Precisions every model-running subcommand accepts.
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 #: Help of --device (the default is ``auto`` everywhere).
 DEVICE_HELP = "auto (CUDA if available, else CPU), cpu, cuda, cuda:1, ..."
 CHECKPOINT_HELP = (

@@ -109,6 +109,8 @@ def test_one_way_to_run_it():
         for command in _commands(b.code):
             assert command[0] in ("uv", "torchrun"), f"README.md:{b.line}: {shlex.join(command)} (use uv run ...)"
     assert not re.search(r"(?<!uv )pip install", text), "README.md: pip install (use uv sync --extra / uv run --extra)"
+    bare = [c for c in re.findall(r"`(panosamic [^`]*)`", text) if len(c.split()) > 2]
+    assert not bare, f"README.md: commands without uv run: {bare}"
     for path in ("/tmp/", "/work/", "/root/"):
         assert path not in text, f"README.md names a developer path {path}"
 

@@ -116,11 +116,13 @@ def save_image(path: Path, image: Image.Image, fmt: str) -> None:
         image.save(tmp, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
 
 
-def folder_paths(raw: str | Path, out: str | Path, scale: float | None) -> tuple[Path, Path, float]:
-    """``raw`` and ``out`` as paths and ``scale`` as a number (None: 1.0) of a folder dataset's
-    prepare, after checking that the scale is in (0, 1] and that ``out`` is not ``raw``."""
+def folder_paths(
+    raw: str | Path, out: str | Path, scale: float | None, default_scale: float = 1.0
+) -> tuple[Path, Path, float]:
+    """``raw`` and ``out`` as paths and ``scale`` as a number (None: ``default_scale``) of a folder
+    dataset's prepare, after checking that the scale is in (0, 1] and that ``out`` is not ``raw``."""
     raw, out = Path(raw), Path(out)
-    scale = 1.0 if scale is None else float(scale)
+    scale = default_scale if scale is None else float(scale)
     if not 0.0 < scale <= 1.0:
         raise ValueError(f"--scale must be in (0, 1], got {scale}")
     if out.exists() and out.resolve() == raw.resolve():

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from test_tutorial import block_commands, readme_block
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +67,7 @@ def readme_blocks() -> list[Block]:
         while k >= 0 and not lines[k].strip():
             k -= 1
         marker = lines[k].strip() if k >= 0 and lines[k].strip().startswith("<!--") else ""
-        blocks.append(Block(m.group(1), "\n".join(lines[i + 1:j]) + "\n", marker, i + 1))
+        blocks.append(Block(m.group(1), "\n".join(lines[i + 1 : j]) + "\n", marker, i + 1))
         i = j + 1
     return blocks
 
@@ -95,7 +94,9 @@ def test_every_block_is_run_or_marked():
         if b.marker.startswith(("<!-- needs ", "<!-- checked:", "<!-- not code:")):
             assert b.lang in ("bash", "python", "") or b.marker.startswith("<!-- not code:"), b
             continue
-        assert tag in TAG_RUNNERS, f"README.md:{b.line}: marker {b.marker!r} names no known runner (TAG_RUNNERS)"
+        assert tag in TAG_RUNNERS, (
+            f"README.md:{b.line}: marker {b.marker!r} names no known runner (TAG_RUNNERS)"
+        )
         runner = (ROOT / TAG_RUNNERS[tag]).read_text(encoding="utf-8")
         assert f'readme_block("{tag}"' in runner, f"{TAG_RUNNERS[tag]} does not run the README block {tag!r}"
         assert readme_block(tag, b.lang) == b.code
@@ -107,8 +108,12 @@ def test_one_way_to_run_it():
         if b.lang != "bash":
             continue
         for command in _commands(b.code):
-            assert command[0] in ("uv", "torchrun"), f"README.md:{b.line}: {shlex.join(command)} (use uv run ...)"
-    assert not re.search(r"(?<!uv )pip install", text), "README.md: pip install (use uv sync --extra / uv run --extra)"
+            assert command[0] in ("uv", "torchrun"), (
+                f"README.md:{b.line}: {shlex.join(command)} (use uv run ...)"
+            )
+    assert not re.search(r"(?<!uv )pip install", text), (
+        "README.md: pip install (use uv sync --extra / uv run --extra)"
+    )
     bare = [c for c in re.findall(r"`(panosamic [^`]*)`", text) if len(c.split()) > 2]
     assert not bare, f"README.md: commands without uv run: {bare}"
     for path in ("/tmp/", "/work/", "/root/"):
@@ -173,7 +178,7 @@ def _check_command(argv: list[str], where: str) -> None:
     elif argv[0] == "torchrun":
         i = argv.index("-m")
         assert argv[i + 1] == "panosamic.cli", where
-        argv = ["panosamic", *argv[i + 2:]]
+        argv = ["panosamic", *argv[i + 2 :]]
     if argv[0] == "panosamic":
         _check_panosamic(argv[1:], where)
     elif argv[0] == "pytest":
@@ -274,7 +279,7 @@ def test_speed_block_runs_on_the_test_architecture():
 
     code = readme_block("speed", "python")
     model = panosamic.create_model("test-vittiny-rgb")
-    exec(compile(code, "README.md:speed", "exec"), {"model": model})  # noqa: S102 (the README's own code)
+    exec(compile(code, "README.md:speed", "exec"), {"model": model})
     from panosamic.modeling.inference import InferenceOptions
 
     assert model.inference_options == InferenceOptions.for_path("exact")  # the block's last path
@@ -292,12 +297,22 @@ def test_quick_start_offline_fails_at_once_naming_every_missing_file(tmp_path):
     weights, no retries (the Hub endpoint is a closed local port; caches are empty temp folders)."""
     quick = next(b for b in BLOCKS if "--checkpoint stanford2d3ds-vith-rgb-fold1" in b.code)
     argv = next(a for a in _commands(quick.code) if a[2:4] == ["panosamic", "predict"])
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "PANOSAMIC_CACHE": str(tmp_path / "cache"),
-           "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    env = {
+        **os.environ,
+        "HF_HOME": str(tmp_path / "hf"),
+        "PANOSAMIC_CACHE": str(tmp_path / "cache"),
+        "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}",
+    }
     env.pop("HF_HUB_OFFLINE", None)
     argv = [a if a != "predictions/" else str(tmp_path / "predictions") for a in argv]
-    done = subprocess.run([sys.executable, "-m", "panosamic.cli", *argv[3:]], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "panosamic.cli", *argv[3:]],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -316,17 +331,29 @@ def test_offline_check_names_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PANOSAMIC_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub = dict(cache_dir=tmp_path / "hf")
-    with pytest.raises(HubOfflineError, match=r"needs 2 files .* HF_HUB_OFFLINE is set: the checkpoint "
-                       r"dfki-av/PanoSAMic/stanford2d3ds-vitb-rgbdn-fold2/model.safetensors.*sam_vit_b_01ec64.pth"):
+    with pytest.raises(
+        HubOfflineError,
+        match=r"needs 2 files .* HF_HUB_OFFLINE is set: the checkpoint "
+        r"dfki-av/PanoSAMic/stanford2d3ds-vitb-rgbdn-fold2/model.safetensors.*sam_vit_b_01ec64.pth",
+    ):
         check_downloads("stanford2d3ds-vitb-rgbdn-fold2", **hub)
     with pytest.raises(HubOfflineError, match="--local-files-only is set"):
-        check_downloads("dfki-av/PanoSAMic", subfolder="stanford2d3ds-vith-rgb-fold1", local_files_only=True, **hub)
+        check_downloads(
+            "dfki-av/PanoSAMic", subfolder="stanford2d3ds-vith-rgb-fold1", local_files_only=True, **hub
+        )
     sam = tmp_path / "sam"
     sam.mkdir()
     (sam / "sam_vit_b_01ec64.pth").write_bytes(b"x")
     missing = missing_downloads("stanford2d3ds-vitb-rgbdn-fold2", sam_weights=sam, **hub)
-    assert [m.what for m in missing] == ["the checkpoint dfki-av/PanoSAMic/stanford2d3ds-vitb-rgbdn-fold2/model.safetensors"]
-    for other in ("test-vittiny-rgb", "sam3", "facebook/sam3", str(tmp_path)):  # not published variants: the loader's job
+    assert [m.what for m in missing] == [
+        "the checkpoint dfki-av/PanoSAMic/stanford2d3ds-vitb-rgbdn-fold2/model.safetensors"
+    ]
+    for other in (
+        "test-vittiny-rgb",
+        "sam3",
+        "facebook/sam3",
+        str(tmp_path),
+    ):  # not published variants: the loader's job
         assert missing_downloads(other, **hub) == []
 
 
@@ -336,6 +363,8 @@ def test_evaluate_out_flag_with_the_earlier_spelling_hidden():
     parser = build_parser("evaluate")
     common = ["evaluate", "--dataset", "stanford2d3ds", "--dataset-path", "d"]
     assert parser.parse_args([*common, "--out", "a.json"]).output == "a.json"
-    assert parser.parse_args([*common, "--output", "b.json"]).output == "b.json"  # the earlier spelling still works
+    assert (
+        parser.parse_args([*common, "--output", "b.json"]).output == "b.json"
+    )  # the earlier spelling still works
     sub = next(a for a in parser._actions if a.dest == "command").choices["evaluate"]
     assert "--out FILE" in sub.format_help() and "--output" not in sub.format_help()

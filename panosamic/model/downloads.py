@@ -74,7 +74,12 @@ def missing_downloads(
         ))  # fmt: skip
     vit = variant.config.vit if variant is not None else None
     if vit is not None and (sam_weights is None or isinstance(sam_weights, (str, os.PathLike))):
-        from panosamic.weights.sam import SAM_CHECKPOINTS, SamWeightsUnavailableError, resolve_sam_weights, sam_cache_dir
+        from panosamic.weights.sam import (
+            SAM_CHECKPOINTS,
+            SamWeightsUnavailableError,
+            resolve_sam_weights,
+            sam_cache_dir,
+        )
 
         entry = SAM_CHECKPOINTS.get(vit)
         if entry is not None:
@@ -144,8 +149,9 @@ def check_downloads(
     """Raise :class:`~panosamic.hub.loading.HubOfflineError` naming every missing file of a
     published variant when they cannot be downloaded now; return when nothing is missing or the
     download hosts answer."""
-    missing = missing_downloads(checkpoint, subfolder=subfolder, sam_weights=sam_weights, revision=revision,
-                                cache_dir=cache_dir)
+    missing = missing_downloads(
+        checkpoint, subfolder=subfolder, sam_weights=sam_weights, revision=revision, cache_dir=cache_dir
+    )
     reason = offline_reason(missing, local_files_only=local_files_only)
     if reason is None:
         return

@@ -181,6 +181,21 @@ def test_refusals(tmp_path):
         parse_range("10,-10", "--pitch", -90, 90)
 
 
+def test_folder_dataset_refuses_a_pinhole_folder(tmp_path):
+    from panosamic.data import build_dataset
+    from panosamic.data.folder import FolderDataset
+
+    raw = make_raw_pinhole(tmp_path / "raw", n=2)
+    prepare_pinhole_folder(raw, tmp_path / "P", fov_deg=60, folds=2, progress=False)
+    for make in (
+        lambda: FolderDataset(tmp_path / "P"),
+        lambda: build_dataset("folder", tmp_path / "P", 1, "train"),
+    ):
+        with pytest.raises(ValueError, match=r"is a pinhole folder .*`--source pinhole=") as e:
+            make()
+        assert "\n" not in str(e.value)
+
+
 def test_fov_from_classes_json(tmp_path):
     raw = make_raw_pinhole(tmp_path / "raw", n=2, fov_in_classes=80)
     prepare_pinhole_folder(raw, tmp_path / "P", folds=2, progress=False)

@@ -56,6 +56,7 @@ from panosamic.data.folder_layout import (
     read_prepared_info,
     read_splits,
 )
+from panosamic.data.pinhole_layout import is_pinhole_folder
 from panosamic.data.prepare import PrepareReport
 from panosamic.data.prepare_output import check_settings, folder_paths, record_settings, save_image
 from panosamic.errors import PanosamicError
@@ -91,6 +92,8 @@ class FolderDataset(PanoramaDataset):
     label_file = LABEL_FILE
     splits = SPLIT_NAMES
     areas: tuple[str, ...] = ()
+    #: Whether this class reads prepared pinhole folders (``dataset.json``'s ``"projection": "pinhole"``).
+    reads_pinhole: bool = False
 
     def __init__(
         self, root, fold: int = 1, split: str = "train", modalities=("image",), *args, **kwargs
@@ -99,6 +102,11 @@ class FolderDataset(PanoramaDataset):
         if not root.is_dir():
             raise FileNotFoundError(
                 f"folder dataset {root} does not exist; make it with `panosamic prepare folder --raw DATA --out {root}`"
+            )
+        if is_pinhole_folder(root) and not self.reads_pinhole:
+            raise ValueError(
+                f'{root} is a pinhole folder (its dataset.json has "projection": "pinhole"), not panoramas; '
+                f"train on its photos with `--source pinhole={root}`"
             )
         self.info: DatasetInfo = read_prepared_info(root)  # type: ignore[misc]
         record = read_dataset_record(root)

@@ -60,6 +60,8 @@ class PinholeDataset(FolderDataset):
     """A prepared pinhole folder's fold/split: ``(inputs, labels)`` at each photo's size (image only,
     no augmentation: :class:`ProjectedPinholeDataset` places and augments them)."""
 
+    reads_pinhole = True
+
     def __init__(
         self,
         root: str | os.PathLike,

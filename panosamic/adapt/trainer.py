@@ -38,6 +38,7 @@ from panosamic.adapt.teacher import ema_update, make_teacher
 from panosamic.constants import IGNORE_INDEX
 from panosamic.distributed import DistContext, ShardSampler, all_reduce_sum, wrap_ddp
 from panosamic.evaluation.validation import move_inputs
+from panosamic.hub.checkpoint import model_entries, read_model_entries
 from panosamic.runs import LAST_NAME
 from panosamic.specs import SAM_VITS
 from panosamic.training import checkpoint as ckpt_mod
@@ -217,10 +218,8 @@ class AdaptTrainer(Task):
         cfg = self.teacher.config
         return {
             "kind": "adapt",
-            "model": {k: v for k, v in self.teacher.state_dict().items()
-                      if not k.startswith(("prompt_encoder.", "mask_decoder.", "_cached_prompt_encoder."))},
+            **model_entries(self.teacher, semantic_only=True),  # "model", "model_config"
             "student": self._student_state(), "thresholds": self.thresholds.clone(),
-            "model_config": cfg.replace(semantic_only=True).to_dict(),
             "vit_model": cfg.vit, "modalities": list(cfg.modalities), "num_classes": cfg.num_classes,
             "class_names": None if cfg.class_names is None else list(cfg.class_names),
             "dataset": cfg.dataset, "fold": cfg.fold, "depth_threshold": cfg.depth_threshold,
@@ -234,7 +233,7 @@ class AdaptTrainer(Task):
         if changed or ck.get("world_size", 1) != self.ctx.world_size:
             warnings.warn("resuming with different " + ", ".join(f"{k} ({a} -> {b})" for k, (a, b) in changed.items())
                           + " or process count: the continuation is not an exact replay", stacklevel=3)
-        self.teacher.load_state_dict(ck["model"], strict=False)
+        self.teacher.load_state_dict(read_model_entries(ck, str(self.out_dir / LAST_NAME)).state, strict=False)
         missing = self.student.load_state_dict(ck["student"], strict=False).missing_keys
         trainable = self.student.trainable_state_dict()
         if any(k in trainable for k in missing):

@@ -25,6 +25,7 @@ from panosamic.distill.cache import TeacherCache, teacher_fingerprint
 from panosamic.distill.data import DistillDataset, FolderSource, PreparedSource, collate_distill
 from panosamic.distill.losses import DistillLoss, DistillLossConfig, boundary_map
 from panosamic.distributed import DistContext, ShardSampler, barrier, new_run_dir_on_main, wrap_ddp
+from panosamic.hub.checkpoint import model_entries, read_model_entries
 from panosamic.progress import Progress
 from panosamic.student import PanoStudent, StudentConfig
 from panosamic.training import checkpoint as ckpt_mod
@@ -259,16 +260,17 @@ class Distiller(Task):
     # ------------------------------------------------------------------ the task's parts
     def load_payload(self, ck: Mapping[str, Any]) -> None:
         path = self.resume_path
-        if ck.get("student_config") != self.student_config.to_dict():
-            raise ValueError(f"cannot resume {path}: it holds another student ({ck.get('student_config')})")
+        entries = read_model_entries(ck, str(path))
+        held = entries.config.to_dict() if hasattr(entries.config, "to_dict") else entries.config
+        if held != self.student_config.to_dict():
+            raise ValueError(f"cannot resume {path}: it holds another student ({held})")
         if ck.get("teacher_id") != self.cache.teacher_id:
             raise ValueError(f"cannot resume {path}: it was distilled from another teacher")
-        self.student.load_state_dict(ckpt_mod.strip_ddp_prefix(ck["model"]), strict=True)
+        self.student.load_state_dict(entries.state, strict=True)
 
     def payload(self) -> dict[str, Any]:
         return {
-            "kind": "panosamic-student", "model": self.student.state_dict(),
-            "student_config": self.student_config.to_dict(),
+            "kind": "panosamic-student", **model_entries(self.student),  # "model", "model_config"
             "teacher_id": self.cache.teacher_id, "teacher": self.s.teacher,
             "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self.s).items()},
             "num_classes": self.student_config.num_classes,
@@ -335,8 +337,9 @@ class Distiller(Task):
 
         if not self.ctx.is_main:
             return None
-        best = ckpt_mod.load_checkpoint(self.run_dir / runs.BEST_NAME)
+        best_path = self.run_dir / runs.BEST_NAME
+        best = ckpt_mod.load_checkpoint(best_path)
         student = PanoStudent(self.student_config)
-        student.load_state_dict(best["model"], strict=True)
+        student.load_state_dict(read_model_entries(best, str(best_path)).state, strict=True)
         metrics = {"miou": best["miou"], "epoch": best["epoch"]} if best.get("miou") is not None else None
         return save_student(student, self.run_dir / STUDENT_DIR, metrics=metrics)

@@ -20,11 +20,14 @@ import torch
 from panosamic.config import ConfigError, PanoSAMicConfig
 from panosamic.config.model import USE_FIELDS
 from panosamic.hub.metadata import PANOSAMIC, architecture_of, read_config
+from panosamic.specs import FROZEN_PREFIXES
 
 __all__ = ["ModelEntries", "model_entries", "read_model_entries"]
 
 #: Keys of the older layout that record a PanoSAMic's architecture, and the ModelConfig fields they give.
 _RECORDED = {"vit_model": "vit", "modalities": "modalities", "num_classes": "num_classes"}
+#: A PanoSAMic's SAM instance branch (prompt encoder under both names, mask decoder).
+_INSTANCE_BRANCH = tuple(p for p in FROZEN_PREFIXES if p != "image_encoder.")
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,17 @@ class ModelEntries:
     recorded: dict[str, Any] = field(default_factory=dict)
 
 
-def model_entries(model: Any) -> dict[str, Any]:
+def model_entries(model: Any, *, semantic_only: bool = False) -> dict[str, Any]:
     """``{"model": state dict, "model_config": config.json dict}`` of a model (any kind with a
-    ``config`` that has ``to_dict``), for a training checkpoint; DDP's ``module.`` prefix is stripped."""
+    ``config`` that has ``to_dict``), for a training checkpoint; DDP's ``module.`` prefix is stripped.
+    ``semantic_only``: a PanoSAMic's entries without SAM's instance branch (the model it loads as)."""
     net = getattr(model, "module", model)
     state = {k.removeprefix("module."): v for k, v in net.state_dict().items()}
-    return {"model": state, "model_config": net.config.to_dict()}
+    config = net.config
+    if semantic_only:
+        state = {k: v for k, v in state.items() if not k.startswith(_INSTANCE_BRANCH)}
+        config = config.replace(semantic_only=True)
+    return {"model": state, "model_config": config.to_dict()}
 
 
 def reference_config(d: Any, source: str) -> PanoSAMicConfig:

@@ -28,6 +28,7 @@ from panosamic.data.record import training_record
 from panosamic.distributed import DistContext, new_run_dir_on_main, wrap_ddp
 from panosamic.evaluation.report import format_class_table
 from panosamic.evaluation.validation import move_inputs, run_validation
+from panosamic.hub.checkpoint import model_entries, read_model_entries
 from panosamic.specs import SAM_VITS, VIT_SPECS, canonical_modalities
 from panosamic.training import checkpoint as ckpt_mod
 from panosamic.training.engine import Engine, LoopSettings, StepOutput, Task, Validation, seed_everything
@@ -239,16 +240,15 @@ class Trainer(Task):
     def load_payload(self, ck: Mapping[str, Any]) -> None:
         from panosamic.modeling import load_state_dict_checked
 
-        load_state_dict_checked(self.model, ckpt_mod.strip_ddp_prefix(ck["model"]), strict=True)
+        load_state_dict_checked(self.model, read_model_entries(ck, str(self.resume_path)).state, strict=True)
         self.loss_fn.load_state_dict_extra(ck.get("loss_state") or {})
 
     def payload(self) -> dict[str, Any]:
         s = self.s
         return {
-            "model": ckpt_mod.strip_ddp_prefix(self.model.state_dict()),
+            **model_entries(self.model),  # "model", "model_config"
             "loss_state": self.loss_fn.state_dict_extra(),
             "config": self.config.to_dict(),
-            "model_config": self.model.config.to_dict(),
             "config_name": Path(s.config_path).stem,
             "vit_model": s.vit_model,
             "modalities": list(s.modalities),

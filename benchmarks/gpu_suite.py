@@ -136,8 +136,10 @@ def plan(args: argparse.Namespace, out: Path) -> list[Step]:
 
     steps = [
         Step("env", [py, "-c", ENV_CODE], 30, "nvidia-smi, torch and CUDA versions"),
+        # `-o addopts=`: one process, no pytest-xdist workers (their prints are the figures; the GPU machine's
+        # python3 may not have pytest-xdist)
         Step("cuda_tests", [py, "-m", "pytest", str(ROOT / "tests" / "test_cuda.py"), "-m", "cuda", "-s", "-q", "-rs",
-                            "-p", "no:cacheprovider"], 120,
+                            "-p", "no:cacheprovider", "-o", "addopts="], 120,
              "CUDA tests: ViT-B parity fp32 vs the CPU oracle, bf16 argmax agreement, student torch vs ONNX"),
         bench("forward_vit_h_rgbdn", "--vit", big, "--modalities", "rgbdn", "--path", "exact", "fast",
               "--precision", "fp32", "bf16", "--batch", "1", *reps, timeout=150,

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# Under pytest-xdist (on by default, see pyproject.toml) every worker gets its share of the cores, and so
+# do the processes it starts: oversubscribed OpenMP threads are many times slower than one thread each.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _THREADS = max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+    os.environ.setdefault("MKL_NUM_THREADS", str(_THREADS))
+
+import torch  # after the thread settings above
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(_THREADS)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COMPAT = FIXTURES / "compat"
@@ -113,3 +125,41 @@ def build_model(config, *, vit_model, modalities, num_classes, semantic_only=Tru
     cfg = PanoSAMicConfig.coerce(config).model_config(vit=vit_model, modalities=modalities, num_classes=num_classes,
                                                      **use)
     return create_model(cfg.replace(semantic_only=semantic_only))
+
+
+# ---------------------------------------------------------------- workers (pytest-xdist)
+#: Files run by one worker, in one unit, because they share an expensive session fixture.
+SHARED_WORKER = {"test_parity.py": "parity", "test_speed_paths.py": "parity", "test_cuda.py": "parity"}
+#: The longest files (CPU seconds measured on the 2-core machine, longest first) start first: a worker
+#: takes the next file when it is free, in collection order, so the short ones fill the end.
+LONGEST_FIRST = ("test_train.py", "test_parity.py", "test_speed_paths.py", "test_faults.py",
+                 "test_reference_paths.py", "test_folder_dataset.py", "test_gpu_suite.py", "test_tutorial.py",
+                 "test_hub.py", "test_faults_predict.py", "test_faults_jobs.py", "test_predict_scale.py",
+                 "test_faults_loading.py", "test_data_prepare.py", "test_adapt.py", "test_faults_misc.py",
+                 "test_demo_browser.py", "test_sphere.py", "test_model_state_dict.py", "test_data_empty_areas.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker per core, at most four."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the files of :data:`SHARED_WORKER` kept on one worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return SHARED_WORKER.get(file.rsplit("/", 1)[-1], file)
+
+    return SharedFileScheduling(config, log)

@@ -146,7 +146,9 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config):
-    """``-n auto``: one worker per core, at most four."""
+    """``-n auto``: one worker per core, at most four (``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
     return max(1, min(4, len(os.sched_getaffinity(0))))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from panosamic.constants import PRECISIONS
 from panosamic.specs import DATASET_NAMES, VIT_SPECS
@@ -164,8 +164,11 @@ def add_shared_arguments(parser: argparse.ArgumentParser, *, config_required: bo
 
 
 # ---------------------------------------------------------------------------- messages
-#: Python argument names in library messages -> the flags that set them.
-_FLAG_NAMES: Sequence[tuple[re.Pattern[str], str]] = (
+#: The architecture's argument names -> their flags.
+_ARCHITECTURE_FLAGS = {"config_path": "--config", "vit_model": "--vit", "modalities": "--modalities",
+                       "num_classes": "--num-classes"}  # fmt: skip
+#: Python argument names in library messages -> the flags that set them (a string or a function of the match).
+_FLAG_NAMES: Sequence[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = (
     (re.compile(r"pass config=ModelConfig\(\.\.\.\) \(command line: ([^)]*)\)"), r"give \1"),
     (re.compile(r"config=ModelConfig\(\.\.\.\)"), "--config FILE --vit VIT --modalities M --num-classes K"),
     (re.compile(r"\bas sam_weights(?:_path)?\b"), "with --sam-weights"),
@@ -174,8 +177,9 @@ _FLAG_NAMES: Sequence[tuple[re.Pattern[str], str]] = (
     (re.compile(r"\bsubfolder=(?=\S)"), "--subfolder "),
     (re.compile(r"(?<![\w-])local_files_only(?:=True)?\b"), "--local-files-only"),
     (
-        re.compile(r"give all of config_path, vit_model, modalities, num_classes"),
-        "give all of --config, --vit, --modalities, --num-classes",
+        re.compile(r"give all of config_path, vit_model, modalities, num_classes \(missing \[([^\]]*)\]\)"),
+        lambda m: "give all of --config, --vit, --modalities, --num-classes (missing "
+        + ", ".join(_ARCHITECTURE_FLAGS.get(n.strip("'\""), n) for n in m.group(1).split(", ")) + ")",
     ),
     (re.compile(r"--batch_size\b"), "--batch-size"),
     (re.compile(r"--num_gpus\b"), "--num-gpus"),

@@ -28,9 +28,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from panosamic.specs import canonical_modalities
+
+if TYPE_CHECKING:
+    from panosamic.modeling.protocol import SegmentationModel
 
 FOLD_PLACEHOLDER = "{fold}"
 _COMMIT_IN_PATH = re.compile(r"snapshots[/\\]([0-9a-f]{40})[/\\]")
@@ -97,7 +100,7 @@ def _given_config(args: argparse.Namespace, num_classes: int) -> Any:
     )
 
 
-def check_flags(args: argparse.Namespace, model: Any, num_classes: int, source: CheckpointSource) -> None:
+def check_flags(args: argparse.Namespace, model: SegmentationModel, num_classes: int, source: CheckpointSource) -> None:
     """Refuse flags the loaded checkpoint contradicts (they would be silently ignored otherwise)."""
     wrong = []
     vit = getattr(model.config, "vit", None)  # None for other kinds of model (a compact student)
@@ -282,11 +285,7 @@ def _precheck_train_overlap(args: argparse.Namespace, folds: list[int], sources:
     from panosamic.data import build_dataset
     from panosamic.data.record import check_train_overlap, read_training_record
     from panosamic.model import find_variant
-
-    try:  # H1 is moving the checkpoint finders to panosamic.model.checkpoints
-        from panosamic.model.checkpoints import RUN_CHECKPOINTS, expand_run_pattern
-    except ImportError:
-        from panosamic.model.loading import RUN_CHECKPOINTS, expand_run_pattern
+    from panosamic.model.checkpoints import RUN_CHECKPOINTS, expand_run_pattern
 
     if getattr(args, "allow_train_overlap", False):
         return
@@ -306,7 +305,7 @@ def _precheck_train_overlap(args: argparse.Namespace, folds: list[int], sources:
                             fold, ds.split, ds.sample_names)
 
 
-def _check_train_overlap(args: argparse.Namespace, model: Any, ck_info: dict, fold: int, ds: Any) -> None:
+def _check_train_overlap(args: argparse.Namespace, model: SegmentationModel, ck_info: dict, fold: int, ds: Any) -> None:
     """Refuse a split the checkpoint was trained on (``--allow-train-overlap``: warn and record it)."""
     from panosamic.data.record import check_train_overlap, read_training_record
 

@@ -33,20 +33,9 @@ from panosamic.progress import Progress
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """A ModelConfig from ``--config --vit --modalities --num-classes`` (all or none), else None."""
-    given = {"--config": args.config_path, "--vit": args.vit_model, "--modalities": args.modalities,
-             "--num-classes": args.num_classes}  # fmt: skip
-    if all(v is None for v in given.values()):
-        return None
-    missing = [k for k, v in given.items() if v is None]
-    if missing:
-        raise ValueError(
-            f"{', '.join(given)} describe the architecture together: also give {', '.join(missing)}"
-        )
-    from panosamic.config import PanoSAMicConfig
+    from panosamic.model.checkpoints import reference_model_config
 
-    return PanoSAMicConfig.from_json(args.config_path).model_config(
-        vit=args.vit_model, modalities=args.modalities, num_classes=args.num_classes
-    )
+    return reference_model_config(args.config_path, args.vit_model, args.modalities, args.num_classes)
 
 
 def is_onnx(args: argparse.Namespace) -> bool:

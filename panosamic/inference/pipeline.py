@@ -44,6 +44,8 @@ from panosamic.inference.result import PredictionResult, class_info
 if TYPE_CHECKING:
     import torch
 
+    from panosamic.modeling.protocol import SegmentationModel
+
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 #: Errors of one panorama that skip it (the other panoramas are still predicted).
 PANORAMA_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError, MemoryError)
@@ -100,7 +102,7 @@ def _to_uint8(arr: np.ndarray, source: Any) -> np.ndarray:
 
 
 def prepare(
-    model: Any,
+    model: SegmentationModel,
     image: Any,
     depth: Any = None,
     normals: Any = None,
@@ -217,7 +219,7 @@ def _check_run(model: Any, prepared: Sequence[Prepared], refine: bool, precision
 
 
 def forward(
-    model: Any,
+    model: SegmentationModel,
     prepared: Sequence[Prepared],
     *,
     device: str | torch.device | None = None,
@@ -281,7 +283,7 @@ def _numpy_result(p: Prepared, out: dict[str, Any], names: tuple[str, ...], pale
 
 
 def forward_each(
-    model: Any,
+    model: SegmentationModel,
     batch: Sequence[tuple[K, Prepared]],
     fail: Callable[[K, BaseException], None],
     *,

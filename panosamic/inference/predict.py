@@ -40,11 +40,13 @@ from panosamic.inference.result import PredictionResult
 if TYPE_CHECKING:
     import torch
 
+    from panosamic.modeling.protocol import SegmentationModel
+
 Precision = Literal["fp32", "bf16"]
 
 
 def predict(
-    model: Any,
+    model: SegmentationModel,
     image: Any,
     depth: Any = None,
     normals: Any = None,
@@ -80,7 +82,7 @@ def predict(
 
 
 def predict_batch(
-    model: Any,
+    model: SegmentationModel,
     images: Sequence[Any],
     depths: Sequence[Any] | None = None,
     normals: Sequence[Any] | None = None,

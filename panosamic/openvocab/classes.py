@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from panosamic.constants import MAX_CLASSES
+
 __all__ = ["CATCH_ALL_NAMES", "MAX_CLASSES", "ClassPrompts", "parse_class_file", "parse_class_list"]
 
 #: Class names taken as the catch-all of the baseline protocol (Stanford2D3DS: clutter, Matterport3D: objects).
 CATCH_ALL_NAMES: tuple[str, ...] = ("clutter", "objects")
-#: Most classes a label PNG holds (16-bit: indices 0..65535).
-MAX_CLASSES = 65536
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ SAM3_REPO = "facebook/sam3"
 SAM3_MODELS: dict[str, str | None] = {"sam3": SAM3_REPO, TINY_NAME: None}
 #: ``model_type`` values of transformers' SAM 3 configs.
 SAM3_MODEL_TYPES = ("sam3", "sam3_video")
-_INSTALL = "SAM 3 needs transformers >= 5.0: pip install 'panosamic[sam3]'"
+_INSTALL = ("SAM 3 needs transformers >= 5.0 (missing or older here): uv sync --extra sam3 (or uv run --extra sam3 "
+            "panosamic ...; an installed package: pip install 'panosamic[sam3]')")
 NEEDS_CLASSES = ("a SAM 3 checkpoint segments the classes you name: pass classes=[...] (command line: "
                   "--classes \"floor, wall, lamp\" or --classes-file FILE)")
 

@@ -17,12 +17,11 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import gradio.utils
 import pandas as pd
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from panosamic.apps.demo.backend import (
@@ -37,6 +36,9 @@ from panosamic.apps.demo.backend import (
 )
 from panosamic.apps.demo.examples import example_rows
 from panosamic.apps.demo.viewer import PANNELLUM_VERSION, STATIC_DIR, ResultStore, viewer_html
+
+if TYPE_CHECKING:
+    from panosamic.modeling.protocol import SegmentationModel
 
 #: Errors that mean "this upload / setting is wrong"; shown in the page, the server keeps serving.
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, OSError, RuntimeError)
@@ -143,12 +145,12 @@ class Handlers:
         return overlay, viewer_html(files)
 
 
-def _as_demo_model(model: torch.nn.Module | DemoModel) -> DemoModel:
+def _as_demo_model(model: SegmentationModel | DemoModel) -> DemoModel:
     return model if isinstance(model, DemoModel) else DemoModel(model)
 
 
 def build_demo(
-    model: torch.nn.Module | DemoModel,
+    model: SegmentationModel | DemoModel,
     *,
     cache_dir: str | Path | None = None,
     examples: bool = True,

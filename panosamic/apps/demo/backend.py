@@ -11,7 +11,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -19,6 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from panosamic.apps.demo.viewer import ResultStore, ViewerFiles, write_viewer_images
 from panosamic.inference import PredictionResult, class_info, load_depth, load_image, load_normals, predict
 from panosamic.inference.inputs import depth_to_disparity
+
+if TYPE_CHECKING:
+    from panosamic.modeling.protocol import SegmentationModel
 
 __all__ = [
     "DemoModel",
@@ -89,7 +92,7 @@ class DemoModel:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: SegmentationModel,
         *,
         checkpoint: str = "(in-process model)",
         load_seconds: float = 0.0,

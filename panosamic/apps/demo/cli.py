@@ -1,7 +1,7 @@
 """``panosamic demo``: serve the web demo (Gradio) for one checkpoint.
 
-Needs the optional extra: ``pip install 'panosamic[demo]'`` (in a source checkout: ``uv run --extra demo
-panosamic demo --checkpoint ...``). Importing this module imports neither Gradio nor torch, so
+Needs the optional extra: ``uv sync --extra demo`` (or ``uv run --extra demo panosamic demo --checkpoint
+...``; an installed package: ``pip install 'panosamic[demo]'``). Importing this module imports neither Gradio nor torch, so
 ``panosamic --help`` stays fast.
 """
 
@@ -20,8 +20,8 @@ DEFAULT_PORT = 7860
 #: Largest panorama width the page accepts by default.
 DEFAULT_MAX_WIDTH = 4096
 GRADIO_MISSING = (
-    "the demo needs Gradio, which is not installed: pip install 'panosamic[demo]' "
-    "(in a source checkout: uv run --extra demo panosamic demo ...)"
+    "the demo needs Gradio, which is not installed: uv sync --extra demo (or uv run --extra demo panosamic demo "
+    "...; an installed package: pip install 'panosamic[demo]')"
 )
 
 

@@ -12,11 +12,11 @@ their ``state_dict``.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
-from pytorch_optimizer import Ranger21
 
 from panosamic.config import TrainingConfig
 
@@ -101,6 +101,8 @@ def build_optimizer(
     if not params:
         raise ValueError("no trainable parameters to optimise")
     if config.optimizer == "Ranger21":
+        from pytorch_optimizer import Ranger21  # imported only here: it costs seconds of start-up
+
         opt = Ranger21(
             params,
             num_iterations=plan.num_iterations,
@@ -116,7 +118,8 @@ def build_optimizer(
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
     """The LR the last step used (Ranger21 keeps its scheduled LR outside the param groups)."""
-    if isinstance(optimizer, Ranger21):
+    ranger = sys.modules.get("pytorch_optimizer")  # not imported: no optimizer can be a Ranger21
+    if ranger is not None and isinstance(optimizer, ranger.Ranger21):
         return float(optimizer.current_lr)
     return float(optimizer.param_groups[0]["lr"])
 

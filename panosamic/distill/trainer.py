@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from panosamic import runs
+from panosamic.config.checks import check_counts
 from panosamic.distill.cache import TeacherCache, teacher_fingerprint
 from panosamic.distill.data import DistillDataset, FolderSource, PreparedSource, collate_distill
 from panosamic.distill.losses import DistillLoss, DistillLossConfig, boundary_map
@@ -28,6 +29,7 @@ from panosamic.distributed import DistContext, ShardSampler, barrier, new_run_di
 from panosamic.hub.checkpoint import model_entries, read_model_entries
 from panosamic.progress import Progress
 from panosamic.student import PanoStudent, StudentConfig
+from panosamic.student.model import StudentTensorPath
 from panosamic.training import checkpoint as ckpt_mod
 from panosamic.training.engine import Engine, LoopSettings, StepOutput, Task, Validation, seed_everything
 from panosamic.training.optim import build_optimizer, lr_plan
@@ -85,14 +87,7 @@ class DistillSettings:
             object.__setattr__(self, "native_size", tuple(int(v) for v in self.native_size))
         if self.resume not in (None, "last", "best"):
             raise ValueError(f"resume must be 'last' or 'best', got {self.resume!r}")
-        for name in ("epochs", "batch_size", "eval_every", "log_every", "cache_stride", "decoder_channels"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("max_steps", "limit_batches"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        check_counts(self, ("epochs", "batch_size", "eval_every", "log_every", "cache_stride", "decoder_channels"), optional=("max_steps", "limit_batches"))
         if not (isinstance(self.max_lr, (int, float)) and math.isfinite(self.max_lr) and self.max_lr > 0):
             raise ValueError(f"max_lr must be a finite number > 0, got {self.max_lr!r}")
         if not self.panoramas and self.dataset_path is None:
@@ -113,17 +108,6 @@ class DistillResult:
     best_epoch: int | None
     global_step: int
     finished: bool
-
-
-class _TensorPath(torch.nn.Module):
-    """The student's tensor path as a module's forward (what DDP wraps)."""
-
-    def __init__(self, student: PanoStudent) -> None:
-        super().__init__()
-        self.student = student
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.student.forward_tensor(pixels)
 
 
 def _load_teacher(s: DistillSettings) -> torch.nn.Module:
@@ -255,7 +239,7 @@ class Distiller(Task):
         self.plan = lr_plan(self.training_config, self.iters_per_epoch, s.epochs, ctx.world_size, s.batch_size)
         self.optimizer, self.scheduler = build_optimizer(self.student.parameters(), self.training_config, self.plan)
         self.loss_fn = DistillLoss(s.loss_config())
-        self.net = wrap_ddp(_TensorPath(self.student), ctx)
+        self.net = wrap_ddp(StudentTensorPath(self.student), ctx)
 
     # ------------------------------------------------------------------ the task's parts
     def load_payload(self, ck: Mapping[str, Any]) -> None:

@@ -10,8 +10,7 @@ argmax is the protocol's label map (an ignored pixel, without a catch-all class,
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from panosamic.modeling.precision import PrecisionOption
 from panosamic.openvocab.classes import ClassPrompts
 from panosamic.openvocab.protocol import (
     COVERAGE_THRESHOLD,
@@ -34,7 +34,6 @@ __all__ = ["OpenVocabConfig", "Sam3Segmenter"]
 
 #: SAM 3's text length (its processor pads every prompt to 32 tokens).
 TEXT_LENGTH = 32
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class OpenVocabConfig:
                 "smoothing": self.smoothing, "source": self.source}
 
 
-class Sam3Segmenter(nn.Module):
+class Sam3Segmenter(PrecisionOption, nn.Module):
     """SAM 3 + a class list -> per-class scores on the panorama (see the module docstring)."""
 
     architecture = "sam3"
@@ -175,11 +174,6 @@ class Sam3Segmenter(nn.Module):
             x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
         return (x - self.image_mean) / self.image_std
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self._precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def image_scores(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) SAM 3 inputs -> (N, K, h, w) class scores at SAM 3's mask size."""
         from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -240,18 +234,6 @@ class Sam3Segmenter(nn.Module):
                                         smoothing=int(self.config.smoothing))
             outputs.append({"sem_preds": label_logits(scores, labels), "labels": labels, "class_scores": scores})
         return outputs
-
-    @contextlib.contextmanager
-    def inference_options_applied(self, precision: str | None = None, **changes: Any) -> Iterator[None]:
-        """Temporarily run in ``precision`` ("fp32" or "bf16" autocast)."""
-        if precision is not None and precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        previous = self._precision
-        self._precision = precision or previous
-        try:
-            yield
-        finally:
-            self._precision = previous
 
     def extra_repr(self) -> str:
         c = self.config

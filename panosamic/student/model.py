@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -13,6 +12,7 @@ from torch import nn
 
 from panosamic.constants import NEAREST_MODALITIES, PIXEL_MEAN, PIXEL_STD
 from panosamic.modeling.inputs import check_sample
+from panosamic.modeling.precision import PrecisionOption
 from panosamic.student.config import BACKBONE_STRIDE, StudentConfig, StudentFacts
 from panosamic.student.decoder import FPNLiteDecoder
 from panosamic.student.padding import circular_resize, circular_upsample, make_circular
@@ -21,7 +21,6 @@ __all__ = ["FEATURE_STRIDES", "PanoStudent", "resize_outputs", "stack_inputs"]
 
 #: Backbone levels the decoder reads (their output strides); logits come out at the first.
 FEATURE_STRIDES: tuple[int, ...] = (4, 8, 16, BACKBONE_STRIDE)
-PRECISIONS = ("fp32", "bf16")
 
 
 def _backbone(name: str, in_chans: int, pretrained: bool) -> nn.Module:
@@ -75,7 +74,19 @@ def resize_outputs(logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> li
             for i, size in enumerate(sizes)]
 
 
-class PanoStudent(StudentFacts, nn.Module):
+class StudentTensorPath(nn.Module):
+    """A student's tensor path (:meth:`PanoStudent.forward_tensor`) as a module's forward: what
+    DDP wraps in distillation and what the ONNX export traces."""
+
+    def __init__(self, student: PanoStudent) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.student.forward_tensor(pixels)
+
+
+class PanoStudent(StudentFacts, PrecisionOption, nn.Module):
     """Backbone (timm, ``features_only``, wrap-around padding) + FPN-lite decoder.
 
     Built from a :class:`StudentConfig` only. ``pretrained=True`` fetches the backbone's ImageNet
@@ -130,24 +141,6 @@ class PanoStudent(StudentFacts, nn.Module):
         with self._autocast():
             logits = self.forward_tensor(x)
         return resize_outputs(logits, sizes)
-
-    # ------------------------------------------------------------------ precision (predict's interface)
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self._precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def inference_options_applied(self, precision: str | None = None, **changes: Any) -> Iterator[None]:
-        """Temporarily run in ``precision`` ("fp32" or "bf16"); other options do not apply to a student."""
-        if precision is not None and precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        previous = self._precision
-        self._precision = precision or previous
-        try:
-            yield
-        finally:
-            self._precision = previous
 
     def extra_repr(self) -> str:
         c = self.config

@@ -25,7 +25,6 @@ from panosamic.student import numpy_resize
 from panosamic.student.config import StudentConfig, StudentFacts
 
 if TYPE_CHECKING:
-    import torch
 
     from panosamic.student.model import PanoStudent
 
@@ -43,15 +42,7 @@ def export_onnx(model: PanoStudent, path: str | os.PathLike, *, dynamic_size: bo
     import torch
 
     from panosamic.io import atomic_write_bytes
-    from panosamic.student.model import PanoStudent
-
-    class _TensorPath(torch.nn.Module):
-        def __init__(self, student: PanoStudent) -> None:
-            super().__init__()
-            self.student = student
-
-        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            return self.student.forward_tensor(pixels)
+    from panosamic.student.model import PanoStudent, StudentTensorPath
 
     if not isinstance(model, PanoStudent):
         raise TypeError(f"export_onnx exports a PanoStudent, got {type(model).__name__}")
@@ -68,7 +59,7 @@ def export_onnx(model: PanoStudent, path: str | os.PathLike, *, dynamic_size: bo
             # the torch.export-based exporter needs onnxscript (not a dependency): the TorchScript one
             warnings.filterwarnings("ignore", message="You are using the legacy TorchScript", category=DeprecationWarning)
             warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
-            torch.onnx.export(_TensorPath(model), (dummy,), buffer, input_names=[INPUT_NAME],
+            torch.onnx.export(StudentTensorPath(model), (dummy,), buffer, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], opset_version=opset, dynamo=False,
                               dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes}, do_constant_folding=True)
     finally:

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from panosamic.constants import PRECISIONS
 from panosamic.runs import LAST_NAME
 
-__all__ = ["AdaptSettings", "PRECISIONS", "check_output", "check_source"]
+__all__ = ["PRECISIONS", "AdaptSettings", "check_output", "check_source"]
 
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)

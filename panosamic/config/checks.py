@@ -31,6 +31,17 @@ def coerce_config(cls: Any, config: Any) -> Any:
     raise TypeError(f"config must be a {cls.__name__}, a dict or a JSON path, got {type(config).__name__}")
 
 
+def check_counts(settings: Any, names: Sequence[str], optional: Sequence[str] = ()) -> None:
+    """Raise ``ValueError`` unless each attribute ``names`` of ``settings``, and each of ``optional``
+    that is not None, is an integer >= 1 (booleans are not counts)."""
+    for name in (*names, *optional):
+        v = getattr(settings, name)
+        if v is None and name in optional:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+
+
 def strip_keys(where: str, d: Any, allowed: set[str]) -> dict[str, Any]:
     if not isinstance(d, Mapping):
         raise ConfigError(f"{where}: expected a JSON object, got {type(d).__name__} {d!r}")

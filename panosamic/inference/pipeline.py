@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from panosamic.constants import NEAREST_MODALITIES
+from panosamic.constants import NEAREST_MODALITIES, PRECISIONS
 from panosamic.inference import inputs as _inputs
 from panosamic.inference.inputs import (
     _check_range,
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
     from panosamic.modeling.protocol import SegmentationModel
 
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 #: Errors of one panorama that skip it (the other panoramas are still predicted).
 PANORAMA_ERRORS: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, RuntimeError, MemoryError)
 

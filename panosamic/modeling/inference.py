@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from panosamic.constants import PRECISIONS
+
 #: Images per encoder call on the fast path (bounds activation memory for large batches).
 FAST_ENCODER_BATCH = 8
 
 InferencePath = Literal["exact", "fast"]
-_PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ class InferenceOptions:
         eb = self.encoder_batch
         if isinstance(eb, bool) or not (eb in ("all", "per_view") or (isinstance(eb, int) and eb >= 1)):
             raise ValueError(f"encoder_batch must be 'all', 'per_view' or a positive int, got {eb!r}")
-        if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("channels_last", "compile", "inference_mode"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")

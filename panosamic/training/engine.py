@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from panosamic import runs
+from panosamic.config.checks import check_counts
 from panosamic.distributed import DistContext, GlobalBatchSampler, all_reduce_sum, barrier
 from panosamic.progress import Progress, count
 from panosamic.training import checkpoint as ckpt_mod
@@ -90,14 +91,7 @@ class LoopSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every", "log_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        for name in ("max_steps", "limit_batches"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+        check_counts(self, ("epochs", "batch_size", "eval_every", "log_every"), optional=("max_steps", "limit_batches"))
 
 
 @dataclass

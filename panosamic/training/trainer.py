@@ -24,6 +24,7 @@ import torch
 
 from panosamic import runs
 from panosamic.config import PanoSAMicConfig
+from panosamic.constants import PRECISIONS
 from panosamic.data.record import training_record
 from panosamic.distributed import DistContext, new_run_dir_on_main, wrap_ddp
 from panosamic.evaluation.report import format_class_table
@@ -37,7 +38,6 @@ from panosamic.training.optim import build_optimizer, lr_plan
 
 __all__ = ["TrainResult", "TrainSettings", "Trainer", "seed_everything"]
 
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)

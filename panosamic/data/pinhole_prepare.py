@@ -58,7 +58,7 @@ from panosamic.data.pinhole_layout import (
     check_matrix,
     scale_matrix,
 )
-from panosamic.data.prepare_output import check_settings, record_settings, save_image
+from panosamic.data.prepare_output import check_settings, folder_paths, record_settings, save_image
 from panosamic.data.stanford_codec import SEMANTIC_LABELS_FILE, decode_semantic_rgb, instance_class_table
 from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
@@ -208,12 +208,7 @@ def prepare_pinhole_folder(
 ) -> FolderPrepareReport:
     """Check the raw pinhole folder ``raw`` completely, then write the prepared pinhole layout in ``out``."""
     started = time.perf_counter()
-    raw, out = Path(raw), Path(out)
-    scale = 1.0 if scale is None else float(scale)
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"--scale must be in (0, 1], got {scale}")
-    if out.exists() and out.resolve() == raw.resolve():
-        raise ValueError("--out must differ from --raw")
+    raw, out, scale = folder_paths(raw, out, scale)
     info, ignore, photos, lists = scan_pinhole_folder(raw, fov_deg)
     splits = make_splits([p.name for p in photos], lists, folds, seed)
     aux = [raw / k for k in ("depth", "normals") if (raw / k).is_dir()]
@@ -326,12 +321,7 @@ def prepare_stanford_pinhole(
     from panosamic.data.stanford2d3ds import FOLDS
 
     started = time.perf_counter()
-    raw, out = Path(raw), Path(out)
-    scale = STANFORD_PINHOLE_DEFAULT_SCALE if scale is None else float(scale)
-    if not 0.0 < scale <= 1.0:
-        raise ValueError(f"--scale must be in (0, 1], got {scale}")
-    if out.exists() and out.resolve() == raw.resolve():
-        raise ValueError("--out must differ from --raw")
+    raw, out, scale = folder_paths(raw, out, scale, default_scale=STANFORD_PINHOLE_DEFAULT_SCALE)
     photos, bad = scan_stanford_pinhole(raw, skip_bad=skip_bad)
     table = instance_class_table(read_json_file(raw / "assets" / SEMANTIC_LABELS_FILE))
     by_area: dict[str, list[str]] = {}

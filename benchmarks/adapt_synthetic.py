@@ -44,9 +44,9 @@ from panosamic.adapt import AdaptSettings, adapt
 from panosamic.config import ModelConfig
 from panosamic.data import PanoramaAugmentation, build_dataset, get_dataset_info
 from panosamic.data.prepare import prepare_dataset
-from panosamic.synth import DEFAULT_AREAS, make_synthetic_stanford
 from panosamic.evaluation.validation import run_validation
 from panosamic.model import PanoSAMic
+from panosamic.synth import DEFAULT_AREAS, make_synthetic_stanford
 
 DATASET = "stanford2d3ds"
 TRAIN_AREAS = ("area_1", "area_2", "area_3", "area_4", "area_6")  # fold 1 training areas

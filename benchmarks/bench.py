@@ -35,9 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from panosamic.specs import MODALITY_SETS, VIT_SPECS
 
@@ -331,7 +332,7 @@ def worker(spec: BenchSpec) -> BenchResult:
         torch.set_num_threads(spec.threads)
     try:
         return run_train_step(spec) if spec.mode == "train" else run_forward(spec)
-    except Exception as e:  # reported in the results, the sweep goes on
+    except Exception as e:  # noqa: BLE001 - reported in the results, the sweep goes on
         return BenchResult(spec, error=f"{type(e).__name__}: {e}"[:500])
 
 
@@ -373,10 +374,8 @@ def machine_info(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else None,
     }
-    try:
+    with contextlib.suppress(OSError):
         info["loadavg_1min"] = float(Path("/proc/loadavg").read_text().split()[0])
-    except OSError:
-        pass
     return info
 
 
@@ -413,11 +412,11 @@ def write_json(results: list[BenchResult], machine: dict[str, Any], out_dir: Pat
     from panosamic.io import atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     mode = results[0].spec.mode if results else "forward"
     path = out_dir / f"{stamp}_{mode}_{results[0].spec.device if results else 'cpu'}.json"
     payload = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "input_hw": list(results[0].spec.input_hw) if results else list(INPUT_HW),
         "results": [
@@ -649,9 +648,8 @@ def student_rows(args: argparse.Namespace, machine: dict[str, Any]) -> None:
     from panosamic.io import atomic_write_text
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from distill_synthetic import student_latency
-
     import torch
+    from distill_synthetic import student_latency
 
     rows = {}
     extra: dict[str, Any] = {}
@@ -669,7 +667,7 @@ def student_rows(args: argparse.Namespace, machine: dict[str, Any]) -> None:
             rows[f"{name} [{backbone}]"] = row
             print(f"{name} [{backbone}]: {row['params_m']:.2f} M params, {row['gflop']:.1f} GFLOP, "
                   f"median {row['latency_s']:.3f} s per {args.size[0]}x{args.size[1]} panorama", flush=True)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out_dir / f"{stamp}_student_{args.device.replace(':', '')}.json",
                       json.dumps({"machine": machine, "input_hw": list(args.size), "students": rows, **extra},

@@ -174,7 +174,7 @@ def test_synthetic_example_feeds_an_rgbdn_model(tmp_path):
 
 def test_rgb_examples_include_the_real_panorama(tmp_path):
     rows = example_rows(("image",), tmp_path, size=(64, 128))
-    assert rows[0] == [str(REAL_PANORAMA), None, None] and REAL_PANORAMA == REAL.resolve()
+    assert rows[0] == [str(REAL_PANORAMA), None, None] and REAL.resolve() == REAL_PANORAMA
     assert rows[1][1:] == [None, None]
 
 

@@ -120,8 +120,8 @@ def test_distill_resume_without_a_run(cli, model_dir, panos, tmp_path):
 
 
 def test_a_student_teaches_a_smaller_student(cli, panos, tmp_path):
-    from panosamic.student import PanoStudent, StudentConfig
     from panosamic.hub.student import save_student
+    from panosamic.student import PanoStudent, StudentConfig
 
     teacher = save_student(PanoStudent(StudentConfig(backbone="mobilenetv3_small_100", num_classes=13,
                                                      native_size=SIZE, decoder_channels=16)), tmp_path / "teacher")

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 
-
 @pytest.mark.parity
 @pytest.mark.parametrize("attention", ["exact", "sdpa"])
 def test_parity_logits(parity_case, parity_fast_logits, attention):

@@ -15,9 +15,7 @@ from PIL import Image
 
 from panosamic import viz
 from panosamic.cli import main
-from panosamic.inference import inputs as I
-from panosamic.inference import predict, predict_batch
-from panosamic.inference import result as R
+from panosamic.inference import inputs as I, predict, predict_batch, result as R
 from panosamic.modeling.upsample import banded_labels, banded_resize, label_dtype, source_rows
 from panosamic.specs import FROZEN_PREFIXES
 

@@ -147,7 +147,8 @@ def test_rerun_skips_and_redoes_changed_inputs_and_checkpoints(setup, tmp_path):
         (folder / f"p{i}.png").write_bytes((setup / "in" / f"p{i}.png").read_bytes())
     out = tmp_path / "out"
     model = _load(setup)
-    run = lambda m: predict_dataset(m, [folder], out, workers=0, outputs="labels,color", progress=False)
+    def run(m):
+        return predict_dataset(m, [folder], out, workers=0, outputs="labels,color", progress=False)
     first = run(model)
     assert (first.predicted, first.resumed) == (2, 0)
     assert np.array_equal(_labels(out, "p0"), predict(model, folder / "p0.png").labels)  # the same as predict()
@@ -230,8 +231,8 @@ def test_options_are_checked():
 def test_dataset_split_with_depth(tmp_path):
     from panosamic.data import build_dataset
     from panosamic.data.prepare import prepare_dataset
-    from panosamic.synth import make_synthetic_stanford
     from panosamic.inference import predict
+    from panosamic.synth import make_synthetic_stanford
 
     make_synthetic_stanford(tmp_path / "raw", rooms_per_area=1, size=(64, 128))  # depth statistics need all areas
     root = tmp_path / "processed"

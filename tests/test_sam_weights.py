@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import build_model
 
 from panosamic.modeling import infer_vit_size
@@ -101,7 +100,7 @@ def test_checkpoint_for_another_vit_size_is_refused():
     from panosamic.config import PanoSAMicConfig
 
     model = build_model(PanoSAMicConfig(canvas_size=256), vit_model="vit_tiny", modalities=("image",), num_classes=13)
-    with pytest.raises(ValueError, match="for vit_b.*built for vit_tiny"):
+    with pytest.raises(ValueError, match=r"for vit_b.*built for vit_tiny"):
         model.load_sam_weights(_fake_encoder(768, 12))
 
 
@@ -196,7 +195,7 @@ def test_checksum_mismatch_refused(monkeypatch, tmp_path):
 def test_partial_download_never_left_as_the_real_file(monkeypatch, tmp_path):
     with _FileServer(PAYLOAD, cut=100_000) as srv:
         _patch_registry(monkeypatch, srv.url, hashlib.md5(PAYLOAD).hexdigest())
-        with pytest.raises(SamWeightsUnavailableError, match="interrupted|stopped after"):
+        with pytest.raises(SamWeightsUnavailableError, match=r"interrupted|stopped after"):
             download_sam_checkpoint("vit_b", tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
 
@@ -211,7 +210,7 @@ def test_offline_says_which_file_to_place_where(monkeypatch, tmp_path):
 
 def test_no_network_is_a_clear_error(monkeypatch, tmp_path):
     _patch_registry(monkeypatch, "http://127.0.0.1:9/sam_vit_b_01ec64.pth", "0" * 32)  # discard port: refused
-    with pytest.raises(SamWeightsUnavailableError, match="could not download.*place it at"):
+    with pytest.raises(SamWeightsUnavailableError, match=r"could not download.*place it at"):
         download_sam_checkpoint("vit_b", tmp_path, progress=False)
     assert not list(tmp_path.glob("*"))
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_tiny_model, random_panorama
 
 import panosamic.modeling.fusion as fusion_mod
-from conftest import make_tiny_model, random_panorama
-from panosamic.modeling.encoder import _sdpa_attention
 from panosamic.modeling import InferenceOptions
+from panosamic.modeling.encoder import _sdpa_attention
 
 MODS = ("image", "depth")
 

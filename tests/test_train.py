@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import build_model, prepared_synthetic
+
 from panosamic.cli import main
-from panosamic.training.checkpoint import load_checkpoint
 from panosamic.evaluation.report import read_log
+from panosamic.training.checkpoint import load_checkpoint
 
 DATASET = "stanford2d3ds"
 
@@ -123,8 +123,8 @@ def test_ddp_two_processes_match_one(synthetic: Path, tmp_path: Path) -> None:
 def test_training_learns(synthetic: Path, tmp_path: Path) -> None:
     from panosamic.config import PanoSAMicConfig
     from panosamic.data import build_dataset, get_dataset_info
-    from panosamic.training.trainer import seed_everything
     from panosamic.evaluation.validation import run_validation
+    from panosamic.training.trainer import seed_everything
     cfg = write_config(tmp_path / "cfg_learn.json")
     info = get_dataset_info(DATASET)
     test_ds = build_dataset(DATASET, synthetic, fold=1, split="test", modalities=("image",), augment=False)

@@ -14,8 +14,8 @@ from panosamic.adapt.data import TargetPanoramas
 from panosamic.adapt.masks import MASKS_NAME, MaskCache, compute_sam_masks
 from panosamic.adapt.settings import AdaptSettings, check_output, check_source
 from panosamic.adapt.trainer import AdaptResult, AdaptTrainer
-from panosamic.specs import SAM_VITS
 from panosamic.distributed import DistContext
+from panosamic.specs import SAM_VITS
 
 __all__ = ["adapt", "build_source", "semantic_copy"]
 

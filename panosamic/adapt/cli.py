@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from panosamic.adapt.settings import AdaptSettings
 from panosamic import flags
+from panosamic.adapt.settings import AdaptSettings
 
 __all__ = ["add_arguments", "add_parser", "check", "run"]
 

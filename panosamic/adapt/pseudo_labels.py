@@ -14,7 +14,8 @@ also fills ignored pixels inside a mask.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

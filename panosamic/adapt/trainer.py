@@ -31,8 +31,12 @@ from torch.utils.data import DataLoader, Dataset
 from panosamic.adapt.augment import PhotometricAugmentation, StrongAugmentation
 from panosamic.adapt.data import collate_target
 from panosamic.adapt.masks import MASKS_NAME, MaskCache
-from panosamic.adapt.pseudo_labels import ConfidenceHistogram, class_thresholds, make_pseudo_labels
-from panosamic.adapt.pseudo_labels import refine_pseudo_labels
+from panosamic.adapt.pseudo_labels import (
+    ConfidenceHistogram,
+    class_thresholds,
+    make_pseudo_labels,
+    refine_pseudo_labels,
+)
 from panosamic.adapt.settings import AdaptSettings, check_output
 from panosamic.adapt.teacher import ema_update, make_teacher
 from panosamic.constants import IGNORE_INDEX

@@ -22,10 +22,16 @@ from typing import Any
 
 from panosamic import viz
 from panosamic.inference.inputs import _unique_names, describe_ignored, match_aux, scan_inputs
-from panosamic.inference.pipeline import PANORAMA_ERRORS, Prepared, forward_each, place_model, prepare
 
 # the plain driver's forward, by this name (the fault suite patches it)
-from panosamic.inference.pipeline import forward as _run
+from panosamic.inference.pipeline import (
+    PANORAMA_ERRORS,
+    Prepared,
+    forward as _run,
+    forward_each,
+    place_model,
+    prepare,
+)
 from panosamic.inference.result import LEGEND_FILE, SUMMARY_FILE, PredictionResult, _save_image, class_info
 from panosamic.io import atomic_write_text
 from panosamic.progress import Progress

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import fields, replace
-from typing import Any, Callable, ContextManager, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +93,7 @@ class PanoSAMicNet(nn.Module):
         self._compiled: dict[str, Callable[..., Any]] = {}
         #: Optional ``name -> context manager`` wrapped around each stage of :meth:`forward`
         #: (preprocess, encoder, fusion, decoder, postprocess, instance); used by the benchmarks.
-        self.stage_hook: Callable[[str], ContextManager[Any]] | None = None
+        self.stage_hook: Callable[[str], AbstractContextManager[Any]] | None = None
 
     def _freeze_sam_parts(self) -> None:
         """SAM's parts are frozen (the test architecture's encoder too, unless a caller unfreezes
@@ -221,10 +223,10 @@ class PanoSAMicNet(nn.Module):
     def gradient_checkpointing(self) -> bool:
         return bool(getattr(self.feature_fuser, "gradient_checkpointing", False))
 
-    def _stage(self, name: str) -> ContextManager[Any]:
+    def _stage(self, name: str) -> AbstractContextManager[Any]:
         return self.stage_hook(name) if self.stage_hook is not None else contextlib.nullcontext()
 
-    def _autocast(self) -> ContextManager[Any]:
+    def _autocast(self) -> AbstractContextManager[Any]:
         if self._inference.precision == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()

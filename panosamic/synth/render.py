@@ -25,8 +25,8 @@ from __future__ import annotations
 import functools
 import re
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 

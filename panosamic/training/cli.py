@@ -37,9 +37,9 @@ def _projection(args: argparse.Namespace) -> dict | None:
 
 def precheck(settings) -> None:
     """The cheap checks of :class:`Trainer`, before processes are spawned."""
+    from panosamic import runs
     from panosamic.config import PanoSAMicConfig
     from panosamic.data import build_dataset
-    from panosamic import runs
 
     PanoSAMicConfig.from_json(settings.config_path)
     for split in ("train", "test"):
@@ -97,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
         return train_worker(dataclasses.asdict(settings))
     import torch
 
-    if settings.device not in (None, "cpu") or (settings.device is None and torch.cuda.is_available()):
-        if torch.cuda.device_count() < args.num_gpus:
-            raise ValueError(f"--num-gpus {args.num_gpus} but {torch.cuda.device_count()} CUDA device(s) visible")
+    on_cuda = settings.device not in (None, "cpu") or (settings.device is None and torch.cuda.is_available())
+    if on_cuda and torch.cuda.device_count() < args.num_gpus:
+        raise ValueError(f"--num-gpus {args.num_gpus} but {torch.cuda.device_count()} CUDA device(s) visible")
     precheck(settings)
     from panosamic.distributed import spawn
 

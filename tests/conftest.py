@@ -27,6 +27,9 @@ PARITY = FIXTURES / "parity"
 # make_weights.py (deterministic test weights from a key/shape table) is test tooling, not package code.
 sys.path.insert(0, str(COMPAT))
 
+#: the fault suite's shared fixtures (cli server, tiny model folder, panoramas)
+pytest_plugins = ["faults_fixtures"]
+
 
 def tiny_config(**changes):
     """A reference-style config whose model runs on a 256 canvas (native input 128x256)."""

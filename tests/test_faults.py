@@ -26,7 +26,6 @@ import torch
 from conftest import make_tiny_model
 from faults_helpers import (
     TRACEBACK,
-    CliServer,
     assert_error,
     assert_no_temp,
     files_under,
@@ -54,33 +53,11 @@ WRONG_TOKEN = "hf_wrongTokenWrongToken456"
 
 
 # ---------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    server = CliServer(tmp_path_factory.mktemp("cli"))
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
 def tiny():
     return make_tiny_model()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny, tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("model") / "tiny"
-    tiny.save_pretrained(d)
-    return d
-
-
-@pytest.fixture(scope="module")
-def panos(tmp_path_factory) -> Path:
-    """Two good 64x128 panoramas."""
-    d = tmp_path_factory.mktemp("panos")
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        Image.fromarray(rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)).save(d / f"{name}.png")
-    return d
 
 
 @pytest.fixture(scope="module")

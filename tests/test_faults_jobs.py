@@ -12,11 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import make_tiny_model
-from faults_helpers import TRACEBACK, CliServer, assert_error, assert_no_temp
-from PIL import Image
+from faults_helpers import TRACEBACK, assert_error, assert_no_temp
 
 pytestmark = [
     pytest.mark.faults,
@@ -38,29 +35,6 @@ def _loaded(*a, **k):
 _m.load_model = _m.find_checkpoint = _loaded
 _s.PanoStudent.__init__ = _loaded
 """
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    server = CliServer(tmp_path_factory.mktemp("cli_jobs"))
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("model") / "tiny"
-    make_tiny_model().save_pretrained(d)
-    return d
-
-
-@pytest.fixture(scope="module")
-def panos(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("panos")
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        Image.fromarray(rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)).save(d / f"{name}.png")
-    return d
 
 
 def distill_argv(teacher: Path, panos: Path, out: Path, *extra: str) -> list:

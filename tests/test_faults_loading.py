@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_model
-from faults_helpers import TRACEBACK, CliServer, assert_error, assert_no_temp, files_under
+from faults_helpers import TRACEBACK, assert_error, assert_no_temp, files_under
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -31,13 +30,6 @@ SIZE = (64, 128)
 
 
 @pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    server = CliServer(tmp_path_factory.mktemp("cli"))
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def student_dir(tmp_path_factory) -> Path:
     from panosamic.hub.student import save_student
     from panosamic.student import PanoStudent, StudentConfig
@@ -46,13 +38,6 @@ def student_dir(tmp_path_factory) -> Path:
     model = PanoStudent(StudentConfig(backbone="mobilenetv3_small_100", num_classes=13, native_size=SIZE,
                                       decoder_channels=8, dataset=DATASET))
     return save_student(model, tmp_path_factory.mktemp("student") / "student")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("model") / "tiny"
-    make_tiny_model().save_pretrained(d)
-    return d
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_tiny_model
-from faults_helpers import TRACEBACK, CliServer, assert_error, assert_no_temp, files_under, record
+from faults_helpers import TRACEBACK, assert_error, assert_no_temp, files_under, record
 from PIL import Image
 
 pytestmark = [
@@ -27,30 +26,6 @@ pytestmark = [
 ]
 
 SIZE = (64, 128)
-
-
-@pytest.fixture(scope="module")
-def cli(tmp_path_factory):
-    server = CliServer(tmp_path_factory.mktemp("cli"))
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("model") / "tiny"
-    make_tiny_model().save_pretrained(d)
-    return d
-
-
-@pytest.fixture(scope="module")
-def panos(tmp_path_factory) -> Path:
-    """Two good 64x128 panoramas."""
-    d = tmp_path_factory.mktemp("panos")
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        Image.fromarray(rng.integers(0, 256, (*SIZE, 3), dtype=np.uint8)).save(d / f"{name}.png")
-    return d
 
 
 def predict_argv(checkpoint: Path, out: Path, *inputs) -> list:

@@ -22,7 +22,7 @@ and test labels choose nothing. Prints one table and a final JSON line.
 ``--arms b,c`` runs a subset (c needs b: it adapts (b)'s model); ``--pitch``, ``--roll``,
 ``--photos-per-canvas`` and ``--fov-jitter`` set the placement of (b) and (c) (defaults: the one above).
 
-Second configuration ("poles"), chosen before any result of it was seen, from H7's reading of the first
+Second configuration ("poles"), chosen before any result of it was seen, from the reading of the first
 run (the tiny model learns where classes sit on the canvas; photos placed within ±30° pitch never reach
 beyond about ±60° latitude, where the oracle's floor/ceiling gains are): only the pitch range changes,
 to ±75° (a 60° photo then reaches the poles), everything else as above (roll ±5°, three photos per canvas

@@ -139,7 +139,7 @@ def _pseudo_label_options(args: argparse.Namespace) -> dict:
 
 
 def _source_projection(args: argparse.Namespace) -> dict | None:
-    """H7 (issue 25): where the photos of a pinhole source land (checked; None for other sources)."""
+    """Where the photos of a pinhole source land (checked; None for other sources)."""
     from panosamic.data.pinhole_layout import PINHOLE_SOURCE, projection_flags_given, projection_from_args
 
     projection = projection_from_args(args)

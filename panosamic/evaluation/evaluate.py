@@ -167,7 +167,7 @@ def evaluate_fold(args: argparse.Namespace, fold: int, source: CheckpointSource,
                        augment=False)
     if len(ds) == 0:
         raise ValueError(f"{args.dataset} fold {fold} has no test samples under {args.dataset_path}")
-    _check_train_overlap(args, model, ck_info, fold, ds)  # H6 (issue 22): no silent train/test leakage
+    _check_train_overlap(args, model, ck_info, fold, ds)  # no silent train/test leakage
     saver = _prediction_saver(args.save_dir, fold, ds.sample_names, info.palette) if args.save_dir else None
     res = run_validation(model, ds, num_classes=info.num_classes, ctx=ctx, batch_size=args.batch_size,
                          workers=args.workers_per_gpu, precision=args.precision, class_names=info.class_names,
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.dataset_path).is_dir():
         raise FileNotFoundError(f"dataset folder not found: {args.dataset_path}")
     sources = {fold: resolve_source(args, fold) for fold in folds}
-    _precheck_train_overlap(args, folds, sources)  # H6 (issue 22): leakage refused before any fold is scored
+    _precheck_train_overlap(args, folds, sources)  # leakage refused before any fold is scored
     if len(folds) > 1 and len({s.describe() for s in sources.values()}) == 1:
         print(f"warning: every fold uses the same checkpoint {sources[folds[0]].describe()} "
               "(put {fold} in --checkpoint/--subfolder for per-fold weights)", file=sys.stderr)

@@ -27,7 +27,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def _projection(args: argparse.Namespace) -> dict | None:
-    """H7 (issue 25): where pinhole sources land on the canvas (None without --source)."""
+    """Where pinhole sources land on the canvas (None without --source)."""
     if not getattr(args, "sources", None):
         return None
     from panosamic.data.pinhole_layout import projection_from_args

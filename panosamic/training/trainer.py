@@ -66,7 +66,7 @@ class TrainSettings:
     augment: bool = True
     keep_last: bool = False
     progress: bool = True
-    #: H7 (issue 25): ``--source KIND=PATH[@WEIGHT]`` training sources (pinhole folders projected onto the
+    #: ``--source KIND=PATH[@WEIGHT]`` training sources (pinhole folders projected onto the
     #: canvas, panoramic datasets), mixed by weight; empty: the --dataset's training split.
     sources: tuple[str, ...] = ()
     #: Fields of :class:`panosamic.data.pinhole.ProjectionSettings` for pinhole sources.
@@ -140,7 +140,7 @@ class Trainer(Task):
             if len(ds) == 0:
                 raise ValueError(f"{s.dataset} fold {s.fold} has no {split} samples under {s.dataset_path}")
         self.train_set, self.collate = self.train_ds, collate_panoramas
-        if s.sources:  # H7 (issue 25): train on the sources; the --dataset's test split still validates
+        if s.sources:  # train on the sources; the --dataset's test split still validates
             from panosamic.data.pinhole import build_training_sources, canvas_height_of
 
             self.train_set = build_training_sources(
@@ -179,7 +179,7 @@ class Trainer(Task):
         self.model.configure_inference(precision=s.precision)
         if self.resume_ckpt is None:
             self._load_sam()
-        if s.init_from is not None and self.resume_ckpt is None:  # H6 (issue 22): fine-tuning; keep this call
+        if s.init_from is not None and self.resume_ckpt is None:  # fine-tuning (--init-from)
             from panosamic.training.init_from import init_from
 
             line = init_from(self.model, s.init_from).line()
@@ -256,7 +256,7 @@ class Trainer(Task):
             "class_names": list(self.info.class_names),
             "dataset": s.dataset,
             "fold": s.fold,
-            # H6 (issue 22): what it was trained on; `evaluate` refuses splits that overlap it. Keep this field.
+            # what it was trained on: `evaluate` refuses splits that overlap it
             "training_record": training_record(s.dataset, s.dataset_path, s.fold, "train", self.train_ds.sample_names),
             "init_from": s.init_from,
             "depth_threshold": self.model.config.depth_threshold,

@@ -454,38 +454,15 @@ def test_readme_commands_prepare_train_evaluate_and_the_metrics_are_a_count(tmp_
     assert fold["num_pixels"] == int(confusion.sum())
 
     # fold 2's test panoramas were fold 1's training panoramas: refused, then allowed
-    refused = _cli(
-        "evaluate",
-        "--dataset",
-        "folder",
-        "--dataset-path",
-        str(prepared),
-        "--checkpoint",
-        str(run),
-        "--fold",
-        "2",
-        "--output",
-        str(tmp_path / "leak.json"),
-    )
+    leak = ["evaluate", "--dataset", "folder", "--dataset-path", str(prepared), "--checkpoint", str(run),
+            "--fold", "2", "--output", str(tmp_path / "leak.json")]
+    refused = _cli(*leak)
     assert (
         refused.returncode != 0
         and "refusing to evaluate: the checkpoint was trained on folder fold 1" in refused.stderr
     )
     assert "--allow-train-overlap" in refused.stderr and not (tmp_path / "leak.json").exists()
-    allowed = _cli(
-        "evaluate",
-        "--dataset",
-        "folder",
-        "--dataset-path",
-        str(prepared),
-        "--checkpoint",
-        str(run),
-        "--fold",
-        "2",
-        "--output",
-        str(tmp_path / "leak.json"),
-        "--allow-train-overlap",
-    )
+    allowed = _cli(*leak, "--allow-train-overlap")
     assert allowed.returncode == 0 and "warning (--allow-train-overlap)" in allowed.stderr
 
 

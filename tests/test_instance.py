@@ -19,7 +19,7 @@ from panosamic.modeling.instance import (
     point_grid,
     remove_small_regions,
 )
-from panosamic.modeling.instance_semantic_fusion import refine_labels, refine_semantic_with_instances
+from panosamic.modeling.refinement import refine_labels, refine_semantic_with_instances
 
 H, W = 16, 32
 
@@ -273,3 +273,10 @@ def test_upsample_crop_equals_full_canvas_upsample(low, canvas, hw):
     x = torch.randn(2, low, low)
     full = F.interpolate(x[:, None], size=(canvas, canvas), mode="bilinear", align_corners=False)[:, 0]
     assert torch.equal(_upsample_crop(x, canvas, hw), full[:, : hw[0], : hw[1]])
+
+
+def test_the_reference_import_path_of_the_refinement_is_kept():
+    """``panosamic.model.instance_semantic_fusion`` is where the reference's users import it from."""
+    from panosamic.model.instance_semantic_fusion import refine_semantic_with_instances as by_reference_path
+
+    assert by_reference_path is refine_semantic_with_instances

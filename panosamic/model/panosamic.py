@@ -18,7 +18,7 @@ from panosamic.config import ModelConfig, PanoSAMicConfig
 from panosamic.hub.files import saved_prefixes
 from panosamic.hub.mixin import PanoSAMicHubMixin
 from panosamic.model.checkpoints import Checkpoint, find_checkpoint, reference_model_config, settle_config
-from panosamic.modeling.panosamic import PanoSAMicNet
+from panosamic.modeling.network import PanoSAMicNet
 from panosamic.modeling.state_dict import check_state_dict
 from panosamic.specs import FROZEN_PREFIXES, TRAINABLE_PREFIXES
 

@@ -8,7 +8,7 @@ confidences keeps its own best pixels instead of being drowned by a single globa
 Pixels below their class's threshold, and unscanned (black) pixels, are ignored (:data:`IGNORE_INDEX`).
 
 Optionally SAM's automatic instance masks refine the pseudo-labels: every mask takes the majority
-class of its kept pixels (:func:`panosamic.modeling.instance_semantic_fusion.refine_labels`), which
+class of its kept pixels (:func:`panosamic.modeling.refinement.refine_labels`), which
 also fills ignored pixels inside a mask.
 """
 
@@ -99,7 +99,7 @@ def refine_pseudo_labels(labels: torch.Tensor, masks: Sequence[Any]) -> torch.Te
     ``masks``: ``H x W`` bool masks or SAM records with a ``segmentation``; ignored pixels do not vote
     and are filled inside a mask with kept pixels; a mask with no kept pixel changes nothing.
     """
-    from panosamic.modeling.instance_semantic_fusion import refine_labels
+    from panosamic.modeling.refinement import refine_labels
 
     if len(masks) == 0:
         return labels

@@ -143,7 +143,7 @@ def run_validation(
     per_sample: dict[int, float] = {}
     refine_fn = None
     if refine:
-        from panosamic.modeling.instance_semantic_fusion import refine_semantic_with_instances as refine_fn
+        from panosamic.modeling.refinement import refine_semantic_with_instances as refine_fn
     # a bar on a terminal, else (or without progress) a line every few seconds; other ranks are silent
     bar = Progress(len(sampler), desc, "pano", bar=progress, silent=not ctx.is_main)
     indices = iter(sampler)

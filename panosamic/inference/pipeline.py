@@ -235,7 +235,7 @@ def forward(
     import torch
     import torch.nn.functional as F
 
-    from panosamic.modeling.instance_semantic_fusion import refine_labels
+    from panosamic.modeling.refinement import refine_labels
     from panosamic.modeling.upsample import banded_labels
 
     was_training = model.training

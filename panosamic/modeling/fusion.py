@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from panosamic.config import AttentionConfig
-from panosamic.constants import FUSION_HIDDEN_DIM, FUSION_OUT_DIM, NUM_STAGES
+from panosamic.constants import FUSION_HIDDEN_DIM, FUSION_OUT_DIM
 from panosamic.modeling.attention import MovingAttention
 
 
@@ -68,22 +70,12 @@ class FusionBlock(nn.Module):
 
 
 class FeatureFusion(nn.Module):
-    """One :class:`FusionBlock` per stage; outputs concatenated shallow to deep (4*256 channels)."""
+    """One fusion block per encoder stage (:class:`FusionBlock`: MCBAM); the blocks' outputs
+    concatenated shallow to deep (256 channels each)."""
 
-    def __init__(
-        self,
-        embed_dim: int,
-        num_modalities: int,
-        grid: int,
-        channel_attention: AttentionConfig | None,
-        spatial_attention: AttentionConfig | None,
-        num_stages: int = NUM_STAGES,
-    ) -> None:
+    def __init__(self, blocks: Iterable[nn.Module]) -> None:
         super().__init__()
-        self.fusion_blocks = nn.ModuleList(
-            FusionBlock(embed_dim, num_modalities, grid, channel_attention, spatial_attention)
-            for _ in range(num_stages)
-        )
+        self.fusion_blocks = nn.ModuleList(blocks)
         #: Activation checkpointing of each fusion block while training (saves memory, costs
         #: one more forward of the fusion blocks in backward).
         self.gradient_checkpointing = False

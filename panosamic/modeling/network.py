@@ -13,10 +13,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from panosamic.config import ModelConfig
-from panosamic.constants import NEAREST_MODALITIES, NECK_DIM, PIXEL_MEAN, PIXEL_STD, output_grid, token_grid
+from panosamic.constants import (
+    NEAREST_MODALITIES,
+    NECK_DIM,
+    NUM_STAGES,
+    PIXEL_MEAN,
+    PIXEL_STD,
+    output_grid,
+    token_grid,
+)
 from panosamic.modeling.decoder import BaselineDecoder, ConvDecoder
 from panosamic.modeling.encoder import MultiStageImageEncoder
-from panosamic.modeling.fusion import BasicFusion, FeatureFusion
+from panosamic.modeling.fusion import BasicFusion, FeatureFusion, FusionBlock
 from panosamic.modeling.inference import InferenceOptions, InferencePath
 from panosamic.modeling.inputs import check_sample
 from panosamic.modeling.instance import InstanceSettings, instance_masks_for_sample
@@ -76,7 +84,8 @@ class PanoSAMicNet(nn.Module):
             self.mask_decoder = None
         if config.basic_fusion is None:
             self.feature_fuser: nn.Module = FeatureFusion(
-                spec.embed_dim, m, grid, config.channel_attention, config.spatial_attention
+                FusionBlock(spec.embed_dim, m, grid, config.channel_attention, config.spatial_attention)
+                for _ in range(NUM_STAGES)
             )
             self.semantic_decoder: nn.Module = ConvDecoder(config.num_classes, out_grid, config.dual_view)
         else:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from panosamic.config.attention import AttentionConfig, attention_dict
 from panosamic.config.checks import ConfigError, coerce_config, read_json
+from panosamic.config.forwarded import Forwarded
 from panosamic.config.model import ModelConfig
 from panosamic.config.reference_dict import read_reference_dict
 from panosamic.config.training import LossConfig, LRSchedulerConfig, TrainingConfig
@@ -36,17 +37,10 @@ class PanoSAMicConfig:
     def __post_init__(self) -> None:
         self.model_config(vit="vit_tiny", modalities=("image",), num_classes=1)  # checks the architecture part
 
-    @property
-    def loss(self) -> LossConfig:
-        return self.training.loss
-
-    @property
-    def optimizer(self) -> str:
-        return self.training.optimizer
-
-    @property
-    def lr_scheduler(self) -> LRSchedulerConfig:
-        return self.training.lr_scheduler
+    # The reference file's top-level training keys, read from ``training`` (no annotations: not fields).
+    loss = Forwarded[LossConfig]("training")
+    optimizer = Forwarded[str]("training")
+    lr_scheduler = Forwarded[LRSchedulerConfig]("training")
 
     def model_config(self, *, vit: str, modalities: Sequence[str] | str, num_classes: int, **use: Any) -> ModelConfig:
         """The :class:`ModelConfig` of this architecture for a ViT, modality set and class count."""

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from panosamic.config import ModelConfig
+from panosamic.config.forwarded import Forwarded
 from panosamic.constants import (
     NEAREST_MODALITIES,
     NECK_DIM,
@@ -112,46 +113,20 @@ class PanoSAMicNet(nn.Module):
                 module.requires_grad_(False)
 
     # ------------------------------------------------------------------ the config's facts
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return self.config.modalities
-
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
-    @property
-    def semantic_only(self) -> bool:
-        return self.config.semantic_only
-
-    @property
-    def class_names(self) -> tuple[str, ...] | None:
-        return self.config.class_names
-
-    @property
-    def palette(self) -> tuple[tuple[int, int, int], ...] | None:
-        return self.config.palette
-
-    @property
-    def depth_threshold(self) -> float | None:
-        return self.config.depth_threshold
-
-    @property
-    def canvas_size(self) -> int:
-        return self.config.canvas_size
-
-    @property
-    def native_size(self) -> tuple[int, int]:
-        """(height, width) the model runs at; other 2:1 inputs are resized to it and back."""
-        return self.config.native_size
+    modalities = Forwarded[tuple[str, ...]]()
+    num_classes = Forwarded[int]()
+    semantic_only = Forwarded[bool]()
+    class_names = Forwarded[tuple[str, ...] | None]()
+    palette = Forwarded[tuple[tuple[int, int, int], ...] | None]()
+    depth_threshold = Forwarded[float | None]()
+    canvas_size = Forwarded[int]()
+    #: (height, width) the model runs at; other 2:1 inputs are resized to it and back.
+    native_size = Forwarded[tuple[int, int]]()
+    num_views = Forwarded[int]()
 
     @property
     def dual_view(self) -> bool:
         return self.config.num_views == 2
-
-    @property
-    def num_views(self) -> int:
-        return self.config.num_views
 
     @property
     def device(self) -> torch.device:

@@ -55,6 +55,8 @@ RGB_FILE = "rgb.webp"
 DEPTH_FILE = "depth.png"
 DEPTH_MASK_FILE = "depth_mask.webp"
 NORMALS_FILE = "normals.webp"
+#: The label file of datasets whose labels are a single-channel id map (see :class:`IdMapDataset`).
+SEMANTICS_FILE = "semantics.png"
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -112,15 +114,16 @@ class RawSampleFiles:
 
 
 class RawLayout(abc.ABC):
-    """Where a dataset's raw download keeps its panoramas (used by ``panosamic prepare``)."""
+    """Where a dataset's raw download keeps its panoramas (used by ``panosamic prepare``).
 
-    name: ClassVar[str]
-    depth: ClassVar[DepthEncoding]
+    ``prepare`` writes what ``dataset`` reads: its name, depth encoding, label file and whether it
+    has normals are the loader's (:class:`PanoramaDataset`).
+    """
+
+    #: The loader of the processed layout.
+    dataset: ClassVar[type[PanoramaDataset]]
     #: Scale ``prepare`` uses when none is given (the reference's default for this dataset).
     default_scale: ClassVar[float]
-    #: Name of the processed label file (``instances.webp`` or ``semantics.png``).
-    label_file: ClassVar[str]
-    has_normals: ClassVar[bool]
 
     def check(self, raw: Path) -> None:  # noqa: B027 - a hook whose default does nothing
         """Raise if dataset-wide files (assets) are missing. Default: nothing to check."""
@@ -178,6 +181,7 @@ class PanoramaDataset(Dataset, abc.ABC):
     depth_encoding: ClassVar[DepthEncoding]
     #: Cross-validated datasets key their caches by fold; the others store plain lists.
     cross_validation: ClassVar[bool]
+    #: Name of the processed label file (``instances.webp`` or ``semantics.png``).
     label_file: ClassVar[str]
     has_normals: ClassVar[bool]
     #: Split names a fold has (the folder dataset adds "val").
@@ -471,6 +475,22 @@ class PanoramaDataset(Dataset, abc.ABC):
             f"modalities={self.modalities}, samples={len(self)}, mask_black={self.mask_black}, "
             f"augment={self.augmentation is not None})"
         )
+
+
+class IdMapDataset(PanoramaDataset):
+    """A dataset whose processed labels are a single-channel id map (``semantics.png``), turned
+    into class indices by :meth:`decode_ids`."""
+
+    label_file = SEMANTICS_FILE
+
+    @staticmethod
+    @abc.abstractmethod
+    def decode_ids(raw: np.ndarray, source: str) -> np.ndarray:
+        """int64 class indices (-1 for unknown) of a stored id map; ``source`` names it in errors."""
+
+    def decode_labels(self, sample_dir: Path) -> np.ndarray:
+        path = sample_dir / self.label_file
+        return self.decode_ids(read_array(path), str(path))
 
 
 def collate_panoramas(

@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 
 from panosamic.constants import IGNORE_INDEX
-from panosamic.data.base import PanoramaDataset, RawLayout, RawSampleFiles, read_array
+from panosamic.data.base import IdMapDataset, RawLayout, RawSampleFiles
 from panosamic.data.classes import MATTERPORT3D
 from panosamic.data.depth import MATTERPORT_DEPTH
-from panosamic.data.id_maps import checked_ids
+from panosamic.data.id_maps import checked_id_image, checked_ids
 
 # fmt: off
 TRAIN_SCENES: tuple[str, ...] = (
@@ -65,7 +65,6 @@ MPCAT40_TO_CLASS: dict[int, str] = {
 }  # fmt: skip
 #: Largest raw id (41 = unlabeled).
 MAX_RAW_ID = 41
-SEMANTICS_FILE = "semantics.png"
 
 
 def _raw_to_class_table() -> np.ndarray:
@@ -83,7 +82,7 @@ def decode_mpcat40(raw: np.ndarray, source: str = "labels") -> np.ndarray:
     return RAW_TO_CLASS[checked_ids(raw, MAX_RAW_ID, source)]
 
 
-class Matterport3DDataset(PanoramaDataset):
+class Matterport3DDataset(IdMapDataset):
     """Processed 360FV-Matterport (RGB and depth only; ``mask_black`` on unless forced off)."""
 
     info = MATTERPORT3D
@@ -91,22 +90,15 @@ class Matterport3DDataset(PanoramaDataset):
     folds = FOLDS
     depth_encoding = MATTERPORT_DEPTH
     cross_validation = False
-    label_file = SEMANTICS_FILE
     has_normals = False
-
-    def decode_labels(self, sample_dir: Path) -> np.ndarray:
-        path = sample_dir / SEMANTICS_FILE
-        return decode_mpcat40(read_array(path), str(path))
+    decode_ids = staticmethod(decode_mpcat40)
 
 
 class Matterport3DRaw(RawLayout):
     """The raw 360FV-Matterport download (``<scene>/{rgb,depth,semantic}/``)."""
 
-    name = MATTERPORT3D.name
-    depth = MATTERPORT_DEPTH
+    dataset = Matterport3DDataset
     default_scale = 0.25
-    label_file = SEMANTICS_FILE
-    has_normals = False
     _not_scenes = ("assets", "processed")
 
     def find_areas(self, raw: Path) -> list[str]:
@@ -130,6 +122,4 @@ class Matterport3DRaw(RawLayout):
         )
 
     def convert_labels(self, image: Image.Image, path: Path) -> Image.Image:
-        if image.mode not in ("L", "P", "I", "I;16"):
-            raise ValueError(f"{path}: expected a single-channel mpcat40 id map, got mode {image.mode}")
-        return image
+        return checked_id_image(image, path, "mpcat40")

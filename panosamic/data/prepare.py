@@ -57,7 +57,7 @@ from panosamic.specs import DATASET_NAMES
 #: the others, e.g. ``folder``, name their own ``preparer`` there).
 RAW_LAYOUTS: dict[str, type[RawLayout]] = {n: load_object(e.raw_layout) for n, e in REGISTRY.items() if e.raw_layout}
 #: Label file names of all datasets (what ``overwrite`` may delete in a sample folder).
-LABEL_FILES: tuple[str, ...] = tuple(dict.fromkeys(layout.label_file for layout in RAW_LAYOUTS.values()))
+LABEL_FILES: tuple[str, ...] = tuple(dict.fromkeys(layout.dataset.label_file for layout in RAW_LAYOUTS.values()))
 _MAX_LISTED = 10
 
 
@@ -105,8 +105,8 @@ def _depth_array(image: Image.Image, path: Path) -> np.ndarray:
 
 
 def _outputs(layout: RawLayout, sample_dir: Path) -> list[Path]:
-    names = [RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, layout.label_file]
-    if layout.has_normals:
+    names = [RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, layout.dataset.label_file]
+    if layout.dataset.has_normals:
         names.append(NORMALS_FILE)
     return [sample_dir / n for n in names]
 
@@ -127,20 +127,20 @@ def process_sample(
         labels = layout.convert_labels(labels, files.labels)
     except ValueError as e:
         raise RawFileError(files.labels, str(e)) from None
-    normals = _load(files.normals).convert("RGB") if layout.has_normals and files.normals else None
+    normals = _load(files.normals).convert("RGB") if layout.dataset.has_normals and files.normals else None
     sizes = {"rgb": rgb.size, "depth": depth_image.size, "labels": labels.size}
     if normals is not None:
         sizes["normals"] = normals.size
     if len(set(sizes.values())) != 1:
         raise RawFileError(files.rgb, f"the sample's files differ in size (width, height): {sizes}")
-    valid = layout.depth.valid(depth)
+    valid = layout.dataset.depth_encoding.valid(depth)
     width, height = rgb.size
     if scale < 1.0:
         size = (int(width * scale), int(height * scale))
         if min(size) < 1:
             raise ValueError(f"--scale {scale} makes {width}x{height} panoramas empty")
         rgb = rgb.resize(size, resample=Image.Resampling.LANCZOS)
-        depth = resize_depth(depth, size, layout.depth, depth_resize)  # type: ignore[arg-type]
+        depth = resize_depth(depth, size, layout.dataset.depth_encoding, depth_resize)  # type: ignore[arg-type]
         valid = resize_mask(valid, size)
         labels = labels.resize(size, resample=Image.Resampling.NEAREST)
         if normals is not None:
@@ -152,8 +152,8 @@ def process_sample(
     save_image(sample_dir / DEPTH_MASK_FILE, Image.fromarray(mask_rgb), "WEBP")
     if normals is not None:
         save_image(sample_dir / NORMALS_FILE, normals, "WEBP")
-    label_fmt = "WEBP" if layout.label_file.endswith(".webp") else "PNG"
-    save_image(sample_dir / layout.label_file, labels, label_fmt)
+    label_fmt = "WEBP" if layout.dataset.label_file.endswith(".webp") else "PNG"
+    save_image(sample_dir / layout.dataset.label_file, labels, label_fmt)
     return depth, valid
 
 
@@ -200,7 +200,7 @@ def _find_work(
     areas = layout.find_areas(raw)
     samples = {area: layout.find_samples(raw, area) for area in areas}
     if not any(samples.values()):
-        raise FileNotFoundError(f"no {layout.name} samples found in {raw} (areas: {areas[:8]})")
+        raise FileNotFoundError(f"no {layout.dataset.info.name} samples found in {raw} (areas: {areas[:8]})")
     bad: dict[tuple[str, str], str] = {}
     for area, names in samples.items():
         for name in names:
@@ -276,7 +276,7 @@ def prepare_dataset(
         (out / area).mkdir(exist_ok=True)  # areas without samples stay as empty folders
 
     report = PrepareReport(dataset=dataset, out=out)
-    hist = {area: [np.zeros(layout.depth.hist_bins, np.int64), None] for area in areas}
+    hist = {area: [np.zeros(layout.dataset.depth_encoding.hist_bins, np.int64), None] for area in areas}
     done: dict[str, list[str]] = {area: [] for area in areas}
     total = sum(len(v) for v in samples.values())
     with Progress(total, f"prepare {dataset}", "pano", bar=progress) as bar:  # no bar: a line every few seconds
@@ -295,7 +295,7 @@ def prepare_dataset(
                     continue
                 report.num_written += written
                 report.num_existing += not written
-                counts, hist[area][1] = layout.depth.histogram(*arrays)
+                counts, hist[area][1] = layout.dataset.depth_encoding.histogram(*arrays)
                 hist[area][0] += counts
                 done[area].append(name)
 

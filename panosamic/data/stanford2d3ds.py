@@ -78,11 +78,8 @@ class Stanford2D3DSDataset(PanoramaDataset):
 class Stanford2D3DSRaw(RawLayout):
     """The raw Stanford2D3DS download (``area_*/pano/...`` and ``assets/``)."""
 
-    name = STANFORD2D3DS.name
-    depth = STANFORD_DEPTH
+    dataset = Stanford2D3DSDataset
     default_scale = 1.0
-    label_file = INSTANCES_FILE
-    has_normals = True
 
     def check(self, raw: Path) -> None:
         path = raw / ASSETS_DIR / SEMANTIC_LABELS_FILE

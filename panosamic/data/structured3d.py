@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 from panosamic.constants import IGNORE_INDEX
-from panosamic.data.base import ASSETS_DIR, PanoramaDataset, RawLayout, RawSampleFiles, read_array, read_json
+from panosamic.data.base import ASSETS_DIR, IdMapDataset, RawLayout, RawSampleFiles, read_json
 from panosamic.data.classes import STRUCTURED3D
 from panosamic.data.depth import STRUCTURED3D_DEPTH
-from panosamic.data.id_maps import checked_ids
+from panosamic.data.id_maps import checked_id_image, checked_ids
 
 NUM_SCENES = 3500
 SCENES: tuple[str, ...] = tuple(f"scene_{i:05d}" for i in range(NUM_SCENES))
@@ -28,7 +28,6 @@ FOLDS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {
     1: (SCENES[:3000], SCENES[3000:3250]),
     2: (SCENES[:3000], SCENES[3250:3500]),
 }
-SEMANTICS_FILE = "semantics.png"
 BROKEN_FILES = "broken_files.json"
 _PANO_DIR = ("panorama", "full")
 
@@ -41,7 +40,7 @@ def decode_nyu40(raw: np.ndarray, source: str = "labels") -> np.ndarray:
     return labels
 
 
-class Structured3DDataset(PanoramaDataset):
+class Structured3DDataset(IdMapDataset):
     """Processed Structured3D (``mask_black`` on unless forced off)."""
 
     info = STRUCTURED3D
@@ -49,22 +48,15 @@ class Structured3DDataset(PanoramaDataset):
     folds = FOLDS
     depth_encoding = STRUCTURED3D_DEPTH
     cross_validation = False
-    label_file = SEMANTICS_FILE
     has_normals = True
-
-    def decode_labels(self, sample_dir: Path) -> np.ndarray:
-        path = sample_dir / SEMANTICS_FILE
-        return decode_nyu40(read_array(path), str(path))
+    decode_ids = staticmethod(decode_nyu40)
 
 
 class Structured3DRaw(RawLayout):
     """The raw Structured3D download (``scene_*/2D_rendering/<room>/panorama/full/``)."""
 
-    name = STRUCTURED3D.name
-    depth = STRUCTURED3D_DEPTH
+    dataset = Structured3DDataset
     default_scale = 1.0
-    label_file = SEMANTICS_FILE
-    has_normals = True
 
     def _broken(self, raw: Path) -> list[str]:
         path = raw / ASSETS_DIR / BROKEN_FILES
@@ -102,6 +94,4 @@ class Structured3DRaw(RawLayout):
         )
 
     def convert_labels(self, image: Image.Image, path: Path) -> Image.Image:
-        if image.mode not in ("L", "P", "I", "I;16"):
-            raise ValueError(f"{path}: expected a single-channel (palette or grey) NYU40 id map, got mode {image.mode}")
-        return image
+        return checked_id_image(image, path, "(palette or grey) NYU40")

@@ -18,17 +18,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from panosamic.data.base import PanoramaDataset, RawLayout, RawSampleFiles, read_array
+from panosamic.data.base import IdMapDataset, RawLayout, RawSampleFiles
 from panosamic.data.classes import TOF360
 from panosamic.data.depth import TOF360_DEPTH
 from panosamic.data.tof360_codec import RAW_KINDS, SCENES, decode_tof360, id_image
 
 #: The one fold: every scene for training statistics (depth threshold) and for testing.
 FOLDS: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {1: (SCENES, SCENES)}
-SEMANTICS_FILE = "semantics.png"
 
 
-class ToF360Dataset(PanoramaDataset):
+class ToF360Dataset(IdMapDataset):
     """Processed ToF-360, labelled with Stanford2D3DS's classes (black pixels kept unless asked)."""
 
     info = TOF360
@@ -36,26 +35,19 @@ class ToF360Dataset(PanoramaDataset):
     folds = FOLDS
     depth_encoding = TOF360_DEPTH
     cross_validation = False
-    label_file = SEMANTICS_FILE
     has_normals = True
+    decode_ids = staticmethod(decode_tof360)
 
     @classmethod
     def default_mask_black(cls, modalities: tuple[str, ...]) -> bool:
         return False
 
-    def decode_labels(self, sample_dir: Path) -> np.ndarray:
-        path = sample_dir / SEMANTICS_FILE
-        return decode_tof360(read_array(path), str(path))
-
 
 class ToF360Raw(RawLayout):
     """The raw ToF-360 download (``<scene>/{RGB,depth,normal,semantics}/``)."""
 
-    name = TOF360.name
-    depth = TOF360_DEPTH
+    dataset = ToF360Dataset
     default_scale = 1.0
-    label_file = SEMANTICS_FILE
-    has_normals = True
 
     def find_areas(self, raw: Path) -> list[str]:
         scenes = sorted(p.name for p in raw.iterdir() if p.is_dir() and p.name in SCENES)

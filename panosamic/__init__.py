@@ -8,9 +8,7 @@ Every name of :data:`__all__` is imported on first use (``dir(panosamic)`` lists
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from panosamic.lazy import lazy_dir, lazy_getattr
 from panosamic.version import __version__
 
 #: Public name -> the module that defines it (imported on first use).
@@ -28,15 +26,5 @@ _LAZY: dict[str, str] = {
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'panosamic' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) - {"annotations", "Any", "importlib"} | set(__all__))
+__getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(__name__)

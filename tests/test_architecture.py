@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "panosamic"
 #: and anything of a lower layer. ``panosamic/evaluation/train.py`` and the ``__main__`` blocks
 #: of scripts are entry points (the command line's layer).
 LAYERS: list[set[str]] = [
-    {"version", "constants", "specs", "io", "errors", "preflight", "config", "runs", "progress", "flags", "geometry", "published"},
+    {"version", "lazy", "constants", "specs", "io", "errors", "preflight", "config", "runs", "progress", "flags", "geometry", "published"},
     {"distributed"},
     {"modeling", "data", "viz", "palettes", "student"},
     {"weights", "hub", "synth", "openvocab"},

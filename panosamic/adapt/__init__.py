@@ -8,10 +8,8 @@ package does not import torch (the CLI's ``--help`` stays fast); the names load 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from panosamic.adapt.settings import AdaptSettings
+from panosamic.lazy import lazy_dir, lazy_getattr
 
 _LAZY = {
     "adapt": "panosamic.adapt.api",
@@ -22,8 +20,5 @@ _LAZY = {
 
 __all__ = ["AdaptSettings", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'panosamic.adapt' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(__name__)

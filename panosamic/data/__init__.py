@@ -8,10 +8,11 @@ is an int64 HxW tensor with -1 for ignored pixels.
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from panosamic.lazy import lazy_dir, lazy_getattr
 
 if TYPE_CHECKING:
     from panosamic.data.base import PanoramaDataset
@@ -20,22 +21,22 @@ if TYPE_CHECKING:
 #: Public names -> the module defining them; imported on first use, so that ``panosamic.data.classes``
 #: and the command line's flag definitions do not import torch.
 _LAZY: dict[str, str] = {
-    "PanoramaDataset": "base", "collate_panoramas": "base",
-    "DATASET_NAMES": "classes", "DatasetInfo": "classes", "get_dataset_info": "registry",
-    "DEFAULT_INLIER_RATIO": "depth", "INLIER_RATIOS": "depth",
-    "Matterport3DDataset": "matterport3d", "Stanford2D3DSDataset": "stanford2d3ds",
-    "Structured3DDataset": "structured3d", "FolderDataset": "folder", "prepare_folder": "folder",
-    "get_entry": "registry", "dataset_folds": "registry",
-    "AugmentationParams": "transforms", "PanoramaAugmentation": "transforms",
+    "PanoramaDataset": ".base", "collate_panoramas": ".base",
+    "DATASET_NAMES": ".classes", "DatasetInfo": ".classes", "get_dataset_info": ".registry",
+    "DEFAULT_INLIER_RATIO": ".depth", "INLIER_RATIOS": ".depth",
+    "Matterport3DDataset": ".matterport3d", "Stanford2D3DSDataset": ".stanford2d3ds",
+    "Structured3DDataset": ".structured3d", "FolderDataset": ".folder", "prepare_folder": ".folder",
+    "get_entry": ".registry", "dataset_folds": ".registry",
+    "AugmentationParams": ".transforms", "PanoramaAugmentation": ".transforms",
 }  # fmt: skip
+_lazy_getattr = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(__name__)
 
 
 def __getattr__(name: str) -> Any:
-    if name == "DATASETS":
+    if name == "DATASETS":  # built on each use from the registry
         return _datasets()
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"panosamic.data.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'panosamic.data' has no attribute {name!r}")
+    return _lazy_getattr(name)
 
 
 def _datasets() -> dict[str, type[PanoramaDataset]]:

@@ -5,8 +5,7 @@ Names are imported on first use, so ``panosamic.distill.cli`` (``--help``) does 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from panosamic.lazy import lazy_dir, lazy_getattr
 
 _EXPORTS = {
     "distill": "panosamic.distill.api",
@@ -18,8 +17,5 @@ _EXPORTS = {
 }
 __all__ = ["DistillLoss", "DistillLossConfig", "DistillSettings", "Distiller", "TeacherCache", "distill"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'panosamic.distill' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
+__dir__ = lazy_dir(__name__)

@@ -6,14 +6,13 @@ from panosamic.inference.inputs import collect_inputs, load_depth, load_image, l
 from panosamic.inference.pipeline import PRECISIONS
 from panosamic.inference.predict import predict, predict_batch
 from panosamic.inference.result import PredictionResult, class_info
+from panosamic.lazy import lazy_dir, lazy_getattr
 
+#: The scaled path (DataLoader, torch.distributed), imported on first use.
+_LAZY = {"ScaleOptions": "panosamic.inference.scale", "predict_dataset": "panosamic.inference.scale"}
 
-def __getattr__(name: str) -> object:  # the scaled path (DataLoader, torch.distributed) on first use
-    if name in ("ScaleOptions", "predict_dataset"):
-        from panosamic.inference import scale
-
-        return getattr(scale, name)
-    raise AttributeError(f"module 'panosamic.inference' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(__name__)
 
 __all__ = [
     "PRECISIONS",

@@ -6,8 +6,7 @@ imports no torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from panosamic.lazy import lazy_dir, lazy_getattr
 
 _LAZY = {
     "ARCHITECTURE": "panosamic.student.config",
@@ -19,12 +18,5 @@ _LAZY = {
 
 __all__ = ["ARCHITECTURE", "STUDENT_BACKBONES", "PanoStudent", "StudentConfig", "is_student_config"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'panosamic.student' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(__name__)

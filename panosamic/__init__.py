@@ -8,23 +8,17 @@ Every name of :data:`__all__` is imported on first use (``dir(panosamic)`` lists
 
 from __future__ import annotations
 
-from panosamic.lazy import lazy_dir, lazy_getattr
+from panosamic.lazy import lazy_dir, lazy_getattr, lazy_names
 from panosamic.version import __version__
 
-#: Public name -> the module that defines it (imported on first use).
-_LAZY: dict[str, str] = {
-    "create_model": "panosamic.model",
-    "list_models": "panosamic.model",
-    "load_model": "panosamic.model",
-    "PanoSAMic": "panosamic.model",
-    "ModelConfig": "panosamic.config",
-    "predict": "panosamic.inference",
-    "predict_batch": "panosamic.inference",
-    "predict_dataset": "panosamic.inference",
-    "PredictionResult": "panosamic.inference",
+#: Module -> the public names it defines (imported on first use).
+_LAZY: dict[str, tuple[str, ...]] = {
+    "panosamic.model": ("create_model", "list_models", "load_model", "PanoSAMic"),
+    "panosamic.config": ("ModelConfig",),
+    "panosamic.inference": ("predict", "predict_batch", "predict_dataset", "PredictionResult"),
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", *lazy_names(_LAZY)]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 __dir__ = lazy_dir(__name__)

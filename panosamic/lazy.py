@@ -3,7 +3,9 @@
 A package's ``__init__`` keeps ``import panosamic.x`` (and the command line's ``--help``) free of
 torch by naming where each public name lives instead of importing it::
 
-    __getattr__ = lazy_getattr(__name__, {"predict": "panosamic.inference"})
+    _LAZY = {"panosamic.inference": ("predict", "predict_batch")}
+    __all__ = lazy_names(_LAZY)
+    __getattr__ = lazy_getattr(__name__, _LAZY)
     __dir__ = lazy_dir(__name__)
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -20,13 +22,19 @@ def _is_submodule(value: Any, package: str) -> bool:
     return isinstance(value, ModuleType) and value.__name__.startswith(f"{package}.")
 
 
-def lazy_getattr(package: str, table: Mapping[str, str]) -> Callable[[str], Any]:
-    """The module ``__getattr__`` of ``package``: ``table`` maps a public name to the module that
-    defines it (absolute, or relative to ``package``: ``".base"``); the value is imported on first
-    use and kept in the package (later lookups skip this function)."""
+def lazy_names(table: Mapping[str, Iterable[str]]) -> list[str]:
+    """The public names of a lazy table (module -> the names it defines), in order."""
+    return [name for names in table.values() for name in names]
+
+
+def lazy_getattr(package: str, table: Mapping[str, Iterable[str]]) -> Callable[[str], Any]:
+    """The module ``__getattr__`` of ``package``: ``table`` maps a module (absolute, or relative to
+    ``package``: ``".base"``) to the public names it defines; a name is imported on first use and
+    kept in the package (later lookups skip this function)."""
+    where = {name: module for module, names in table.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        module = table.get(name)
+        module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module, package), name)

@@ -9,16 +9,15 @@ package does not import torch (the CLI's ``--help`` stays fast); the names load 
 from __future__ import annotations
 
 from panosamic.adapt.settings import AdaptSettings
-from panosamic.lazy import lazy_dir, lazy_getattr
+from panosamic.lazy import lazy_dir, lazy_getattr, lazy_names
 
 _LAZY = {
-    "adapt": "panosamic.adapt.api",
-    "AdaptResult": "panosamic.adapt.trainer",
-    "AdaptTrainer": "panosamic.adapt.trainer",
-    "TargetPanoramas": "panosamic.adapt.data",
+    "panosamic.adapt.api": ("adapt",),
+    "panosamic.adapt.trainer": ("AdaptResult", "AdaptTrainer"),
+    "panosamic.adapt.data": ("TargetPanoramas",),
 }
 
-__all__ = ["AdaptSettings", *_LAZY]
+__all__ = ["AdaptSettings", *lazy_names(_LAZY)]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 __dir__ = lazy_dir(__name__)

@@ -18,17 +18,19 @@ if TYPE_CHECKING:
     from panosamic.data.base import PanoramaDataset
     from panosamic.data.transforms import PanoramaAugmentation
 
-#: Public names -> the module defining them; imported on first use, so that ``panosamic.data.classes``
+#: Module -> the public names it defines; imported on first use, so that ``panosamic.data.classes``
 #: and the command line's flag definitions do not import torch.
-_LAZY: dict[str, str] = {
-    "PanoramaDataset": ".base", "collate_panoramas": ".base",
-    "DATASET_NAMES": ".classes", "DatasetInfo": ".classes", "get_dataset_info": ".registry",
-    "DEFAULT_INLIER_RATIO": ".depth", "INLIER_RATIOS": ".depth",
-    "Matterport3DDataset": ".matterport3d", "Stanford2D3DSDataset": ".stanford2d3ds",
-    "Structured3DDataset": ".structured3d", "FolderDataset": ".folder", "prepare_folder": ".folder",
-    "get_entry": ".registry", "dataset_folds": ".registry",
-    "AugmentationParams": ".transforms", "PanoramaAugmentation": ".transforms",
-}  # fmt: skip
+_LAZY: dict[str, tuple[str, ...]] = {
+    ".base": ("PanoramaDataset", "collate_panoramas"),
+    ".classes": ("DATASET_NAMES", "DatasetInfo"),
+    ".registry": ("get_dataset_info", "get_entry", "dataset_folds"),
+    ".depth": ("DEFAULT_INLIER_RATIO", "INLIER_RATIOS"),
+    ".matterport3d": ("Matterport3DDataset",),
+    ".stanford2d3ds": ("Stanford2D3DSDataset",),
+    ".structured3d": ("Structured3DDataset",),
+    ".folder": ("FolderDataset", "prepare_folder"),
+    ".transforms": ("AugmentationParams", "PanoramaAugmentation"),
+}
 _lazy_getattr = lazy_getattr(__name__, _LAZY)
 __dir__ = lazy_dir(__name__)
 

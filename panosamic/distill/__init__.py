@@ -8,12 +8,10 @@ from __future__ import annotations
 from panosamic.lazy import lazy_dir, lazy_getattr
 
 _EXPORTS = {
-    "distill": "panosamic.distill.api",
-    "DistillLoss": "panosamic.distill.losses",
-    "DistillLossConfig": "panosamic.distill.losses",
-    "DistillSettings": "panosamic.distill.trainer",
-    "Distiller": "panosamic.distill.trainer",
-    "TeacherCache": "panosamic.distill.cache",
+    "panosamic.distill.api": ("distill",),
+    "panosamic.distill.losses": ("DistillLoss", "DistillLossConfig"),
+    "panosamic.distill.trainer": ("DistillSettings", "Distiller"),
+    "panosamic.distill.cache": ("TeacherCache",),
 }
 __all__ = ["DistillLoss", "DistillLossConfig", "DistillSettings", "Distiller", "TeacherCache", "distill"]
 

@@ -9,7 +9,7 @@ from panosamic.inference.result import PredictionResult, class_info
 from panosamic.lazy import lazy_dir, lazy_getattr
 
 #: The scaled path (DataLoader, torch.distributed), imported on first use.
-_LAZY = {"ScaleOptions": "panosamic.inference.scale", "predict_dataset": "panosamic.inference.scale"}
+_LAZY = {"panosamic.inference.scale": ("ScaleOptions", "predict_dataset")}
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
 __dir__ = lazy_dir(__name__)

@@ -9,11 +9,8 @@ from __future__ import annotations
 from panosamic.lazy import lazy_dir, lazy_getattr
 
 _LAZY = {
-    "ARCHITECTURE": "panosamic.student.config",
-    "STUDENT_BACKBONES": "panosamic.student.config",
-    "StudentConfig": "panosamic.student.config",
-    "is_student_config": "panosamic.student.config",
-    "PanoStudent": "panosamic.student.model",
+    "panosamic.student.config": ("ARCHITECTURE", "STUDENT_BACKBONES", "StudentConfig", "is_student_config"),
+    "panosamic.student.model": ("PanoStudent",),
 }
 
 __all__ = ["ARCHITECTURE", "STUDENT_BACKBONES", "PanoStudent", "StudentConfig", "is_student_config"]

@@ -115,12 +115,10 @@ def pinhole_rays(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Unit directions on the sphere (h, w, 3), or (B, h, w, 3), of every pixel centre of a pinhole view."""
-    k = _intrinsics(width, height, fov_deg, intrinsics, device)
-    r = rotation_matrix(yaw_deg, pitch_deg, roll_deg, device=device)
+    k, r = _camera(width, height, fov_deg, intrinsics, (yaw_deg, pitch_deg, roll_deg), device, torch.float64)
     i = torch.arange(width, device=device, dtype=torch.float64) + 0.5
     j = torch.arange(height, device=device, dtype=torch.float64) + 0.5
     jj, ii = torch.meshgrid(j, i, indexing="ij")
-    k, r = _batch(k, r)
     fx, fy = k[..., 0, 0, None, None], k[..., 1, 1, None, None]
     cx, cy = k[..., 0, 2, None, None], k[..., 1, 2, None, None]
     cam = torch.stack(
@@ -150,9 +148,7 @@ def directions_to_pinhole(
     gain a leading batch dimension B.
     """
     device = directions.device
-    k = _intrinsics(width, height, fov_deg, intrinsics, device).to(directions.dtype)
-    r = rotation_matrix(yaw_deg, pitch_deg, roll_deg, device=device, dtype=directions.dtype)
-    k, r = _batch(k, r)
+    k, r = _camera(width, height, fov_deg, intrinsics, (yaw_deg, pitch_deg, roll_deg), device, directions.dtype)
     if r.ndim == 3:  # (B, 3, 3) against shared (..., 3): outputs (B, ...)
         ones = [1] * (directions.ndim - 1)
         r, k = r.reshape(r.shape[0], *ones, 3, 3), k.reshape(k.shape[0], *ones, 3, 3)
@@ -164,6 +160,21 @@ def directions_to_pinhole(
     y = k[..., 1, 1] * cy_ / safe + k[..., 1, 2] - 0.5
     inside = front & (x >= -0.5) & (x < width - 0.5) & (y >= -0.5) & (y < height - 0.5)
     return x, y, inside
+
+
+def _camera(
+    width: int,
+    height: int,
+    fov_deg: AngleLike | None,
+    intrinsics: torch.Tensor | None,
+    angles: tuple[AngleLike, AngleLike, AngleLike],
+    device: torch.device | str | None,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Intrinsics and camera-to-sphere rotation of a view (``angles``: yaw, pitch, roll), in ``dtype``,
+    broadcast to a common batch when any is given per sample."""
+    k = _intrinsics(width, height, fov_deg, intrinsics, device).to(dtype)
+    return _batch(k, rotation_matrix(*angles, device=device, dtype=dtype))
 
 
 def _intrinsics(

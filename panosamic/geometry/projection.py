@@ -60,15 +60,19 @@ def _from_batch(t: torch.Tensor, ndim: int, batched: bool, channels_last: bool, 
     return t.numpy() if is_numpy else t
 
 
-def _n_params(*values: Any) -> int:
-    n = 1
+def _n_params(n: int, what: str, *values: Any) -> int:
+    """How many samples the camera parameters give (1 unless some are per sample); refused when that
+    is neither 1 nor the ``n`` arrays given (``what``: their name)."""
+    nb = 1
     for v in values:
         if v is None:
             continue
         t = torch.as_tensor(v)
         if t.ndim in (1, 3):  # (B,) angles, (B, 3, 3) intrinsics
-            n = max(n, t.shape[0])
-    return n
+            nb = max(nb, t.shape[0])
+    if nb > 1 and n > 1 and nb != n:
+        raise ValueError(f"{n} {what} but {nb} per-sample camera parameters")
+    return nb
 
 
 def pinhole_to_erp(
@@ -90,14 +94,10 @@ def pinhole_to_erp(
     """
     t, ndim, is_numpy = _to_batch(array, channels_last)
     n, _c, h, w = t.shape
-    nb = _n_params(fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
-    if nb > 1 and n > 1 and nb != n:
-        raise ValueError(f"{n} photos but {nb} per-sample camera parameters")
-    cdt = coordinate_dtype(t.device)
-    dirs = _cached_erp_directions(int(erp_height), str(t.device), cdt)
-    k = None if intrinsics is None else torch.as_tensor(intrinsics, dtype=torch.float64).to(t.device)
+    nb = _n_params(n, "photos", fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
+    dirs = _cached_erp_directions(int(erp_height), str(t.device), coordinate_dtype(t.device))
     x, y, inside = directions_to_pinhole(
-        dirs, w, h, fov_deg=fov_deg, intrinsics=k, yaw_deg=yaw_deg, pitch_deg=pitch_deg, roll_deg=roll_deg
+        dirs, w, h, fov_deg=fov_deg, intrinsics=intrinsics, yaw_deg=yaw_deg, pitch_deg=pitch_deg, roll_deg=roll_deg
     )
     if x.ndim == 2:
         x, y, inside = x[None], y[None], inside[None]
@@ -129,21 +129,17 @@ def erp_to_pinhole(
     n, _c, eh, ew = t.shape
     if ew != 2 * eh:
         raise ValueError(f"expected an equirectangular panorama of size H x 2H, got {eh}x{ew}")
-    nb = _n_params(fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
-    if nb > 1 and n > 1 and nb != n:
-        raise ValueError(f"{n} panoramas but {nb} per-sample camera parameters")
-    cdt = coordinate_dtype(t.device)
-    k = None if intrinsics is None else torch.as_tensor(intrinsics, dtype=torch.float64).to(t.device)
+    nb = _n_params(n, "panoramas", fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
     rays = pinhole_rays(
         width,
         height,
         fov_deg=fov_deg,
-        intrinsics=k,
+        intrinsics=intrinsics,
         yaw_deg=yaw_deg,
         pitch_deg=pitch_deg,
         roll_deg=roll_deg,
         device=t.device,
-        dtype=cdt,
+        dtype=coordinate_dtype(t.device),
     )
     u, v = directions_to_erp(rays, eh)
     if u.ndim == 2:

@@ -92,6 +92,13 @@ def read_array(path: Path) -> np.ndarray:
         return np.asarray(im)
 
 
+def read_depth(sample_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A processed sample's raw depth and its validity (the mask's last channel, as bool)."""
+    depth = read_array(sample_dir / DEPTH_FILE)
+    mask = read_array(sample_dir / DEPTH_MASK_FILE)
+    return depth, (mask[..., -1] if mask.ndim == 3 else mask).astype(bool)
+
+
 def _hwc_to_chw(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32))
 
@@ -412,9 +419,7 @@ class PanoramaDataset(Dataset, abc.ABC):
             image = read_rgb(sample_dir / RGB_FILE)
         inputs = {"image": _hwc_to_chw(image)}
         if "depth" in self.modalities:
-            raw = read_array(sample_dir / DEPTH_FILE)
-            mask = read_array(sample_dir / DEPTH_MASK_FILE)
-            valid = (mask[..., -1] if mask.ndim == 3 else mask).astype(bool)
+            raw, valid = read_depth(sample_dir)
             inputs["depth"] = torch.from_numpy(
                 pseudo_disparity(raw, valid, self.depth_threshold, self.depth_encoding)
             )

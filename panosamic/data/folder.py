@@ -21,10 +21,6 @@ from PIL import Image
 
 from panosamic.constants import IGNORE_INDEX
 from panosamic.data.base import (
-    DEPTH_FILE,
-    DEPTH_MASK_FILE,
-    NORMALS_FILE,
-    RGB_FILE,
     SPLIT_DEPTH_CACHE,
     PanoramaDataset,
     read_array,
@@ -58,7 +54,7 @@ from panosamic.data.folder_layout import (
 )
 from panosamic.data.pinhole_layout import is_pinhole_folder
 from panosamic.data.prepare import PrepareReport
-from panosamic.data.prepare_output import check_settings, folder_paths, record_settings, save_image
+from panosamic.data.prepare_output import check_settings, folder_paths, record_settings, write_sample
 from panosamic.errors import PanosamicError
 from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
@@ -366,20 +362,8 @@ def _write_sample(s: RawFolderSample, out: Path, scale: float, ignore: int, enc:
             valid = resize_mask(valid, size)
         if normals is not None:
             normals = normals.resize(size, resample=Image.Resampling.NEAREST)
-    sample_dir.mkdir(parents=True, exist_ok=True)
-    save_image(sample_dir / RGB_FILE, rgb, "WEBP")
-    save_image(sample_dir / LABEL_FILE, label_image, "PNG")
-    if normals is not None:
-        save_image(sample_dir / NORMALS_FILE, normals, "WEBP")
-    if depth is None:
-        return None
-    save_image(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
-    save_image(
-        sample_dir / DEPTH_MASK_FILE,
-        Image.fromarray(np.repeat((valid * 255).astype(np.uint8)[..., None], 3, -1)),
-        "WEBP",
-    )
-    return enc.histogram(depth, valid)
+    write_sample(sample_dir, rgb, LABEL_FILE, label_image, normals, depth, valid)
+    return None if depth is None else enc.histogram(depth, valid)
 
 
 def prepare_folder(

@@ -29,15 +29,11 @@ from panosamic.data.base import (
     AREA_DEPTH_CACHE,
     ASSETS_DIR,
     CLASS_WEIGHTS_CACHE,
-    DEPTH_FILE,
-    DEPTH_MASK_FILE,
-    NORMALS_FILE,
-    RGB_FILE,
     SAMPLES_CACHE,
     SPLIT_DEPTH_CACHE,
     RawLayout,
     RawSampleFiles,
-    read_array,
+    read_depth,
 )
 from panosamic.data.depth import DEPTH_RESIZE_MODES, resize_depth, resize_mask
 from panosamic.data.prepare_output import (
@@ -45,7 +41,8 @@ from panosamic.data.prepare_output import (
     check_settings,
     record_settings,
     remove_prepared_output,
-    save_image,
+    sample_outputs,
+    write_sample,
 )
 from panosamic.data.registry import REGISTRY, get_entry, load_object
 from panosamic.errors import PanosamicError
@@ -104,13 +101,6 @@ def _depth_array(image: Image.Image, path: Path) -> np.ndarray:
     return array.astype(np.uint16)
 
 
-def _outputs(layout: RawLayout, sample_dir: Path) -> list[Path]:
-    names = [RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, layout.dataset.label_file]
-    if layout.dataset.has_normals:
-        names.append(NORMALS_FILE)
-    return [sample_dir / n for n in names]
-
-
 def process_sample(
     layout: RawLayout, files: RawSampleFiles, sample_dir: Path, scale: float, depth_resize: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,22 +135,8 @@ def process_sample(
         labels = labels.resize(size, resample=Image.Resampling.NEAREST)
         if normals is not None:
             normals = normals.resize(size, resample=Image.Resampling.NEAREST)
-    sample_dir.mkdir(parents=True, exist_ok=True)
-    save_image(sample_dir / RGB_FILE, rgb, "WEBP")
-    save_image(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
-    mask_rgb = np.repeat((valid.astype(np.uint8) * 255)[..., None], 3, axis=-1)
-    save_image(sample_dir / DEPTH_MASK_FILE, Image.fromarray(mask_rgb), "WEBP")
-    if normals is not None:
-        save_image(sample_dir / NORMALS_FILE, normals, "WEBP")
-    label_fmt = "WEBP" if layout.dataset.label_file.endswith(".webp") else "PNG"
-    save_image(sample_dir / layout.dataset.label_file, labels, label_fmt)
+    write_sample(sample_dir, rgb, layout.dataset.label_file, labels, normals, depth, valid)
     return depth, valid
-
-
-def _read_processed_depth(sample_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    depth = read_array(sample_dir / DEPTH_FILE)
-    mask = read_array(sample_dir / DEPTH_MASK_FILE)
-    return depth, (mask[..., -1] if mask.ndim == 3 else mask).astype(bool)
 
 
 def _copy_assets(raw: Path, out: Path) -> None:
@@ -229,9 +205,9 @@ def _prepare_one(
 ) -> tuple[tuple[np.ndarray, np.ndarray], bool]:
     """(processed depth, valid) of one sample and whether it was written (False: already done)."""
     sample_dir = out / area / name
-    if all(p.is_file() for p in _outputs(layout, sample_dir)):
+    if all(p.is_file() for p in sample_outputs(sample_dir, layout.dataset.label_file, layout.dataset.has_normals)):
         try:
-            return _read_processed_depth(sample_dir), False
+            return read_depth(sample_dir), False
         except OSError:
             pass
     files = layout.sample_files(raw, area, name)

@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from panosamic.data.base import (
     AREA_DEPTH_CACHE,
@@ -28,9 +31,6 @@ from panosamic.data.base import (
     read_json,
 )
 from panosamic.io import atomic_path, atomic_write_text, remove_stale_temp_files
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 #: Our record of how a folder was prepared (the reference ignores it).
 SETTINGS_FILE = "cache_prepare_settings.json"
@@ -114,6 +114,36 @@ def save_image(path: Path, image: Image.Image, fmt: str) -> None:
     """Write ``image`` to ``path`` atomically as ``fmt`` (WEBP: lossless)."""
     with atomic_path(path) as tmp:
         image.save(tmp, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+
+
+def sample_outputs(sample_dir: Path, label_file: str, has_normals: bool) -> list[Path]:
+    """The files a prepared sample of a dataset with depth consists of."""
+    names = [RGB_FILE, DEPTH_FILE, DEPTH_MASK_FILE, label_file] + ([NORMALS_FILE] if has_normals else [])
+    return [sample_dir / n for n in names]
+
+
+def write_sample(
+    sample_dir: Path,
+    rgb: Image.Image,
+    label_file: str,
+    labels: Image.Image,
+    normals: Image.Image | None = None,
+    depth: np.ndarray | None = None,
+    valid: np.ndarray | None = None,
+) -> None:
+    """Write one processed sample, each file atomically: ``rgb.webp``, ``depth.png`` (16-bit) and
+    ``depth_mask.webp`` (``valid`` as 0 / 255 in every channel) when there is depth, ``normals.webp``
+    when there are normals, and the label file (WEBP or PNG, by its name); all lossless."""
+    sample_dir.mkdir(parents=True, exist_ok=True)
+    save_image(sample_dir / RGB_FILE, rgb, "WEBP")
+    if depth is not None:
+        assert valid is not None
+        save_image(sample_dir / DEPTH_FILE, Image.fromarray(depth.astype(np.uint16)), "PNG")
+        mask_rgb = np.repeat((valid.astype(np.uint8) * 255)[..., None], 3, axis=-1)
+        save_image(sample_dir / DEPTH_MASK_FILE, Image.fromarray(mask_rgb), "WEBP")
+    if normals is not None:
+        save_image(sample_dir / NORMALS_FILE, normals, "WEBP")
+    save_image(sample_dir / label_file, labels, "WEBP" if label_file.endswith(".webp") else "PNG")
 
 
 def folder_paths(

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from panosamic.hub.metadata import CONFIG_NAME, WEIGHTS_NAME
 
@@ -22,6 +23,22 @@ class ResolvedCheckpoint:
     config: Path | None
     source: str  # for messages: "repo/subfolder" or a local path
     local: bool
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """How Hub files are fetched: ``huggingface_hub.hf_hub_download``'s options of the same names."""
+
+    revision: str | None = None
+    cache_dir: str | os.PathLike | None = None
+    local_files_only: bool = False
+    token: str | bool | None = None
+    force_download: bool = False
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The option names (``revision``, ``cache_dir``, ...): the keywords that mean the Hub."""
+        return tuple(f.name for f in fields(cls))
 
 
 class HubOfflineError(FileNotFoundError):
@@ -37,16 +54,7 @@ def is_repo_id(s: str) -> bool:
 
 
 def _hub_file(
-    repo_id: str,
-    filename: str,
-    *,
-    subfolder: str | None,
-    revision: str | None,
-    cache_dir: str | os.PathLike | None,
-    local_files_only: bool,
-    token: str | bool | None,
-    force_download: bool,
-    optional: bool,
+    repo_id: str, filename: str, subfolder: str | None, hub: HubOptions, optional: bool
 ) -> Path | None:
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (
@@ -56,25 +64,16 @@ def _hub_file(
         RevisionNotFoundError,
     )
 
+    revision = hub.revision
     where = f"{repo_id}/{subfolder + '/' if subfolder else ''}{filename}" + (f" (revision {revision})" if revision else "")
     try:
-        return Path(
-            hf_hub_download(
-                repo_id,
-                filename,
-                subfolder=subfolder or None,
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=local_files_only,
-                token=token,
-                force_download=force_download,
-            )
-        )
+        options = {name: getattr(hub, name) for name in HubOptions.names()}
+        return Path(hf_hub_download(repo_id, filename, subfolder=subfolder or None, **options))
     except LocalEntryNotFoundError as e:
         if optional:
             return None
-        offline = constants.HF_HUB_OFFLINE or local_files_only
-        cache = cache_dir or constants.HF_HUB_CACHE
+        offline = constants.HF_HUB_OFFLINE or hub.local_files_only
+        cache = hub.cache_dir or constants.HF_HUB_CACHE
         reason = (
             "HF_HUB_OFFLINE=1 / local_files_only is set"
             if offline
@@ -99,16 +98,12 @@ def _hub_file(
 
 
 def resolve_checkpoint(
-    repo_or_path: str | os.PathLike,
-    *,
-    subfolder: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-    force_download: bool = False,
+    repo_or_path: str | os.PathLike, *, subfolder: str | None = None, **hub: Any
 ) -> ResolvedCheckpoint:
-    """Find the weights and optional config.json of a variant (local file / folder / Hub repo)."""
+    """Find the weights and optional config.json of a variant (local file / folder / Hub repo);
+    ``hub``: :class:`HubOptions` (``revision``, ``cache_dir``, ``local_files_only``, ``token``,
+    ``force_download``)."""
+    options = HubOptions(**hub)
     if not isinstance(repo_or_path, (str, os.PathLike)):
         raise TypeError(f"repo_or_path must be a repo id or a path, got {type(repo_or_path).__name__}")
     p = Path(repo_or_path).expanduser()
@@ -130,31 +125,14 @@ def resolve_checkpoint(
     repo_id = str(repo_or_path)
     if not is_repo_id(repo_id):
         raise FileNotFoundError(f"{repo_or_path} is neither an existing file or folder nor a Hub repo id (namespace/name)")
-    kw = dict(
-        subfolder=subfolder,
-        revision=revision,
-        cache_dir=cache_dir,
-        local_files_only=local_files_only,
-        token=token,
-        force_download=force_download,
-    )
-    weights = _hub_file(repo_id, WEIGHTS_NAME, optional=False, **kw)
-    cfg = _hub_file(repo_id, CONFIG_NAME, optional=True, **kw)
+    weights = _hub_file(repo_id, WEIGHTS_NAME, subfolder, options, optional=False)
+    cfg = _hub_file(repo_id, CONFIG_NAME, subfolder, options, optional=True)
     assert weights is not None
     source = f"{repo_id}/{subfolder}" if subfolder else repo_id
     return ResolvedCheckpoint(weights, cfg, source, False)
 
 
-def hub_config_file(
-    repo_id: str,
-    *,
-    subfolder: str | None = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-    token: str | bool | None = None,
-    force_download: bool = False,
-) -> Path | None:
-    """The (cached) ``config.json`` of a Hub repo (+ subfolder), or None where it has none."""
-    return _hub_file(repo_id, CONFIG_NAME, subfolder=subfolder, revision=revision, cache_dir=cache_dir,
-                     local_files_only=local_files_only, token=token, force_download=force_download, optional=True)
+def hub_config_file(repo_id: str, *, subfolder: str | None = None, **hub: Any) -> Path | None:
+    """The (cached) ``config.json`` of a Hub repo (+ subfolder), or None where it has none; ``hub``:
+    :class:`HubOptions`."""
+    return _hub_file(repo_id, CONFIG_NAME, subfolder, HubOptions(**hub), optional=True)

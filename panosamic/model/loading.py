@@ -31,7 +31,6 @@ register_kind("sam3", "panosamic.openvocab.loading:load_sam3", claims="panosamic
 #: load_model's options and their defaults: only those the caller changed reach the loader.
 _DEFAULTS: dict[str, Any] = {"config": None, "sam_weights": None, "semantic_only": True, "strict": True,
                              "progress": True, "model_class": None}
-_HUB_OPTIONS = ("revision", "cache_dir", "local_files_only", "token", "force_download")
 
 
 def _read_json(path: Path) -> Any:
@@ -74,12 +73,13 @@ def detect_kind(checkpoint: str | os.PathLike, *, subfolder: str | None = None, 
             return _training_kind(find_run_checkpoint(p))
         return PANOSAMIC
     spec = str(checkpoint)
-    from panosamic.hub.loading import hub_config_file, is_repo_id
+    from panosamic.hub.loading import HubOptions, hub_config_file, is_repo_id
 
     if (subfolder is None and find_variant(spec) is not None) or p.suffix in (*TRAINING_SUFFIXES, ".safetensors") \
             or not is_repo_id(spec):
         return PANOSAMIC  # a variant name, or a missing file: the PanoSAMic loader names what is wrong
-    cfg = hub_config_file(spec, subfolder=subfolder, **{k: v for k, v in hub.items() if k in _HUB_OPTIONS})
+    options = {k: v for k, v in hub.items() if k in HubOptions.names()}  # not the other kinds' keywords
+    cfg = hub_config_file(spec, subfolder=subfolder, **options)
     return architecture_of(_read_json(cfg)) if cfg is not None else PANOSAMIC
 
 

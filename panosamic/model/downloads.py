@@ -137,24 +137,15 @@ def offline_reason(missing: list[MissingFile], *, local_files_only: bool = False
     return None
 
 
-def check_downloads(
-    checkpoint: Any,
-    *,
-    subfolder: str | None = None,
-    sam_weights: Any = None,
-    revision: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    local_files_only: bool = False,
-) -> None:
+def check_downloads(checkpoint: Any, *, local_files_only: bool = False, **where: Any) -> None:
     """Raise :class:`~panosamic.hub.loading.HubOfflineError` naming every missing file of a
     published variant when they cannot be downloaded now; return when nothing is missing or the
-    download hosts answer."""
-    missing = missing_downloads(
-        checkpoint, subfolder=subfolder, sam_weights=sam_weights, revision=revision, cache_dir=cache_dir
-    )
+    download hosts answer. ``where``: :func:`missing_downloads`'s keywords (``subfolder``, ...)."""
+    missing = missing_downloads(checkpoint, **where)
     reason = offline_reason(missing, local_files_only=local_files_only)
     if reason is None:
         return
+    subfolder = where.get("subfolder")
     name = f"{checkpoint}" + (f" --subfolder {subfolder}" if subfolder else "")
     listed = "; ".join(f"{m.what}: {m.hint}" for m in missing)
     raise HubOfflineError(

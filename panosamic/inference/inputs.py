@@ -287,21 +287,10 @@ def depth_to_disparity(depth_m: np.ndarray, threshold: float, valid: np.ndarray 
     return metres_to_disparity(d, ok, threshold)
 
 
-def load_depth(
-    source: Any,
-    *,
-    depth_scale: float | None = None,
-    depth_threshold: float | None = None,
-    max_pixels: int | None = None,
-) -> torch.Tensor:
-    """Depth -> the (3, H, W) float32 pseudo-disparity image the model takes (see module doc).
-
-    Without ``depth_scale`` the input must already be a pseudo-disparity image (0..255).
-    With ``depth_scale`` (metres per unit) it is metric depth and ``depth_threshold`` (metres)
-    is required.
-    """
-    arr = depth_array(source, depth_scale=depth_scale, depth_threshold=depth_threshold, max_pixels=max_pixels)
-    return _as_tensor(arr)
+def load_depth(source: Any, **options: Any) -> torch.Tensor:
+    """Depth -> the (3, H, W) float32 pseudo-disparity image the model takes (see module doc);
+    ``options``: :func:`depth_array`'s (``depth_scale``, ``depth_threshold``, ``max_pixels``)."""
+    return _as_tensor(depth_array(source, **options))
 
 
 def depth_array(
@@ -311,7 +300,7 @@ def depth_array(
     depth_threshold: float | None = None,
     max_pixels: int | None = None,
 ) -> np.ndarray:
-    """:func:`load_depth` as a NumPy (3, H, W) float32 array.
+    """Depth -> the (3, H, W) float32 pseudo-disparity array the model takes (see module doc).
 
     Without ``depth_scale`` the input must already be a pseudo-disparity image (0..255).
     With ``depth_scale`` (metres per unit) it is metric depth and ``depth_threshold`` (metres)

@@ -17,8 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_optimizer.loss.dice import DiceLoss
-from pytorch_optimizer.loss.jaccard import JaccardLoss
 from torch import nn
 
 from panosamic.config import LossConfig, ScheduledLossConfig
@@ -75,6 +73,8 @@ class MultilabelJaccardLoss(nn.Module):
 
     def __init__(self, ignore_index: int = IGNORE_INDEX, eps: float = LOSS_EPS):
         super().__init__()
+        from pytorch_optimizer.loss.jaccard import JaccardLoss  # importing pytorch_optimizer costs seconds
+
         self.ignore_index = ignore_index
         self.jaccard = JaccardLoss(mode="multilabel", from_logits=True, log_loss=False, eps=eps)
 
@@ -179,11 +179,11 @@ class PanoSAMicLoss(nn.Module):
             raise ValueError("CrossEntropyLoss / FocalLoss need class weights (inverse class frequencies)")
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.focal = FocalLoss(class_weights, ignore_index=ignore_index) if config.focal is not None else None
-        self.dice = (
-            DiceLoss(mode="multiclass", from_logits=True, ignore_index=ignore_index, eps=LOSS_EPS)
-            if config.dice is not None
-            else None
-        )
+        self.dice = None
+        if config.dice is not None:
+            from pytorch_optimizer.loss.dice import DiceLoss
+
+            self.dice = DiceLoss(mode="multiclass", from_logits=True, ignore_index=ignore_index, eps=LOSS_EPS)
         self.jaccard = MultilabelJaccardLoss(ignore_index) if config.jaccard is not None else None
         self.schedule: LossSchedule | None = None
         if config.scheduled is not None:

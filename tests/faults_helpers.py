@@ -30,7 +30,7 @@ TRACEBACK = "Traceback (most recent call last)"
 WARM = ("torch", "PIL.Image", "safetensors.torch", "huggingface_hub", "panosamic.cli", "panosamic.errors",
         "panosamic.preflight", "panosamic.model", "panosamic.inference.cli", "panosamic.data.prepare",
         "panosamic.synth", "panosamic.training.cli", "panosamic.training.trainer", "panosamic.training.export",
-        "panosamic.evaluation.evaluate", "panosamic.hub.push")
+        "panosamic.evaluation.evaluate", "panosamic.hub.push", "pytorch_optimizer")
 ROOT = Path(__file__).resolve().parent.parent
 
 _SERVER = r"""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from PIL import Image
 
 from panosamic.constants import IGNORE_INDEX
 from panosamic.data.base import (
+    CLASS_WEIGHTS_CACHE,
     SPLIT_DEPTH_CACHE,
     PanoramaDataset,
     read_array,
@@ -54,7 +56,13 @@ from panosamic.data.folder_layout import (
 )
 from panosamic.data.pinhole_layout import is_pinhole_folder
 from panosamic.data.prepare import PrepareReport
-from panosamic.data.prepare_output import check_settings, folder_paths, record_settings, write_sample
+from panosamic.data.prepare_output import (
+    SETTINGS_FILE,
+    check_settings,
+    folder_paths,
+    record_settings,
+    write_sample,
+)
 from panosamic.errors import PanosamicError
 from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
@@ -340,6 +348,29 @@ class FolderPrepareReport(PrepareReport):
     folds: int = 0
 
 
+def take_over_folder(out: Path, settings: dict[str, Any], overwrite: bool, derived: tuple[str, ...]) -> None:
+    """Check an earlier prepared folder in ``out`` against this run's ``settings`` (with ``overwrite``:
+    delete its samples, its ``derived`` files, the class counts and the settings record instead),
+    then record the settings."""
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        shutil.rmtree(out / SAMPLES_DIR, ignore_errors=True)
+        for name in (*derived, CLASS_WEIGHTS_CACHE, SETTINGS_FILE):
+            (out / name).unlink(missing_ok=True)
+    else:
+        check_settings(out, settings)
+    record_settings(out, settings)
+
+
+def write_folder_records(out: Path, classes: dict[str, Any], splits: dict[str, Any], record: dict[str, Any]) -> None:
+    """After the samples: ``classes.json``, ``splits.json`` and ``dataset.json`` (the class counts of an
+    older state would be stale: they are deleted)."""
+    (out / CLASS_WEIGHTS_CACHE).unlink(missing_ok=True)
+    atomic_write_text(out / CLASSES_FILE, json.dumps(classes, indent=1))
+    atomic_write_text(out / SPLITS_FILE, json.dumps(splits, indent=1))
+    atomic_write_text(out / DATASET_FILE, json.dumps(record, indent=1))
+
+
 def _write_sample(s: RawFolderSample, out: Path, scale: float, ignore: int, enc: DepthEncoding):
     sample_dir = out / SAMPLES_DIR / s.name
     with Image.open(s.image) as im:
@@ -386,21 +417,7 @@ def prepare_folder(
         m for m, attr in (("depth", "depth"), ("normals", "normals")) if getattr(samples[0], attr) is not None
     ]
     settings = {"dataset": NAME, "scale": scale, "folds": folds, "seed": seed}
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        import shutil
-
-        shutil.rmtree(out / SAMPLES_DIR, ignore_errors=True)
-        for name in (
-            SPLIT_DEPTH_CACHE,
-            SAMPLE_DEPTH_CACHE,
-            "cache_class_weights.json",
-            "cache_prepare_settings.json",
-        ):
-            (out / name).unlink(missing_ok=True)
-    else:
-        check_settings(out, settings)
-    record_settings(out, settings)
+    take_over_folder(out, settings, overwrite, (SPLIT_DEPTH_CACHE, SAMPLE_DEPTH_CACHE))
     enc = depth_encoding(depth_scale)
     hist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     with Progress(len(samples), "prepare folder", "pano", bar=progress) as bar:
@@ -418,22 +435,14 @@ def prepare_folder(
             out / SAMPLE_DEPTH_CACHE, json.dumps({n: [c.tolist(), e.tolist()] for n, (c, e) in hist.items()})
         )
     atomic_write_text(out / SPLIT_DEPTH_CACHE, json.dumps(thresholds))
-    (out / "cache_class_weights.json").unlink(missing_ok=True)  # counts of an older state would be stale
-    atomic_write_text(out / CLASSES_FILE, json.dumps(classes_json(info, ignore, depth_scale), indent=1))
-    atomic_write_text(out / SPLITS_FILE, json.dumps(splits, indent=1))
-    atomic_write_text(
-        out / DATASET_FILE,
-        json.dumps(
-            {
-                "format": FORMAT,
-                "modalities": modalities,
-                "depth_scale": depth_scale,
-                "scale": scale,
-                "num_samples": len(samples),
-            },
-            indent=1,
-        ),
-    )
+    record = {
+        "format": FORMAT,
+        "modalities": modalities,
+        "depth_scale": depth_scale,
+        "scale": scale,
+        "num_samples": len(samples),
+    }
+    write_folder_records(out, classes_json(info, ignore, depth_scale), splits, record)
     return FolderPrepareReport(
         NAME, out, len(samples), len(samples), 0, [], time.perf_counter() - started, len(splits["folds"])
     )

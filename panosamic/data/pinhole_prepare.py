@@ -14,7 +14,6 @@ panoramas of areas it never saw.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,17 @@ from panosamic.data.folder import (
     _read_split_lists,
     _size,
     make_splits,
+    take_over_folder,
+    write_folder_records,
 )
 from panosamic.data.folder_layout import (
     CLASSES_FILE,
-    DATASET_FILE,
     DEFAULT_DEPTH_SCALE,
     DEFAULT_IGNORE_INDEX,
     FORMAT,
     IMAGE_SUFFIXES,
     LABEL_FILE,
     SAMPLES_DIR,
-    SPLITS_FILE,
     STORED_IGNORE,
     classes_json,
     parse_classes,
@@ -58,7 +57,7 @@ from panosamic.data.pinhole_layout import (
     check_matrix,
     scale_matrix,
 )
-from panosamic.data.prepare_output import check_settings, folder_paths, record_settings, save_image
+from panosamic.data.prepare_output import folder_paths, save_image
 from panosamic.data.stanford_codec import SEMANTIC_LABELS_FILE, decode_semantic_rgb, instance_class_table
 from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
@@ -157,17 +156,6 @@ def _write_photo(p: PinholeSource, out: Path, scale: float, labels: np.ndarray) 
     return scale_matrix(p.k, size[0] / p.size[0], size[1] / p.size[1])
 
 
-def _start(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        shutil.rmtree(out / SAMPLES_DIR, ignore_errors=True)
-        for name in (CAMERAS_FILE, "cache_class_weights.json", "cache_prepare_settings.json"):
-            (out / name).unlink(missing_ok=True)
-    else:
-        check_settings(out, settings)
-    record_settings(out, settings)
-
-
 def _finish(
     out: Path,
     info,
@@ -177,12 +165,7 @@ def _finish(
     scale: float,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    (out / "cache_class_weights.json").unlink(missing_ok=True)
     atomic_write_text(out / CAMERAS_FILE, json.dumps(cameras, indent=1))
-    atomic_write_text(
-        out / CLASSES_FILE, json.dumps(classes_json(info, ignore, DEFAULT_DEPTH_SCALE), indent=1)
-    )
-    atomic_write_text(out / SPLITS_FILE, json.dumps(splits, indent=1))
     record = {
         "format": FORMAT,
         "projection": PROJECTION,
@@ -191,7 +174,7 @@ def _finish(
         "num_samples": len(cameras),
         **(extra or {}),
     }
-    atomic_write_text(out / DATASET_FILE, json.dumps(record, indent=1))
+    write_folder_records(out, classes_json(info, ignore, DEFAULT_DEPTH_SCALE), splits, record)
 
 
 def prepare_pinhole_folder(
@@ -214,7 +197,7 @@ def prepare_pinhole_folder(
     aux = [raw / k for k in ("depth", "normals") if (raw / k).is_dir()]
     if aux:
         print(f"note: pinhole datasets are image-only; {', '.join(str(a) for a in aux)} not used")
-    _start(
+    take_over_folder(
         out,
         {
             "dataset": "folder",
@@ -225,6 +208,7 @@ def prepare_pinhole_folder(
             "fov_deg": fov_deg,
         },
         overwrite,
+        (CAMERAS_FILE,),
     )
     cameras: dict[str, Any] = {}
     with Progress(len(photos), "prepare folder --pinhole", "photo", bar=progress) as bar:
@@ -337,7 +321,7 @@ def prepare_stanford_pinhole(
             folds[str(fold)] = names
     if not folds:
         raise FileNotFoundError(f"{raw}: no fold has training photos (areas found: {sorted(by_area)})")
-    _start(out, {"dataset": STANFORD_NAME, "scale": scale}, overwrite)
+    take_over_folder(out, {"dataset": STANFORD_NAME, "scale": scale}, overwrite, (CAMERAS_FILE,))
     cameras: dict[str, Any] = {}
     existing = 0
     previous = read_json_file(out / CAMERAS_FILE) if (out / CAMERAS_FILE).is_file() and not overwrite else {}

@@ -134,6 +134,16 @@ def parse_range(text: str, flag: str, low: float, high: float) -> tuple[float, f
 #: Flag -> (ProjectionSettings field, default text) of the projection of pinhole sources.
 _RANGES = {"--pinhole-yaw": ("yaw_deg", "-180,180", 360.0), "--pinhole-pitch": ("pitch_deg", "-15,15", 90.0),
            "--pinhole-roll": ("roll_deg", "-5,5", 180.0)}  # fmt: skip
+#: Flag -> (ProjectionSettings field, default, its other argparse keywords) of the other projection flags.
+_OTHERS: dict[str, tuple[str, Any, dict[str, Any]]] = {
+    "--pinhole-fov-jitter": ("fov_jitter_deg", 0.0, {
+        "type": float, "metavar": "DEG", "help": "pinhole sources: field of view drawn within ± DEG of the photo's"}),
+    "--photos-per-canvas": ("photos_per_canvas", 1, {
+        "type": int, "metavar": "N", "help": "pinhole sources: N photos of the set on one canvas, at yaws 360/N apart"}),
+    "--pinhole-placement": ("placement", "random", {
+        "choices": ("random", "stretch"),
+        "help": "random: projected as seen by the camera; stretch: resized onto the whole canvas (baseline)"}),
+}  # fmt: skip
 
 
 def add_pinhole_arguments(parser: Any, *, sources: bool = True) -> None:
@@ -160,29 +170,8 @@ def add_pinhole_arguments(parser: Any, *, sources: bool = True) -> None:
             help=f"pinhole sources: random {field.split('_')[0]} of each photo on the canvas in degrees, "
             f"within ±X or [MIN, MAX] (a negative MIN needs {flag}=MIN,MAX)",
         )
-    g.add_argument(
-        "--pinhole-fov-jitter",
-        dest="fov_jitter_deg",
-        type=float,
-        default=0.0,
-        metavar="DEG",
-        help="pinhole sources: field of view drawn within ± DEG of the photo's",
-    )
-    g.add_argument(
-        "--photos-per-canvas",
-        dest="photos_per_canvas",
-        type=int,
-        default=1,
-        metavar="N",
-        help="pinhole sources: N photos of the set on one canvas, at yaws 360/N apart",
-    )
-    g.add_argument(
-        "--pinhole-placement",
-        dest="placement",
-        choices=("random", "stretch"),
-        default="random",
-        help="random: projected as seen by the camera; stretch: resized onto the whole canvas (baseline)",
-    )
+    for flag, (field, default, keywords) in _OTHERS.items():
+        g.add_argument(flag, dest=field, default=default, **keywords)
 
 
 def projection_from_args(args: Any) -> dict[str, Any]:
@@ -194,20 +183,14 @@ def projection_from_args(args: Any) -> dict[str, Any]:
         raise ValueError(f"--pinhole-fov-jitter must be in [0, 90) degrees, got {args.fov_jitter_deg:g}")
     if args.photos_per_canvas < 1:
         raise ValueError(f"--photos-per-canvas must be >= 1, got {args.photos_per_canvas}")
-    out.update(
-        fov_jitter_deg=args.fov_jitter_deg, photos_per_canvas=args.photos_per_canvas, placement=args.placement
-    )
+    out.update({field: getattr(args, field) for field, _, _ in _OTHERS.values()})
     return out
 
 
 def projection_flags_given(args: Any) -> list[str]:
     """The projection flags set to other than their defaults."""
-    given = [flag for flag, (field, default, _) in _RANGES.items() if getattr(args, field) != default]
-    given += [flag for flag, dest, default in (("--pinhole-fov-jitter", "fov_jitter_deg", 0.0),
-                                               ("--photos-per-canvas", "photos_per_canvas", 1),
-                                               ("--pinhole-placement", "placement", "random"))
-              if getattr(args, dest) != default]  # fmt: skip
-    return given
+    flags = [(flag, field, default) for flag, (field, default, _) in (*_RANGES.items(), *_OTHERS.items())]
+    return [flag for flag, field, default in flags if getattr(args, field) != default]
 
 
 def check_source_args(args: Any, dataset_names: tuple[str, ...]) -> None:

@@ -438,8 +438,7 @@ class PanoramaDataset(Dataset, abc.ABC):
         if len(set(shapes.values()) | {tuple(labels.shape)}) != 1:
             raise RuntimeError(f"{self.sample_dirs[index]}: sizes differ between files: {shapes}, labels {tuple(labels.shape)}")
         if self.augmentation is not None:
-            generator = None if self.epoch is None else self.augmentation.generator_for(index, self.epoch)
-            inputs, labels = self.augmentation(inputs, labels, generator)
+            inputs, labels = self.augmentation.augment_item(inputs, labels, index, self.epoch)
         return inputs, labels
 
     # ----------------------------------------------------------------- class statistics

@@ -226,8 +226,7 @@ class ProjectedPinholeDataset(Dataset):
             labels = torch.where(mask, lab, labels)
         inputs = {"image": canvas}
         if self.augmentation is not None:
-            ag = None if self.epoch is None else self.augmentation.generator_for(index, self.epoch)
-            inputs, labels = self.augmentation(inputs, labels, ag)
+            inputs, labels = self.augmentation.augment_item(inputs, labels, index, self.epoch)
         return inputs, labels
 
     def __repr__(self) -> str:

@@ -110,3 +110,10 @@ class PanoramaAugmentation:
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         params = self.sample(int(labels.shape[-1]), generator)
         return self.apply(inputs, labels, params)
+
+    def augment_item(
+        self, inputs: dict[str, torch.Tensor], labels: torch.Tensor, index: int, epoch: int | None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Augment a dataset's item ``index``: with the generator of (seed, ``epoch``, ``index``), or
+        with torch's global generator while ``epoch`` is None (no ``set_epoch`` yet, like the reference)."""
+        return self(inputs, labels, None if epoch is None else self.generator_for(index, epoch))

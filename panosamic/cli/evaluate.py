@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from panosamic import flags
+from panosamic.cli.checks import check_at_least
 from panosamic.cli.train import check_num_classes
 from panosamic.openvocab import options as open_vocab
 
@@ -79,10 +80,7 @@ def check(args: argparse.Namespace) -> None:
     """Flag values and every output location, before any model is built."""
     from panosamic.preflight import check_output_dir, check_output_file
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.workers_per_gpu < 0:
-        raise ValueError(f"--workers must be >= 0, got {args.workers_per_gpu}")
+    check_at_least(("--batch-size", args.batch_size, 1), ("--workers", args.workers_per_gpu, 0))
     check_num_classes(args)
     open_vocab.check(args, needs_classes=False)  # a SAM 3 checkpoint is prompted with the dataset's class names
     if args.latitude_bands is not None and not 1 <= args.latitude_bands <= 180:

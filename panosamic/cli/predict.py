@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from panosamic import flags
+from panosamic.cli.checks import check_at_least
 from panosamic.openvocab import options as open_vocab
 from panosamic.specs import DATASET_NAMES
 
@@ -118,10 +119,7 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.checkpoint} is an ONNX graph: use --runtime onnx (or auto)")
     if is_onnx and args.device not in ("auto", "cpu"):
         raise ValueError(f"--device {args.device}: an ONNX student runs on the CPU (onnxruntime); use --device cpu")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.max_pixels is not None and args.max_pixels < 1:
-        raise ValueError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    check_at_least(("--batch-size", args.batch_size, 1), ("--max-pixels", args.max_pixels, 1))
     if not 0.0 <= args.overlay_alpha <= 1.0:
         raise ValueError(f"--overlay-alpha must lie in [0, 1], got {args.overlay_alpha}")
     open_vocab_flags = any(getattr(args, k, None) for k in ("classes", "classes_file", "views", "fov"))

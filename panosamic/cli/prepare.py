@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from panosamic import flags
+from panosamic.cli.checks import check_at_least
 from panosamic.data.pinhole_layout import PINHOLE_DATASETS
 from panosamic.specs import DATASET_NAMES
 
@@ -68,8 +69,7 @@ def check(args: argparse.Namespace) -> None:
         raise ValueError(f"--fov must be in (0, 180) degrees, got {args.fov:g}")
     if args.dataset == "folder" and args.skip_bad:
         raise ValueError("--skip-bad: `prepare folder` checks every file first and names the first problem; fix it")
-    if args.folds is not None and args.folds < 2:
-        raise ValueError(f"--folds must be >= 2, got {args.folds}")
+    check_at_least(("--folds", args.folds, 2))
     check_output_dir(args.out, what="--out", create=False)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from panosamic import flags
+from panosamic.cli.checks import check_at_least
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -69,10 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check(args: argparse.Namespace) -> None:
     from panosamic.preflight import check_output_dir
 
-    if args.rooms_per_area < 1:
-        raise ValueError(f"--rooms-per-area must be >= 1, got {args.rooms_per_area}")
-    if args.pinhole_views < 0:
-        raise ValueError(f"--pinhole-views must be >= 0, got {args.pinhole_views}")
+    check_at_least(("--rooms-per-area", args.rooms_per_area, 1), ("--pinhole-views", args.pinhole_views, 0))
     if not 0 < args.pinhole_fov < 180:
         raise ValueError(f"--pinhole-fov must be in (0, 180) degrees, got {args.pinhole_fov:g}")
     _photo_size(args.pinhole_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from panosamic import flags
+from panosamic.cli.checks import check_at_least
 from panosamic.data.pinhole_layout import add_pinhole_arguments, check_source_args
 from panosamic.specs import DATASET_NAMES
 
@@ -104,14 +105,12 @@ def check(args: argparse.Namespace) -> None:
     """Flag values and the experiments folder, before any model is built."""
     from panosamic.preflight import check_output_dir
 
-    for flag, value, low in (
+    check_at_least(
         ("--batch-size", args.batch_size, 1),
         ("--num-gpus", args.num_gpus, 1),
         ("--epochs", args.epochs, 1),
         ("--workers", args.workers_per_gpu, 0),
-    ):
-        if value < low:
-            raise ValueError(f"{flag} must be >= {low}, got {value}")
+    )
     check_num_classes(args)
     check_source_args(args, DATASET_NAMES)
     if not args.compute_efficiency:

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -301,38 +301,29 @@ def predict_dataset(
     inputs: Sequence[str | os.PathLike] | None = None,
     out_dir: str | os.PathLike = "predictions",
     *,
-    manifest: str | os.PathLike | None = None,
-    dataset: str | None = None,
-    dataset_path: str | os.PathLike | None = None,
-    split: str = "test",
-    fold: int = 1,
-    depth: str | os.PathLike | None = None,
-    normals: str | os.PathLike | None = None,
     device: str | torch.device | None = None,
     checkpoint: str | None = None,
     options: ScaleOptions | None = None,
-    recursive: bool = False,
-    exclude: str | os.PathLike | None = None,
-    **changes: Any,
+    **keywords: Any,
 ) -> ScaleReport:
     """Predict every panorama of one source (files/folders, a ``manifest`` list file, or a prepared
     ``dataset`` split) into ``out_dir``, sharded over torchrun's ranks and resumable.
 
-    ``options`` / ``changes``: :class:`ScaleOptions` fields (``outputs``, ``batch_size``,
-    ``workers``, ``resume``, ...). ``checkpoint``: the id recorded in the resume log (default:
-    a hash of the model's config and weights). ``recursive``: walk sub-folders of input folders;
-    ``exclude``: a folder whose prediction outputs are never inputs (the CLI's ``--out``). Returns this
-    rank's :class:`ScaleReport`.
+    ``keywords``: the source's (:func:`collect_items`: ``manifest``, ``dataset``, ``dataset_path``,
+    ``split``, ``fold``, ``depth``, ``normals``, ``recursive``, ``exclude``) and :class:`ScaleOptions`
+    fields that change ``options`` (``outputs``, ``batch_size``, ``workers``, ``resume``, ...).
+    ``checkpoint``: the id recorded in the resume log (default: a hash of the model's config and
+    weights). Returns this rank's :class:`ScaleReport`.
     """
-    opts = replace(options or ScaleOptions(), **changes)
+    option_names = {f.name for f in fields(ScaleOptions)}
+    opts = replace(options or ScaleOptions(), **{k: v for k, v in keywords.items() if k in option_names})
+    source = {k: v for k, v in keywords.items() if k not in option_names}
     if not getattr(model, "semantic_only", True):
         raise ValueError("predict_dataset runs semantic-only models; load the checkpoint with semantic_only=True")
+    items, ds = collect_items(inputs, modalities=model.modalities, **source)
     rank, world, dev, created = _dist_setup(device, model)
     try:
         model.to(dev).eval()
-        items, ds = collect_items(inputs, manifest=manifest, dataset=dataset, dataset_path=dataset_path, split=split,
-                                  fold=fold, depth=depth, normals=normals, modalities=model.modalities,
-                                  recursive=recursive, exclude=exclude)  # fmt: skip
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         report = _predict_shard(model, items, ds, out, opts, rank, world, dev, checkpoint)

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from panosamic.data.stanford_codec import (
     AREAS,
@@ -40,9 +39,10 @@ from panosamic.data.stanford_codec import (
     encode_semantic,
     instance_label,
 )
-from panosamic.io import atomic_path, atomic_write_text
+from panosamic.io import atomic_write_text
 from panosamic.progress import Progress
 from panosamic.synth.domains import DEFAULT_DOMAIN, SyntheticDomain, get_domain
+from panosamic.synth.files import check_count, check_output_dir, save_png
 from panosamic.synth.render import MAX_INSTANCES_PER_ROOM, check_size, render_room, render_views, room_seed
 
 #: The areas of the real dataset, the default of :func:`make_synthetic_stanford`.
@@ -91,11 +91,6 @@ class SyntheticManifest:
         return tuple(s for s in self.samples if s.area == area)
 
 
-def _save_png(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG", compress_level=4)
-
-
 def sample_paths(out_dir: str | Path, area: str, name: str) -> dict[str, Path]:
     """Raw file paths of a sample, keyed by folder (rgb, depth, normal, semantic)."""
     pano = Path(out_dir) / area / "pano"
@@ -130,8 +125,8 @@ def _write_photos(out: Path, area: str, i: int, seed: int, label_indices: list[i
     data = out / area / "data"
     for j, v in enumerate(photos):
         stem = f"camera_{v.camera_id}_{v.room_name}_frame_{j}_domain"
-        _save_png(data / "rgb" / f"{stem}_rgb.png", v.rgb)
-        _save_png(data / "semantic" / f"{stem}_semantic.png", encode_semantic(lut[v.instance_index]))
+        save_png(data / "rgb" / f"{stem}_rgb.png", v.rgb)
+        save_png(data / "semantic" / f"{stem}_semantic.png", encode_semantic(lut[v.instance_index]))
         pose = {"camera_k_matrix": [list(r) for r in v.intrinsics], "field_of_view_rads": float(np.radians(fov_deg)),
                 "yaw_deg": v.yaw_deg, "pitch_deg": v.pitch_deg, "roll_deg": v.roll_deg}
         atomic_write_text(data / "pose" / f"{stem}_pose.json", json.dumps(pose))
@@ -174,13 +169,10 @@ def make_synthetic_stanford(
         raise ValueError(f"duplicate area in {areas!r}")
     for a in areas:
         area_number(a)  # a clear error before any work
-    if isinstance(rooms_per_area, bool) or not isinstance(rooms_per_area, (int, np.integer)) or rooms_per_area < 1:
-        raise ValueError(f"rooms_per_area must be an int >= 1, got {rooms_per_area!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    check_count("rooms_per_area", rooms_per_area, 1)
+    check_count("seed", seed, 0)
     h, w = check_size(size)
-    if isinstance(pinhole_views, bool) or not isinstance(pinhole_views, (int, np.integer)) or pinhole_views < 0:
-        raise ValueError(f"pinhole_views must be an int >= 0, got {pinhole_views!r}")
+    check_count("pinhole_views", pinhole_views, 0)
     if pinhole_views and (not 0 < pinhole_fov_deg < 180 or not 0 <= pinhole_pitch_deg <= 90
                           or min(int(v) for v in pinhole_size) < 1):
         raise ValueError(f"pinhole photos need a positive size, a field of view in (0, 180) and a pitch in [0, 90], "
@@ -190,11 +182,7 @@ def make_synthetic_stanford(
             f"{len(areas)} areas x {rooms_per_area} rooms may need more than {MAX_LABELS - 1} instance labels "
             "(the 16-bit index the loaders decode); use fewer rooms per area"
         )
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"output directory {str(out)!r} is not empty; pass overwrite=True (--overwrite)")
+    if check_output_dir(out, overwrite):
         _remove_previous(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -219,10 +207,10 @@ def make_synthetic_stanford(
         lut = np.asarray(label_indices, np.int32)
         global_index = np.where(room.instance_index >= 0, lut[np.maximum(room.instance_index, 0)], -1)
         paths = sample_paths(out, area, room.sample_name)
-        _save_png(paths["rgb"], room.rgb)
-        _save_png(paths["depth"], encode_depth(room.depth_m))
-        _save_png(paths["normal"], encode_normals(room.normals))
-        _save_png(paths["semantic"], encode_semantic(global_index))
+        save_png(paths["rgb"], room.rgb)
+        save_png(paths["depth"], encode_depth(room.depth_m))
+        save_png(paths["normal"], encode_normals(room.normals))
+        save_png(paths["semantic"], encode_semantic(global_index))
         if pinhole_views:
             num_photos += _write_photos(out, area, i, int(seed), label_indices, int(pinhole_views), pinhole_size,
                                         float(pinhole_fov_deg), float(pinhole_pitch_deg), look)

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from panosamic.data.stanford_codec import CLASS_NAMES, DEPTH_SCALE, encode_normals
 from panosamic.data.tof360_codec import CATCH_ALL, RAW_KINDS, SCENES, TOF360_TO_STANFORD, VOID_IDS
-from panosamic.io import atomic_path, atomic_write_bytes
+from panosamic.io import atomic_write_bytes
 from panosamic.synth.domains import SyntheticDomain, get_domain
+from panosamic.synth.files import check_count, check_output_dir, save_png
 from panosamic.synth.render import RenderedRoom, check_size, render_room, room_seed
 
 #: Ids of no listed class, written for clutter (the loader maps them to the catch-all).
@@ -60,11 +60,6 @@ def tof360_ids(room: RenderedRoom) -> np.ndarray:
     return ids
 
 
-def _save_png(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG", compress_level=4)
-
-
 def make_synthetic_tof360(
     out_dir: str | Path,
     scenes: Sequence[str] = SCENES,
@@ -83,13 +78,9 @@ def make_synthetic_tof360(
     unknown = [s for s in scenes if s not in SCENES]
     if not scenes or unknown:
         raise ValueError(f"scenes must be among {SCENES}, got {list(scenes)!r}")
-    if isinstance(rooms_per_scene, bool) or not isinstance(rooms_per_scene, int) or rooms_per_scene < 1:
-        raise ValueError(f"rooms_per_scene must be an int >= 1, got {rooms_per_scene!r}")
+    check_count("rooms_per_scene", rooms_per_scene, 1)
     h, w = check_size(size)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"output path {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ValueError(f"output directory {str(out)!r} is not empty; pass overwrite=True (--overwrite)")
+    check_output_dir(out, overwrite)  # overwrite: files of the same names are replaced
     samples = []
     for scene in scenes:
         for i in range(rooms_per_scene):
@@ -97,9 +88,9 @@ def make_synthetic_tof360(
             name = f"{i + 1:04d}"
             paths = {k: out / scene / folder / f"{name}_{scene}_equi_{suffix}" for k, (folder, suffix) in RAW_KINDS.items()}
             depth = np.where(np.isfinite(room.depth_m), np.rint(np.nan_to_num(room.depth_m) * DEPTH_SCALE), 0)
-            _save_png(paths["rgb"], room.rgb)
-            _save_png(paths["depth"], np.clip(depth, 0, 65535).astype(np.uint16))
-            _save_png(paths["normals"], encode_normals(room.normals))
+            save_png(paths["rgb"], room.rgb)
+            save_png(paths["depth"], np.clip(depth, 0, 65535).astype(np.uint16))
+            save_png(paths["normals"], encode_normals(room.normals))
             buffer = io.BytesIO()
             np.save(buffer, tof360_ids(room), allow_pickle=False)
             atomic_write_bytes(paths["labels"], buffer.getvalue())

@@ -115,19 +115,17 @@ class PanoSAMicHubMixin(
         repo_id: str,
         *,
         subfolder: str | None = None,
-        commit_message: str | None = None,
-        private: bool | None = None,
-        token: str | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
         metrics: Any = None,
         training: TrainingConfig | None = None,
         dtype: str | torch.dtype | None = None,
         license: str | None = None,
+        **upload: Any,
     ) -> str:
         """Upload the :meth:`save_pretrained` folder into ``subfolder`` of ``repo_id`` in one commit.
 
-        Creates the repo (and the ``revision`` branch) if needed. Returns the commit URL.
+        ``upload``: :func:`~panosamic.hub.push.push_folder`'s keywords (``commit_message``,
+        ``private``, ``token``, ``revision``, ``create_pr``). Creates the repo (and the ``revision``
+        branch) if needed. Returns the commit URL.
         """
         from panosamic.hub.push import push_folder
 
@@ -136,7 +134,4 @@ class PanoSAMicHubMixin(
                 tmp, metrics=metrics, training=training, dtype=dtype, license=license, repo_id=repo_id,
                 subfolder=subfolder,
             )  # fmt: skip
-            return push_folder(
-                tmp, repo_id, subfolder=subfolder, commit_message=commit_message, private=private, token=token,
-                revision=revision, create_pr=create_pr,
-            )  # fmt: skip
+            return push_folder(tmp, repo_id, subfolder=subfolder, **upload)

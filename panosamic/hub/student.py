@@ -63,16 +63,15 @@ def save_student(model: PanoStudent, folder: str | os.PathLike, *, metrics: Mapp
 
 
 def push_student(model: PanoStudent, repo_id: str, *, subfolder: str | None = None,
-                 metrics: Mapping[str, Any] | None = None, private: bool | None = None, token: str | None = None,
-                 revision: str | None = None, commit_message: str | None = None, create_pr: bool = False) -> str:
-    """Upload the student's folder into ``subfolder`` of ``repo_id`` in one commit; the commit URL."""
+                 metrics: Mapping[str, Any] | None = None, **upload: Any) -> str:
+    """Upload the student's folder into ``subfolder`` of ``repo_id`` in one commit; the commit URL.
+    ``upload``: :func:`~panosamic.hub.push.push_folder`'s keywords (``token``, ``revision``, ...)."""
     from panosamic.hub.push import push_folder
 
+    message = upload.pop("commit_message", None) or f"Upload {model.config.variant_name}"
     with tempfile.TemporaryDirectory(prefix="panosamic-push-") as tmp:
         save_student(model, tmp, metrics=metrics, repo_id=repo_id, subfolder=subfolder)
-        return push_folder(tmp, repo_id, subfolder=subfolder, private=private, token=token, revision=revision,
-                           create_pr=create_pr,
-                           commit_message=commit_message or f"Upload {model.config.variant_name}")
+        return push_folder(tmp, repo_id, subfolder=subfolder, commit_message=message, **upload)
 
 
 def _read(source: str | os.PathLike, subfolder: str | None, hub: Mapping[str, Any]) -> tuple[Any, dict, str]:

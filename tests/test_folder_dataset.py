@@ -19,7 +19,7 @@ from test_tutorial import block_commands, readme_block
 
 from panosamic.data import build_dataset, dataset_folds, get_dataset_info, prepare_folder
 from panosamic.data.folder import FolderDataError, scan_raw_folder
-from panosamic.data.record import TrainOverlapError, check_train_overlap, train_overlap, training_record
+from panosamic.data.record import TrainOverlapError, check_train_overlap, training_record
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = [
@@ -342,8 +342,8 @@ def test_training_record_and_the_overlap_refusal(tmp_path):
     names = ["pano_0", "pano_2", "pano_3"]
     record = training_record("folder", tmp_path, 1, "train", names)
     assert record["num_samples"] == 3 and len(record["samples_digest"]) == 64
-    assert train_overlap(record, None, "folder", tmp_path, 1, "test", ["pano_1", "pano_4"]) is None
-    assert train_overlap(record, None, "stanford2d3ds", tmp_path, 1, "test", names) is None  # another dataset
+    assert check_train_overlap(record, None, "folder", tmp_path, 1, "test", ["pano_1", "pano_4"]) is None
+    assert check_train_overlap(record, None, "stanford2d3ds", tmp_path, 1, "test", names) is None  # another dataset
     with pytest.raises(TrainOverlapError) as e:
         check_train_overlap(record, None, "folder", tmp_path, 2, "test", ["pano_1", "pano_2", "pano_3"])
     assert str(e.value) == (
@@ -357,16 +357,16 @@ def test_training_record_and_the_overlap_refusal(tmp_path):
     # no record (a published variant, a Hub export): Stanford's folds share areas, the recorded fold decides
     stanford = _Config("stanford2d3ds", 1)
     fold2 = ["area_2/a", "area_4/b"]
-    message = train_overlap(None, stanford, "stanford2d3ds", tmp_path, 2, "test", fold2)
+    message = check_train_overlap(None, stanford, "stanford2d3ds", tmp_path, 2, "test", fold2, allow=True)
     assert (
         "stanford2d3ds fold 1, which holds 2 of the 2 areas of fold 2's test split (area_2, area_4)"
         in message
     )
     assert (
-        train_overlap(None, stanford, "stanford2d3ds", tmp_path, 1, "test", ["area_5a/x", "area_5b/y"])
+        check_train_overlap(None, stanford, "stanford2d3ds", tmp_path, 1, "test", ["area_5a/x", "area_5b/y"])
         is None
     )
-    assert train_overlap(None, _Config(None, None), "stanford2d3ds", tmp_path, 2, "test", fold2) is None
+    assert check_train_overlap(None, _Config(None, None), "stanford2d3ds", tmp_path, 2, "test", fold2) is None
 
 
 # ----------------------------------------------------------------------------- the README, as written

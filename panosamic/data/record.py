@@ -66,7 +66,7 @@ def _areas_of(dataset: str, fold: int, split: str) -> tuple[str, ...] | None:
     return folds[fold][0] if split == "train" else folds[fold][1]
 
 
-def train_overlap(
+def check_train_overlap(
     record: Mapping[str, Any] | None,
     config: Any,
     dataset: str,
@@ -74,9 +74,20 @@ def train_overlap(
     fold: int,
     split: str,
     names: Sequence[str],
+    *,
+    allow: bool = False,
 ) -> str | None:
-    """A one-line description of how the split overlaps what the checkpoint was trained on, or None."""
-    rec = _recorded(record, config)
+    """Raise :class:`TrainOverlapError` when the split overlaps what the checkpoint was trained on
+    (``allow``: return a one-line description of the overlap instead); None when there is none."""
+    overlap = _overlap(_recorded(record, config), dataset, root, fold, split, names)
+    if overlap is not None and not allow:
+        raise TrainOverlapError(f"refusing to evaluate: {overlap}")
+    return overlap
+
+
+def _overlap(
+    rec: dict[str, Any] | None, dataset: str, root: str | os.PathLike, fold: int, split: str, names: Sequence[str]
+) -> str | None:
     if rec is None or rec["dataset"] != dataset:
         return None
     where = f"{dataset} fold {rec.get('fold')}"
@@ -111,24 +122,6 @@ def _message(where: str, n: int, shared: list[str], noun: str, total: int, fold:
         f"split ({shown}); scores on them would be inflated. Evaluate the fold it was trained for, or pass "
         f"{ALLOW_FLAG} to score anyway"
     )
-
-
-def check_train_overlap(
-    record: Mapping[str, Any] | None,
-    config: Any,
-    dataset: str,
-    root: str | os.PathLike,
-    fold: int,
-    split: str,
-    names: Sequence[str],
-    *,
-    allow: bool = False,
-) -> str | None:
-    """Raise :class:`TrainOverlapError` on an overlap (``allow``: return its description instead)."""
-    overlap = train_overlap(record, config, dataset, root, fold, split, names)
-    if overlap is not None and not allow:
-        raise TrainOverlapError(f"refusing to evaluate: {overlap}")
-    return overlap
 
 
 def read_training_record(checkpoint_info: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """Panorama datasets: class metadata, processed-layout loaders, augmentations, preparation.
 
-``build_dataset(name, root, fold, split, modalities, augment, mask_black)`` returns a
+``build_dataset(name, root, fold, split, modalities, augment=..., mask_black=...)`` returns a
 :class:`PanoramaDataset` whose items are ``(inputs, labels)``: ``inputs`` maps each requested
 modality to a float32 3xHxW tensor on the 0-255 scale (the model's input format), ``labels``
 is an int64 HxW tensor with -1 for ignored pixels.
@@ -16,7 +16,6 @@ from panosamic.lazy import lazy_dir, lazy_getattr
 
 if TYPE_CHECKING:
     from panosamic.data.base import PanoramaDataset
-    from panosamic.data.transforms import PanoramaAugmentation
 
 #: Module -> the public names it defines; imported on first use, so that ``panosamic.data.classes``
 #: and the command line's flag definitions do not import torch.
@@ -54,20 +53,17 @@ def build_dataset(
     fold: int = 1,
     split: str = "train",
     modalities: Sequence[str] | str = ("image", "depth"),
-    augment: bool | PanoramaAugmentation | None = None,
-    mask_black: bool | None = None,
-    **kwargs,
+    **options: Any,
 ) -> PanoramaDataset:
-    """A processed dataset's fold/split (see :class:`PanoramaDataset` for every option).
+    """A processed dataset's fold/split; ``options`` are the loader's other keywords (``augment``,
+    ``mask_black``, ``depth_inlier_ratio``, ``allow_missing_areas``: see :class:`PanoramaDataset`).
 
     ``augment=None``: on for ``split="train"``. ``mask_black=None``: the reference's rule
     (Stanford2D3DS: only for RGB-only runs; Matterport3D, Structured3D: always).
     """
     from panosamic.data.registry import get_entry, load_object
 
-    return load_object(get_entry(name).loader)(
-        root, fold=fold, split=split, modalities=modalities, augment=augment, mask_black=mask_black, **kwargs
-    )
+    return load_object(get_entry(name).loader)(root, fold=fold, split=split, modalities=modalities, **options)
 
 
 __all__ = [

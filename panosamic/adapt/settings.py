@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from panosamic.config.checks import check_counts
 from panosamic.constants import PRECISIONS
 from panosamic.runs import LAST_NAME
+from panosamic.training.settings import LoopSettings
 
 __all__ = ["PRECISIONS", "AdaptSettings", "check_output", "check_source"]
 
 
-
 @dataclass(frozen=True)
-class AdaptSettings:
-    """Hyper-parameters of self-training with a mean teacher (defaults fixed a priori).
+class AdaptSettings(LoopSettings):
+    """Hyper-parameters of self-training with a mean teacher (defaults fixed a priori); the run
+    settings (``epochs``, ``batch_size``, ``seed``, ``workers``, ``max_steps``, ``log_every``,
+    ``keep_last``, ``progress``, ...) are the training engine's :class:`LoopSettings`.
 
     ``keep_fraction``: share of each class's pixels (most confident first) kept as pseudo-labels;
     ``max_threshold``: confidence above which a pixel is always kept; ``threshold_every``: epochs
@@ -42,25 +45,14 @@ class AdaptSettings:
     photometric: bool = True
     source_weight: float = 1.0
     train_encoder: bool = False
-    max_steps: int | None = None
-    seed: int = 0
     precision: str = "fp32"
-    workers: int = 0
-    log_every: int = 5
-    keep_last: bool = False
-    progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "threshold_every", "log_every"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
-            raise ValueError(f"max_steps must be an integer >= 1, got {self.max_steps!r}")
-        for name in ("warmup_steps", "workers", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        super().__post_init__()
+        check_counts(self, ("threshold_every",))
+        v = self.warmup_steps
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"warmup_steps must be an integer >= 0, got {v!r}")
         for name in ("lr", "weight_decay", "source_weight", "ema_decay", "keep_fraction", "max_threshold",
                      "min_threshold"):
             v = getattr(self, name)

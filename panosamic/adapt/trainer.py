@@ -46,7 +46,7 @@ from panosamic.hub.checkpoint import model_entries, read_model_entries
 from panosamic.runs import LAST_NAME
 from panosamic.specs import SAM_VITS
 from panosamic.training import checkpoint as ckpt_mod
-from panosamic.training.engine import Engine, LoopSettings, StepOutput, Task
+from panosamic.training.engine import Engine, StepOutput, Task
 from panosamic.training.optim import build_adamw
 
 __all__ = ["ADAPTED_NAME", "ADAPTED_SUFFIX", "AdaptResult", "AdaptTrainer", "adapted_name"]
@@ -93,10 +93,7 @@ class AdaptTrainer(Task):
             raise ValueError(f"{len(masks)} mask sets for {len(target)} target panoramas")
         check_output(self.out_dir, resume)
         self.train_set, self.collate = target, collate_target
-        loop = LoopSettings(epochs=s.epochs, batch_size=s.batch_size, seed=s.seed, workers=s.workers,
-                            max_steps=s.max_steps, eval_every=1, log_every=s.log_every, keep_last=s.keep_last,
-                            progress=s.progress)
-        self.engine = Engine(self, loop, ctx, run_dir=self.out_dir)
+        self.engine = Engine(self, s, ctx, run_dir=self.out_dir)  # the settings' loop part (LoopSettings)
         self.iters_per_epoch = self.engine.iters_per_epoch
         self.num_classes = int(model.num_classes)
         source_name = model.config.variant_name

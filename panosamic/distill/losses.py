@@ -8,7 +8,6 @@ student matches the teacher hardest where its instance masks say an object ends)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -16,25 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from panosamic.constants import IGNORE_INDEX
+from panosamic.distill.settings import DistillLossConfig
 
 __all__ = ["DistillLoss", "DistillLossConfig", "DistillLossOutput", "boundary_map"]
-
-
-@dataclass(frozen=True)
-class DistillLossConfig:
-    temperature: float = 2.0
-    kd_weight: float = 1.0
-    ce_weight: float = 0.0
-    boundary_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
-        for name in ("kd_weight", "ce_weight", "boundary_weight"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
-        if self.kd_weight == self.ce_weight == self.boundary_weight == 0:
-            raise ValueError("distillation loss: kd_weight, ce_weight and boundary_weight are all 0")
 
 
 @dataclass

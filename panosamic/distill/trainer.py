@@ -11,7 +11,6 @@ optimiser and learning-rate plan of :mod:`panosamic.training.optim` and the vali
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,83 +20,22 @@ import numpy as np
 import torch
 
 from panosamic import runs
-from panosamic.config.checks import check_counts
 from panosamic.distill.cache import TeacherCache, teacher_fingerprint
 from panosamic.distill.data import DistillDataset, FolderSource, PreparedSource, collate_distill
-from panosamic.distill.losses import DistillLoss, DistillLossConfig, boundary_map
+from panosamic.distill.losses import DistillLoss, boundary_map
+from panosamic.distill.settings import DistillSettings
 from panosamic.distributed import DistContext, ShardSampler, barrier, new_run_dir_on_main, wrap_ddp
 from panosamic.hub.checkpoint import model_entries, read_model_entries
 from panosamic.progress import Progress
 from panosamic.student import PanoStudent, StudentConfig
 from panosamic.student.model import StudentTensorPath
 from panosamic.training import checkpoint as ckpt_mod
-from panosamic.training.engine import Engine, LoopSettings, StepOutput, Task, Validation, seed_everything
+from panosamic.training.engine import Engine, StepOutput, Task, Validation, seed_everything
 from panosamic.training.optim import build_optimizer, lr_plan
 
 __all__ = ["DistillResult", "DistillSettings", "Distiller"]
 
 STUDENT_DIR = "student"
-
-
-@dataclass(frozen=True)
-class DistillSettings:
-    """Everything a distillation run is told (the CLI flags)."""
-
-    output: str = "experiments"
-    teacher: str | None = None
-    teacher_subfolder: str | None = None
-    teacher_revision: str | None = None
-    teacher_options: Mapping[str, Any] | None = None  # an open-vocabulary teacher's classes, views, ... (load_model)
-    sam_weights: str | None = None
-    panoramas: tuple[str, ...] = ()
-    dataset: str | None = None
-    dataset_path: str | None = None
-    fold: int = 1
-    use_labels: bool = True
-    validate: bool = True
-    backbone: str = "mobilenetv3_large_100"
-    pretrained_backbone: bool = False
-    decoder_channels: int = 64
-    native_size: tuple[int, int] | None = None
-    cache_dir: str | None = None
-    cache_stride: int = 4
-    epochs: int = 10
-    batch_size: int = 4
-    max_lr: float = 2e-3
-    optimizer: str = "RAdam"
-    temperature: float = 2.0
-    kd_weight: float = 1.0
-    ce_weight: float = 0.0
-    boundary_weight: float = 0.0
-    resume: str | None = None
-    max_steps: int | None = None
-    limit_batches: int | None = None
-    seed: int = 0
-    device: str | None = None
-    workers: int = 0
-    augment: bool = True
-    eval_every: int = 1
-    log_every: int = 10
-    keep_last: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "panoramas", tuple(str(p) for p in self.panoramas))
-        if self.native_size is not None:
-            object.__setattr__(self, "native_size", tuple(int(v) for v in self.native_size))
-        if self.resume not in (None, "last", "best"):
-            raise ValueError(f"resume must be 'last' or 'best', got {self.resume!r}")
-        check_counts(self, ("epochs", "batch_size", "eval_every", "log_every", "cache_stride", "decoder_channels"), optional=("max_steps", "limit_batches"))
-        if not (isinstance(self.max_lr, (int, float)) and math.isfinite(self.max_lr) and self.max_lr > 0):
-            raise ValueError(f"max_lr must be a finite number > 0, got {self.max_lr!r}")
-        if not self.panoramas and self.dataset_path is None:
-            raise ValueError("nothing to distil on: give panorama folders/files and/or --dataset-path")
-        if (self.dataset_path is None) != (self.dataset is None):
-            raise ValueError("--dataset and --dataset-path go together")
-        DistillLossConfig(self.temperature, self.kd_weight, self.ce_weight, self.boundary_weight)
-
-    def loss_config(self) -> DistillLossConfig:
-        return DistillLossConfig(self.temperature, self.kd_weight, self.ce_weight, self.boundary_weight)
 
 
 @dataclass
@@ -162,10 +100,7 @@ class Distiller(Task):
             self.val_ds = PreparedSource(s.dataset, s.dataset_path, fold=s.fold, split="test",
                                          modalities=self.student_config.modalities).ds
         self.validates = self.val_ds is not None
-        loop = LoopSettings(epochs=s.epochs, batch_size=s.batch_size, seed=s.seed, workers=s.workers,
-                            max_steps=s.max_steps, limit_batches=s.limit_batches, eval_every=s.eval_every,
-                            log_every=s.log_every, keep_last=s.keep_last, progress=s.progress)
-        self.engine = Engine(self, loop, ctx)
+        self.engine = Engine(self, s, ctx)  # the settings' loop part (LoopSettings)
         self.iters_per_epoch = self.engine.iters_per_epoch
         self._build_student()
         self.exp_id = f"student_{self.student_config.backbone}_M{len(self.student_config.modalities)}"

@@ -40,11 +40,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from panosamic import runs
-from panosamic.config.checks import check_counts
 from panosamic.distributed import DistContext, GlobalBatchSampler, all_reduce_sum, barrier
 from panosamic.progress import Progress, count
 from panosamic.training import checkpoint as ckpt_mod
 from panosamic.training.optim import current_lr
+from panosamic.training.settings import LoopSettings
 
 __all__ = [
     "COLLAPSE_SHARE",
@@ -73,25 +73,6 @@ def seed_everything(seed: int, epoch: int, rank: int) -> None:
 
 def _loader_seed(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank, 1]).generate_state(1, dtype=np.uint32)[0])
-
-
-@dataclass(frozen=True)
-class LoopSettings:
-    """What the loop is told (the flags every training job shares)."""
-
-    epochs: int
-    batch_size: int
-    seed: int = 0
-    workers: int = 0
-    max_steps: int | None = None
-    limit_batches: int | None = None
-    eval_every: int = 1
-    log_every: int = 5
-    keep_last: bool = False
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        check_counts(self, ("epochs", "batch_size", "eval_every", "log_every"), optional=("max_steps", "limit_batches"))
 
 
 @dataclass

@@ -17,10 +17,13 @@ import argparse
 import dataclasses
 from typing import Any
 
+from panosamic.distill.settings import DistillSettings
 from panosamic.specs import DATASET_NAMES
 
 HELP = "distil a teacher checkpoint into a compact student (cached teacher outputs, KL + optional labels)"
 DATASET_CHOICES = DATASET_NAMES  # every registered dataset, ``folder`` (your own data) included
+#: The flags' defaults are the settings' (a class: DistillSettings() itself needs something to distil on).
+_D = DistillSettings
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -40,33 +43,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--panoramas", nargs="*", default=[], help="unlabelled panorama files or folders (RGB teachers)")
     a("--dataset", choices=DATASET_CHOICES, default=None, help="a prepared dataset to distil on (its training split)")
     a("--dataset-path", default=None, help="the prepared dataset's folder")
-    a("--fold", type=int, default=1, help="fold of --dataset (its training split is used)")
+    a("--fold", type=int, default=_D.fold, help="fold of --dataset (its training split is used)")
     a("--no-labels", dest="use_labels", action="store_false", help="ignore the dataset's labels (pure distillation)")
     a("--no-validate", dest="validate", action="store_false", help="no validation on the dataset's test split")
-    a("--backbone", default="mobilenetv3_large_100", help="timm backbone of the student")
+    a("--backbone", default=_D.backbone, help="timm backbone of the student")
     a("--pretrained-backbone", action="store_true", help="start from the backbone's ImageNet weights (Hub download)")
-    a("--decoder-channels", type=int, default=64, help="channels of the student's FPN-lite decoder")
+    a("--decoder-channels", type=int, default=_D.decoder_channels, help="channels of the student's FPN-lite decoder")
     a("--native-size", type=_size, default=None, help="HEIGHTxWIDTH the student runs at (default: the teacher's)")
     a("--cache-dir", default=None, help="teacher-output cache (default: OUT/teacher_cache)")
-    a("--cache-stride", type=int, default=4, help="store teacher logits at 1/N resolution (default 4)")
-    a("--out", "--output", dest="output", default="experiments", help="root of the run directories")
-    a("--epochs", type=int, default=10, help="epochs (the learning-rate schedule spans them)")
-    a("--batch-size", type=int, default=4, help="panoramas per process and step")
-    a("--max-lr", type=float, default=2e-3, help="peak learning rate")
-    a("--optimizer", choices=("RAdam", "Ranger21"), default="RAdam", help="optimiser of the student")
-    a("--temperature", type=float, default=2.0, help="softmax temperature T of the KL term")
-    a("--kd-weight", type=float, default=1.0, help="weight of the KL term (x T^2)")
-    a("--ce-weight", type=float, default=0.0, help="weight of the cross entropy on ground truth, where it exists")
-    a("--boundary-weight", type=float, default=0.0, help="weight of the KL on the teacher's SAM mask boundaries")
+    a("--cache-stride", type=int, default=_D.cache_stride, help="store teacher logits at 1/N resolution (default %(default)s)")
+    a("--out", "--output", dest="output", default=_D.output, help="root of the run directories")
+    a("--epochs", type=int, default=_D.epochs, help="epochs (the learning-rate schedule spans them)")
+    a("--batch-size", type=int, default=_D.batch_size, help="panoramas per process and step")
+    a("--max-lr", type=float, default=_D.max_lr, help="peak learning rate")
+    a("--optimizer", choices=("RAdam", "Ranger21"), default=_D.optimizer, help="optimiser of the student")
+    a("--temperature", type=float, default=_D.temperature, help="softmax temperature T of the KL term")
+    a("--kd-weight", type=float, default=_D.kd_weight, help="weight of the KL term (x T^2)")
+    a("--ce-weight", type=float, default=_D.ce_weight, help="weight of the cross entropy on ground truth, where it exists")
+    a("--boundary-weight", type=float, default=_D.boundary_weight, help="weight of the KL on the teacher's SAM mask boundaries")
     a("--resume", choices=("last", "best"), default=None, help="continue the newest run from model_{last,best}.pth")
     a("--max-steps", type=int, default=None, help="stop after this many optimiser steps (resume with --resume last)")
     a("--limit-batches", type=int, default=None, help="at most this many steps per epoch")
-    a("--seed", type=int, default=0, help="random seed")
+    a("--seed", type=int, default=_D.seed, help="random seed")
     a("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    a("--workers", type=int, default=0, help="DataLoader workers")
+    a("--workers", type=int, default=_D.workers, help="DataLoader workers")
     a("--no-augment", dest="augment", action="store_false", help="no flip/roll/RGB-permutation augmentation")
-    a("--eval-every", type=int, default=1, help="validate every N epochs (and after the last)")
-    a("--log-every", type=int, default=10, help="log the training loss every N steps")
+    a("--eval-every", type=int, default=_D.eval_every, help="validate every N epochs (and after the last)")
+    a("--log-every", type=int, default=_D.log_every, help="log the training loss every N steps")
     a("--keep-last", action="store_true", help="keep model_last.pth after a finished run")
     a("--no-progress", dest="progress", action="store_false", help="no progress bars")
     a("--debug", action="store_true", help="show tracebacks")
@@ -83,9 +86,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace):
-    from panosamic.distill.trainer import DistillSettings
-
+def settings_from_args(args: argparse.Namespace) -> DistillSettings:
     names = {f.name for f in dataclasses.fields(DistillSettings)}
     values = {k: v for k, v in vars(args).items() if k in names}
     values["device"] = None if args.device == "auto" else args.device

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from panosamic.config.checks import coerce_config, read_json
+from panosamic.config.forwarded import Forwarded
 from panosamic.constants import MAX_CLASSES
 from panosamic.specs import canonical_modalities, modality_set_name
 
@@ -139,10 +140,11 @@ class StudentConfig:
 class StudentFacts:
     """The facts a student's config states, as attributes (the prediction interface reads them)."""
 
-    modalities = property(lambda self: self.config.modalities)
-    num_classes = property(lambda self: self.config.num_classes)
-    class_names = property(lambda self: self.config.class_names)
-    palette = property(lambda self: self.config.palette)
-    depth_threshold = property(lambda self: self.config.depth_threshold)
-    native_size = property(lambda self: self.config.native_size)
-    dataset = property(lambda self: self.config.dataset)
+    config: StudentConfig
+    modalities = Forwarded[tuple[str, ...]]()
+    num_classes = Forwarded[int]()
+    class_names = Forwarded[tuple[str, ...] | None]()
+    palette = Forwarded[tuple[tuple[int, int, int], ...] | None]()
+    depth_threshold = Forwarded[float | None]()
+    native_size = Forwarded[tuple[int, int]]()
+    dataset = Forwarded[str | None]()

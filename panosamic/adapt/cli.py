@@ -95,6 +95,7 @@ def check(args: argparse.Namespace) -> None:
     """Every flag and the output folder, before any model is loaded (or SAM masks computed)."""
     from panosamic.adapt.settings import check_output, check_source
     from panosamic.training.checks import check_number, check_out_folder
+    from panosamic.training.settings import check_loop_flags
 
     for flag, value in (("--lr", args.lr),):
         check_number(flag, value, above=0)
@@ -102,12 +103,9 @@ def check(args: argparse.Namespace) -> None:
     check_number("--ema-decay", args.ema_decay, minimum=0, below=1)
     check_number("--keep-fraction", args.keep_fraction, above=0, maximum=1)
     check_number("--max-threshold", args.max_threshold, minimum=0, maximum=1)
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                        ("--threshold-every", args.threshold_every), ("--max-steps", args.max_steps),
-                        ("--source-fold", args.source_fold)):
+    check_loop_flags(args)  # --epochs, --batch-size, --max-steps, --seed, --workers
+    for flag, value in (("--threshold-every", args.threshold_every), ("--source-fold", args.source_fold)):
         check_number(flag, value, minimum=1, integer=True)
-    check_number("--workers", args.workers, minimum=0, integer=True)
-    check_number("--seed", args.seed, minimum=0, integer=True)
     for flag, value in (("--depth-scale", args.depth_scale), ("--depth-threshold", args.depth_threshold)):
         check_number(flag, value, above=0)
     settings_from_args(args)

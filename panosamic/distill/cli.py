@@ -105,6 +105,7 @@ def check(args: argparse.Namespace) -> None:
         check_out_folder,
         check_size,
     )
+    from panosamic.training.settings import check_loop_flags
 
     if not args.panoramas and args.dataset_path is None:
         raise ValueError("nothing to distil on: give --panoramas (files or folders) and/or --dataset-path")
@@ -116,14 +117,10 @@ def check(args: argparse.Namespace) -> None:
     for flag, value in (("--kd-weight", args.kd_weight), ("--ce-weight", args.ce_weight),
                         ("--boundary-weight", args.boundary_weight)):
         check_number(flag, value, minimum=0)
-    for flag, value in (("--cache-stride", args.cache_stride), ("--epochs", args.epochs),
-                        ("--batch-size", args.batch_size), ("--max-steps", args.max_steps),
-                        ("--limit-batches", args.limit_batches), ("--eval-every", args.eval_every),
-                        ("--log-every", args.log_every), ("--decoder-channels", args.decoder_channels),
+    check_loop_flags(args)  # --epochs, --batch-size, --max-steps, --limit-batches, ..., --seed, --workers
+    for flag, value in (("--cache-stride", args.cache_stride), ("--decoder-channels", args.decoder_channels),
                         ("--fold", args.fold)):
         check_number(flag, value, minimum=1, integer=True)
-    check_number("--workers", args.workers, minimum=0, integer=True)
-    check_number("--seed", args.seed, minimum=0, integer=True)
     check_out_folder("--out", args.output)
     if args.cache_dir is not None:
         check_out_folder("--cache-dir", args.cache_dir)

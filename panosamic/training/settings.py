@@ -8,11 +8,17 @@ lines read their flags' defaults from these classes.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 from panosamic.config.checks import check_counts
 
-__all__ = ["LoopSettings"]
+__all__ = ["COUNTS", "NON_NEGATIVE", "OPTIONAL_COUNTS", "LoopSettings", "check_loop_flags"]
+
+#: The loop's settings that are integers >= 1, those that may also be None, and its integers >= 0.
+COUNTS = ("epochs", "batch_size", "eval_every", "log_every")
+OPTIONAL_COUNTS = ("max_steps", "limit_batches")
+NON_NEGATIVE = ("seed", "workers")
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,19 @@ class LoopSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        check_counts(self, ("epochs", "batch_size", "eval_every", "log_every"), optional=("max_steps", "limit_batches"))
-        for name in ("seed", "workers"):
+        check_counts(self, COUNTS, optional=OPTIONAL_COUNTS)
+        for name in NON_NEGATIVE:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+
+
+def check_loop_flags(args: argparse.Namespace) -> None:
+    """The loop's flags a command has (``--epochs``, ``--batch-size``, ``--seed``, ...): each refused
+    with one line naming the flag, before any work (the job's ``check(args)``)."""
+    from panosamic.training.checks import check_number
+
+    for name in (*COUNTS, *OPTIONAL_COUNTS, *NON_NEGATIVE):
+        if hasattr(args, name):
+            minimum = 0 if name in NON_NEGATIVE else 1
+            check_number("--" + name.replace("_", "-"), getattr(args, name), minimum=minimum, integer=True)

@@ -6,7 +6,8 @@ from typing import Any
 
 import torch
 
-from panosamic.distill.trainer import Distiller, DistillResult, DistillSettings
+from panosamic.distill.settings import DistillSettings
+from panosamic.distill.trainer import Distiller, DistillResult
 
 __all__ = ["distill", "distill_worker"]
 
@@ -24,7 +25,7 @@ def distill_worker(settings: DistillSettings, teacher: torch.nn.Module | None = 
 
 
 def distill(teacher: str | torch.nn.Module, *, panoramas: Any = (), dataset: str | None = None,
-            dataset_path: str | None = None, output: str = "experiments", **settings: Any) -> DistillResult:
+            dataset_path: str | None = None, output: str = DistillSettings.output, **settings: Any) -> DistillResult:
     """Distil ``teacher`` (a model, or any checkpoint ``load_model`` accepts) into a student.
 
     ``panoramas``: unlabelled files/folders; ``dataset`` + ``dataset_path``: a prepared dataset

@@ -82,13 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def settings_from_args(args: argparse.Namespace) -> AdaptSettings:
-    return AdaptSettings(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay,
-        keep_fraction=args.keep_fraction, max_threshold=args.max_threshold, threshold_every=args.threshold_every,
-        refine_masks=args.refine_masks, photometric=not args.no_photometric, source_weight=args.source_weight,
-        train_encoder=args.train_encoder, max_steps=args.max_steps, seed=args.seed, precision=args.precision,
-        workers=args.workers, keep_last=args.keep_last, progress=args.progress,
-    )  # fmt: skip
+    return AdaptSettings.from_args(args, photometric=not args.no_photometric)
 
 
 def check(args: argparse.Namespace) -> None:

@@ -14,7 +14,6 @@ level: ``--help`` is fast.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from panosamic.distill.settings import DistillSettings
@@ -87,13 +86,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> DistillSettings:
-    names = {f.name for f in dataclasses.fields(DistillSettings)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    values["device"] = None if args.device == "auto" else args.device
     from panosamic.openvocab.options import teacher_options
 
-    values["teacher_options"] = teacher_options(args)
-    return DistillSettings(**values)
+    return DistillSettings.from_args(args, device=None if args.device == "auto" else args.device,
+                                     teacher_options=teacher_options(args))
 
 
 def check(args: argparse.Namespace) -> None:

@@ -9,7 +9,9 @@ lines read their flags' defaults from these classes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from panosamic.config.checks import check_counts
 
@@ -19,6 +21,8 @@ __all__ = ["COUNTS", "NON_NEGATIVE", "OPTIONAL_COUNTS", "LoopSettings", "check_l
 COUNTS = ("epochs", "batch_size", "eval_every", "log_every")
 OPTIONAL_COUNTS = ("max_steps", "limit_batches")
 NON_NEGATIVE = ("seed", "workers")
+
+S = TypeVar("S", bound="LoopSettings")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ class LoopSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+
+    @classmethod
+    def from_args(cls: type[S], args: argparse.Namespace, **values: Any) -> S:
+        """The settings from a command's flags: each flag named as a field gives it; ``values`` give
+        the rest (and win: a flag whose value is translated, e.g. ``--device auto`` -> None)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in vars(args).items() if k in names}, **values})
 
 
 def check_loop_flags(args: argparse.Namespace) -> None:

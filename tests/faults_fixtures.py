@@ -18,9 +18,10 @@ from PIL import Image
 FAULT_PANO_SIZE = (64, 128)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cli(tmp_path_factory):
-    """A fork server that runs each case as a fresh ``panosamic`` command-line process."""
+    """A fork server that runs each case as a fresh ``panosamic`` command-line process (one per test
+    worker: its warm-up imports everything once, and nothing it runs changes it)."""
     server = CliServer(tmp_path_factory.mktemp("cli"))
     yield server
     server.close()

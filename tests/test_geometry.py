@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from panosamic.geometry import (
+    PinholeCamera,
     cube_views,
     directions_to_erp,
     erp_directions,
@@ -16,7 +17,6 @@ from panosamic.geometry import (
     erp_pixel_solid_angles,
     erp_to_pinhole,
     intrinsics_from_fov,
-    pinhole_rays,
     pinhole_to_erp,
     rotation_matrix,
     solid_angle_of_fov,
@@ -61,16 +61,8 @@ CASES = [  # (fov, yaw, pitch, roll)
 def test_projection_matches_a_direct_per_pixel_computation(fov, yaw, pitch, roll):
     w, h, erp_h = 24, 18, 40
     index = np.arange(w * h, dtype=np.int32).reshape(h, w)  # every pixel its own label
-    out, mask = pinhole_to_erp(
-        index,
-        fov_deg=fov,
-        yaw_deg=yaw,
-        pitch_deg=pitch,
-        roll_deg=roll,
-        erp_height=erp_h,
-        nearest=True,
-        fill=-1,
-    )
+    camera = PinholeCamera(fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll)
+    out, mask = pinhole_to_erp(index, camera, erp_height=erp_h, nearest=True, fill=-1)
     assert out.shape == (erp_h, 2 * erp_h) and mask.shape == out.shape and out.dtype == np.int32
     agree = total = mask_agree = 0
     for v in range(erp_h):
@@ -91,19 +83,9 @@ def test_a_label_grid_projected_and_read_back_agrees(fov, yaw, pitch, roll):
     w, h = 32, 24
     labels = torch.randint(0, 13, (h // 4, w // 4), generator=torch.Generator().manual_seed(0))
     labels = labels.repeat_interleave(4, 0).repeat_interleave(4, 1).to(torch.uint8)
-    erp, _mask = pinhole_to_erp(
-        labels,
-        fov_deg=fov,
-        yaw_deg=yaw,
-        pitch_deg=pitch,
-        roll_deg=roll,
-        erp_height=160,
-        nearest=True,
-        fill=255,
-    )
-    back = erp_to_pinhole(
-        erp, width=w, height=h, fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, nearest=True
-    )
+    camera = PinholeCamera(fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll)
+    erp, _mask = pinhole_to_erp(labels, camera, erp_height=160, nearest=True, fill=255)
+    back = erp_to_pinhole(erp, camera, width=w, height=h, nearest=True)
     assert back.dtype == torch.uint8 and back.shape == labels.shape
     assert (back == labels).float().mean() >= 0.999
 
@@ -111,9 +93,8 @@ def test_a_label_grid_projected_and_read_back_agrees(fov, yaw, pitch, roll):
 @pytest.mark.parametrize("fov,yaw,pitch,roll", CASES)
 def test_the_mask_area_is_the_solid_angle_of_the_field_of_view(fov, yaw, pitch, roll):
     w, h, erp_h = 40, 30, 256
-    _, mask = pinhole_to_erp(
-        torch.zeros(h, w), fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll, erp_height=erp_h
-    )
+    camera = PinholeCamera(fov_deg=fov, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll)
+    _, mask = pinhole_to_erp(torch.zeros(h, w), camera, erp_height=erp_h)
     area = (mask.double() * erp_pixel_solid_angles(erp_h)).sum().item()
     vfov = math.degrees(2 * math.atan((h / 2) / ((w / 2) / math.tan(math.radians(fov) / 2))))
     assert area == pytest.approx(solid_angle_of_fov(fov, vfov), rel=0.01)
@@ -155,7 +136,7 @@ def test_a_photo_lands_upright_and_unmirrored_at_the_centre():
     photo = torch.zeros(3, 20, 20)
     photo[0, :, 15:] = 1  # right side red
     photo[1, :5, :] = 1  # top green
-    erp, mask = pinhole_to_erp(photo, fov_deg=60, erp_height=90)
+    erp, mask = pinhole_to_erp(photo, PinholeCamera(fov_deg=60), erp_height=90)
     ys, xs = torch.nonzero(mask, as_tuple=True)
     red = erp[0][mask] > 0.5
     green = erp[1][mask] > 0.5
@@ -167,7 +148,9 @@ def test_positive_roll_turns_the_camera_clockwise_as_seen_by_the_camera():
     photo = torch.zeros(1, 21, 21)
     photo[0, 9:12, 17:] = 1
     for roll, below in ((60.0, True), (-60.0, False)):
-        erp, _mask = pinhole_to_erp(photo, fov_deg=60, roll_deg=roll, erp_height=90, nearest=True)
+        erp, _mask = pinhole_to_erp(
+            photo, PinholeCamera(fov_deg=60, roll_deg=roll), erp_height=90, nearest=True
+        )
         rows = torch.nonzero(erp[0] > 0.5, as_tuple=True)[0].float()
         assert (rows.mean().item() > 44.5) == below
     r = rotation_matrix(0, 0, 90)
@@ -180,28 +163,26 @@ def test_positive_roll_turns_the_camera_clockwise_as_seen_by_the_camera():
 
 def test_seam_and_pole_crossings():
     erp_h = 64
-    _, mask = pinhole_to_erp(torch.ones(30, 30), fov_deg=60, yaw_deg=180, erp_height=erp_h)
+    _, mask = pinhole_to_erp(torch.ones(30, 30), PinholeCamera(fov_deg=60, yaw_deg=180), erp_height=erp_h)
     assert mask[:, 0].any() and mask[:, -1].any()
     assert torch.equal(mask, mask.flip(1))  # symmetric about the seam
-    _, mask = pinhole_to_erp(torch.ones(30, 30), fov_deg=60, pitch_deg=80, erp_height=erp_h)
+    _, mask = pinhole_to_erp(torch.ones(30, 30), PinholeCamera(fov_deg=60, pitch_deg=80), erp_height=erp_h)
     assert mask[0].all()  # the pole's row is covered at every longitude
     # Reading a panorama smooth across the seam gives a view without a step at the seam.
     d = erp_directions(erp_h, dtype=torch.float64)
     erp = d.permute(2, 0, 1).clone()  # the direction itself, a smooth function on the sphere
     for yaw, pitch in ((180.0, 0.0), (0.0, 80.0), (90.0, -85.0)):
-        view = erp_to_pinhole(erp, width=30, height=30, fov_deg=60, yaw_deg=yaw, pitch_deg=pitch)
-        rays = pinhole_rays(30, 30, fov_deg=60, yaw_deg=yaw, pitch_deg=pitch, dtype=torch.float64).permute(
-            2, 0, 1
-        )
+        camera = PinholeCamera(fov_deg=60, yaw_deg=yaw, pitch_deg=pitch)
+        view = erp_to_pinhole(erp, camera, width=30, height=30)
+        rays = camera.rays(30, 30, dtype=torch.float64).permute(2, 0, 1)
         assert (view - rays).abs().max().item() < 0.06  # bilinear on a 64-row grid near the pole
 
 
 def test_intrinsics_are_the_same_as_a_field_of_view():
     labels = torch.arange(20 * 16).reshape(16, 20)
-    a, ma = pinhole_to_erp(labels, fov_deg=70, yaw_deg=20, erp_height=48, nearest=True)
-    b, mb = pinhole_to_erp(
-        labels, intrinsics=intrinsics_from_fov(20, 16, 70), yaw_deg=20, erp_height=48, nearest=True
-    )
+    a, ma = pinhole_to_erp(labels, PinholeCamera(fov_deg=70, yaw_deg=20), erp_height=48, nearest=True)
+    camera = PinholeCamera(intrinsics=intrinsics_from_fov(20, 16, 70), yaw_deg=20)
+    b, mb = pinhole_to_erp(labels, camera, erp_height=48, nearest=True)
     assert torch.equal(a, b) and torch.equal(ma, mb)
 
 
@@ -210,15 +191,16 @@ def test_per_sample_angles_equal_separate_calls():
     photos = torch.rand(3, 2, 12, 16)
     yaws, pitches = [0.0, 170.0, -90.0], [10.0, -30.0, 60.0]
     out, mask = pinhole_to_erp(
-        photos, fov_deg=[60.0, 80.0, 90.0], yaw_deg=yaws, pitch_deg=pitches, erp_height=32
+        photos, PinholeCamera(fov_deg=[60.0, 80.0, 90.0], yaw_deg=yaws, pitch_deg=pitches), erp_height=32
     )
     assert out.shape == (3, 2, 32, 64) and mask.shape == (3, 32, 64)
     for i, fov in enumerate((60.0, 80.0, 90.0)):
-        one, m = pinhole_to_erp(photos[i], fov_deg=fov, yaw_deg=yaws[i], pitch_deg=pitches[i], erp_height=32)
+        camera = PinholeCamera(fov_deg=fov, yaw_deg=yaws[i], pitch_deg=pitches[i])
+        one, m = pinhole_to_erp(photos[i], camera, erp_height=32)
         assert torch.allclose(out[i], one) and torch.equal(mask[i], m)
     # One panorama, several views.
     views = erp_to_pinhole(
-        torch.rand(3, 32, 64), width=10, height=8, fov_deg=70, yaw_deg=yaws, pitch_deg=pitches
+        torch.rand(3, 32, 64), PinholeCamera(fov_deg=70, yaw_deg=yaws, pitch_deg=pitches), width=10, height=8
     )
     assert views.shape == (3, 3, 8, 10)
 
@@ -226,43 +208,78 @@ def test_per_sample_angles_equal_separate_calls():
 def test_dtypes_and_numpy_round_trip():
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
-    out, mask = pinhole_to_erp(img, fov_deg=90, erp_height=24, channels_last=True)
+    camera = PinholeCamera(fov_deg=90)
+    out, mask = pinhole_to_erp(img, camera, erp_height=24, channels_last=True)
     assert (
         isinstance(out, np.ndarray)
         and out.dtype == np.uint8
         and out.shape == (24, 48, 3)
         and mask.dtype == bool
     )
-    ref, _ = pinhole_to_erp(img.astype(np.float64), fov_deg=90, erp_height=24, channels_last=True)
+    ref, _ = pinhole_to_erp(img.astype(np.float64), camera, erp_height=24, channels_last=True)
     assert ref.dtype == np.float64
     assert np.abs(out.astype(np.float64) - ref).max() <= 0.5 + 1e-9  # rounded, not truncated
-    half, _ = pinhole_to_erp(
-        torch.from_numpy(img).float().half(), fov_deg=90, erp_height=24, channels_last=True
-    )
+    half, _ = pinhole_to_erp(torch.from_numpy(img).float().half(), camera, erp_height=24, channels_last=True)
     assert half.dtype == torch.float16
-    boolean, _ = pinhole_to_erp(torch.from_numpy(img[..., 0] > 127), fov_deg=90, erp_height=24, nearest=True)
+    boolean, _ = pinhole_to_erp(torch.from_numpy(img[..., 0] > 127), camera, erp_height=24, nearest=True)
     assert boolean.dtype == torch.bool
-    view = erp_to_pinhole(ref, width=16, height=12, fov_deg=90, channels_last=True)
+    view = erp_to_pinhole(ref, camera, width=16, height=12, channels_last=True)
     assert view.shape == (12, 16, 3) and view.dtype == np.float64
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_same_result_on_cuda():
     labels = torch.randint(0, 13, (2, 1, 24, 32), dtype=torch.uint8)
-    cpu, mcpu = pinhole_to_erp(labels, fov_deg=75, yaw_deg=[10.0, 170.0], erp_height=64, nearest=True)
-    gpu, mgpu = pinhole_to_erp(labels.cuda(), fov_deg=75, yaw_deg=[10.0, 170.0], erp_height=64, nearest=True)
+    camera = PinholeCamera(fov_deg=75, yaw_deg=[10.0, 170.0])
+    cpu, mcpu = pinhole_to_erp(labels, camera, erp_height=64, nearest=True)
+    gpu, mgpu = pinhole_to_erp(labels.cuda(), camera, erp_height=64, nearest=True)
     assert gpu.device.type == "cuda" and torch.equal(cpu, gpu.cpu()) and torch.equal(mcpu, mgpu.cpu())
 
 
 def test_bad_parameters_are_refused_in_one_line():
     with pytest.raises(ValueError, match=r"fov_deg must be in \(0, 180\)"):
-        pinhole_to_erp(torch.zeros(4, 4), fov_deg=180, erp_height=8)
+        pinhole_to_erp(torch.zeros(4, 4), PinholeCamera(fov_deg=180), erp_height=8)
     with pytest.raises(ValueError, match="exactly one of fov_deg"):
-        pinhole_to_erp(torch.zeros(4, 4), erp_height=8)
+        pinhole_to_erp(torch.zeros(4, 4), PinholeCamera(), erp_height=8)
     with pytest.raises(ValueError, match="H x 2H"):
-        erp_to_pinhole(torch.zeros(8, 8), width=4, height=4, fov_deg=60)
+        erp_to_pinhole(torch.zeros(8, 8), PinholeCamera(fov_deg=60), width=4, height=4)
     with pytest.raises(ValueError, match="2 photos but 3"):
-        pinhole_to_erp(torch.zeros(2, 1, 4, 4), fov_deg=60, yaw_deg=[0.0, 1.0, 2.0], erp_height=8)
+        pinhole_to_erp(
+            torch.zeros(2, 1, 4, 4), PinholeCamera(fov_deg=60, yaw_deg=[0.0, 1.0, 2.0]), erp_height=8
+        )
+
+
+@pytest.mark.parametrize(
+    "params,message",
+    [
+        ({}, "exactly one of fov_deg"),
+        ({"fov_deg": 60, "intrinsics": intrinsics_from_fov(4, 4, 60)}, "exactly one of fov_deg"),
+        ({"fov_deg": 0}, r"fov_deg must be in \(0, 180\)"),
+        ({"intrinsics": torch.zeros(3, 3)}, "focal lengths"),
+        ({"intrinsics": torch.eye(2)}, "3x3 matrix"),
+        ({"fov_deg": 60, "pitch_deg": [[1.0]]}, "1-D sequence"),
+        (
+            {"fov_deg": [60.0, 70.0], "yaw_deg": [0.0, 1.0, 2.0]},
+            "fov_deg has 2 values per sample, others have 3",
+        ),
+        (
+            {"fov_deg": 60, "yaw_deg": [0.0, 1.0], "roll_deg": [0.0, 1.0, 2.0]},
+            "yaw_deg has 2 values per sample",
+        ),
+    ],
+)
+def test_a_camera_is_checked_when_made(params, message):
+    with pytest.raises(ValueError, match=message):
+        PinholeCamera(**params)
+
+
+def test_a_camera_counts_its_samples():
+    assert PinholeCamera(fov_deg=60).num_samples == 1
+    assert PinholeCamera(fov_deg=60, yaw_deg=[0.0]).num_samples == 1
+    assert PinholeCamera(fov_deg=[60.0, 70.0], pitch_deg=[1.0]).num_samples == 2
+    k = intrinsics_from_fov(8, 6, torch.tensor([50.0, 60.0, 70.0]))
+    assert PinholeCamera(intrinsics=k, yaw_deg=torch.zeros(3)).num_samples == 3
+    assert PinholeCamera(intrinsics=k).rays(8, 6).shape == (3, 6, 8, 3)
 
 
 # ------------------------------------------------------------------ view sets
@@ -279,20 +296,17 @@ def test_view_sets_cover_the_sphere(views, fov):
     yaws = [v.yaw_deg for v in views]
     pitches = [v.pitch_deg for v in views]
     _, mask = pinhole_to_erp(
-        torch.ones(1, 32, 32), fov_deg=fov, yaw_deg=yaws, pitch_deg=pitches, erp_height=64
+        torch.ones(1, 32, 32), PinholeCamera(fov_deg=fov, yaw_deg=yaws, pitch_deg=pitches), erp_height=64
     )
     assert mask.any(0).all()
 
 
 def test_tangent_views_overlap():
     views = tangent_views(60.0, 15.0)
-    _, mask = pinhole_to_erp(
-        torch.ones(1, 32, 32),
-        fov_deg=60.0,
-        yaw_deg=[v.yaw_deg for v in views],
-        pitch_deg=[v.pitch_deg for v in views],
-        erp_height=64,
+    camera = PinholeCamera(
+        fov_deg=60.0, yaw_deg=[v.yaw_deg for v in views], pitch_deg=[v.pitch_deg for v in views]
     )
+    _, mask = pinhole_to_erp(torch.ones(1, 32, 32), camera, erp_height=64)
     count = mask.sum(0)
     assert (count >= 2).float().mean() > 0.2  # a real overlap, not edge-to-edge tiling
     with pytest.raises(ValueError, match="overlap_deg"):

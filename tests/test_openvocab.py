@@ -135,7 +135,7 @@ def test_erp_to_views_to_erp_covers_every_pixel_and_returns_the_panorama(mode):
 def test_a_per_view_scorer_puts_each_label_on_the_right_erp_pixels():
     """Each view labels its pixels by the octant of their direction; blended, the ERP labels are the
     octants of the ERP pixels' directions (away from octant borders, where views interpolate)."""
-    from panosamic.geometry import pinhole_rays
+    from panosamic.geometry import PinholeCamera
 
     layout = ViewLayout.create("cube", 40)
     h = 32
@@ -145,7 +145,8 @@ def test_a_per_view_scorer_puts_each_label_on_the_right_erp_pixels():
 
     views = []
     for o in layout.orientations:
-        rays = pinhole_rays(40, 40, fov_deg=layout.fov_deg, yaw_deg=o.yaw_deg, pitch_deg=o.pitch_deg)
+        camera = PinholeCamera(fov_deg=layout.fov_deg, yaw_deg=o.yaw_deg, pitch_deg=o.pitch_deg)
+        rays = camera.rays(40, 40)
         views.append(torch.nn.functional.one_hot(octant(rays), 8).permute(2, 0, 1).float())
     labels = layout.blend(torch.stack(views), h).argmax(0)
     dirs = _smooth_field(h).permute(1, 2, 0)

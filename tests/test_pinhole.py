@@ -20,7 +20,7 @@ from panosamic.data.pinhole import (
 )
 from panosamic.data.pinhole_layout import parse_range, parse_source
 from panosamic.data.pinhole_prepare import prepare_pinhole_folder, prepare_stanford_pinhole
-from panosamic.geometry import erp_to_pinhole
+from panosamic.geometry import PinholeCamera, erp_to_pinhole
 
 CLASSES = {
     "classes": [
@@ -90,16 +90,9 @@ def test_projected_labels_read_back_to_the_photo(tmp_path):
     ds = PinholeDataset(tmp_path / "P", fold=1, split="train")
     s = ProjectionSettings(canvas_height=160, yaw_deg=(30, 30), pitch_deg=(20, 20), roll_deg=(10, 10))
     _, labels = ProjectedPinholeDataset(ds, s)[0]
-    back = erp_to_pinhole(
-        labels,
-        width=32,
-        height=32,
-        intrinsics=torch.as_tensor(ds.intrinsics(0)),
-        yaw_deg=30,
-        pitch_deg=20,
-        roll_deg=10,
-        nearest=True,
-    )
+    k = torch.as_tensor(ds.intrinsics(0))
+    camera = PinholeCamera(intrinsics=k, yaw_deg=30, pitch_deg=20, roll_deg=10)
+    back = erp_to_pinhole(labels, camera, width=32, height=32, nearest=True)
     assert (back == ds[0][1]).float().mean() >= 0.999
 
 
@@ -393,8 +386,8 @@ def test_synthetic_photos_see_what_the_panorama_sees():
     room = render_room(3, (128, 256))
     views = [(0.0, 0.0, 0.0), (135.0, -20.0, 10.0), (-170.0, 30.0, -15.0)]
     for v in render_views(3, views, (48, 64), fov_deg=70):
-        seen = erp_to_pinhole(torch.from_numpy(room.class_map), width=64, height=48, fov_deg=70, yaw_deg=v.yaw_deg,
-                              pitch_deg=v.pitch_deg, roll_deg=v.roll_deg, nearest=True)
+        camera = PinholeCamera(fov_deg=70, yaw_deg=v.yaw_deg, pitch_deg=v.pitch_deg, roll_deg=v.roll_deg)
+        seen = erp_to_pinhole(torch.from_numpy(room.class_map), camera, width=64, height=48, nearest=True)
         assert (seen.numpy() == v.class_map).mean() > 0.95  # differences only where the panorama is coarser
         assert v.rgb.shape == (48, 64, 3) and v.intrinsics[0][2] == 32
 

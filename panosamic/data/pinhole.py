@@ -33,7 +33,7 @@ from panosamic.data.folder import FolderDataset
 from panosamic.data.folder_layout import read_json_file
 from panosamic.data.pinhole_layout import CAMERAS_FILE, PINHOLE_SOURCE, is_pinhole_folder, parse_source
 from panosamic.data.transforms import PanoramaAugmentation
-from panosamic.geometry import pinhole_to_erp
+from panosamic.geometry import PinholeCamera, pinhole_to_erp
 from panosamic.specs import DATASET_NAMES, canonical_modalities
 
 __all__ = [
@@ -196,15 +196,9 @@ class ProjectedPinholeDataset(Dataset):
             ratio = math.tan(math.radians(fov) / 2) / math.tan(math.radians(new) / 2)
             k[0, 0] *= ratio
             k[1, 1] *= ratio
-        common = {
-            "intrinsics": k,
-            "yaw_deg": yaw,
-            "pitch_deg": pitch,
-            "roll_deg": roll,
-            "erp_height": s.canvas_height,
-        }
-        img, mask = pinhole_to_erp(image, nearest=False, **common)
-        lab, _ = pinhole_to_erp(labels, nearest=True, fill=IGNORE_INDEX, **common)
+        camera = PinholeCamera(intrinsics=k, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll)
+        img, mask = pinhole_to_erp(image, camera, erp_height=s.canvas_height, nearest=False)
+        lab, _ = pinhole_to_erp(labels, camera, erp_height=s.canvas_height, nearest=True, fill=IGNORE_INDEX)
         return img, lab, mask
 
     def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -4,16 +4,16 @@ Conventions: an ``H x 2H`` panorama's column ``u`` has longitude ``(u + 0.5) / 2
 row ``v`` latitude ``90° - (v + 0.5) / H * 180°``. A camera with yaw, pitch and roll 0 looks at the
 panorama's centre (longitude 0, latitude 0); positive yaw turns towards increasing longitude, positive
 pitch upwards, positive roll clockwise as seen by the camera. A pinhole image has x right, y down, its
-principal point at its centre and a horizontal field of view (or an intrinsic matrix). Details in
+principal point at its centre and a horizontal field of view (or an intrinsic matrix): a
+:class:`PinholeCamera`, which gives its pixels' rays and projects directions onto its image. Details in
 :mod:`.sphere` and :mod:`.camera`; torch and numpy only.
 """
 
 from .camera import (
     AngleLike,
-    directions_to_pinhole,
+    PinholeCamera,
     fov_from_intrinsics,
     intrinsics_from_fov,
-    pinhole_rays,
     rotation_matrix,
     solid_angle_of_fov,
 )
@@ -31,11 +31,11 @@ from .views import ViewOrientation, cube_views, tangent_views
 
 __all__ = [
     "AngleLike",
+    "PinholeCamera",
     "ViewOrientation",
     "cube_views",
     "directions_to_erp",
     "directions_to_lonlat",
-    "directions_to_pinhole",
     "erp_directions",
     "erp_lonlat",
     "erp_pixel_solid_angles",
@@ -43,7 +43,6 @@ __all__ = [
     "fov_from_intrinsics",
     "intrinsics_from_fov",
     "lonlat_to_directions",
-    "pinhole_rays",
     "pinhole_to_erp",
     "rotation_matrix",
     "sample",

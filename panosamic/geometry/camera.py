@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 __all__ = [
     "AngleLike",
-    "directions_to_pinhole",
+    "PinholeCamera",
     "fov_from_intrinsics",
     "intrinsics_from_fov",
-    "pinhole_rays",
     "rotation_matrix",
     "solid_angle_of_fov",
 ]
@@ -38,13 +39,37 @@ __all__ = [
 AngleLike = float | int | Sequence[float] | torch.Tensor
 
 
-def _angles(value: AngleLike, device: torch.device | str | None, dtype: torch.dtype) -> torch.Tensor:
+def _degrees(value: AngleLike, device: torch.device | str | None = None) -> torch.Tensor:
+    """An angle (or one per sample) as a float64 tensor of degrees, refused unless 0-D or 1-D."""
     t = torch.as_tensor(value, dtype=torch.float64).to(device)
     if t.ndim > 1:
         raise ValueError(
             f"an angle must be a number or a 1-D sequence of numbers, got shape {tuple(t.shape)}"
         )
-    return torch.deg2rad(t).to(dtype)
+    return t
+
+
+def _angles(value: AngleLike, device: torch.device | str | None, dtype: torch.dtype) -> torch.Tensor:
+    return torch.deg2rad(_degrees(value, device)).to(dtype)
+
+
+def _fov(fov_deg: AngleLike, device: torch.device | str | None = None) -> torch.Tensor:
+    """A horizontal field of view (or one per sample) in degrees, refused outside (0, 180)."""
+    fov = _degrees(fov_deg, device)
+    if torch.any(fov <= 0) or torch.any(fov >= 180):
+        raise ValueError(f"fov_deg must be in (0, 180) degrees, got {fov.tolist()}")
+    return fov
+
+
+def _intrinsics(k: Any, device: torch.device | str | None = None) -> torch.Tensor:
+    """An intrinsic matrix (3, 3) or a batch (B, 3, 3) as float64, refused unless its focal lengths are
+    positive."""
+    k = torch.as_tensor(k, dtype=torch.float64).to(device)
+    if k.shape[-2:] != (3, 3) or k.ndim > 3:
+        raise ValueError(f"intrinsics must be a 3x3 matrix or a (B, 3, 3) batch, got shape {tuple(k.shape)}")
+    if torch.any(k[..., 0, 0] <= 0) or torch.any(k[..., 1, 1] <= 0):
+        raise ValueError("intrinsics: the focal lengths K[0,0] and K[1,1] must be positive")
+    return k
 
 
 def rotation_matrix(
@@ -82,9 +107,7 @@ def intrinsics_from_fov(
 ) -> torch.Tensor:
     """Intrinsic matrix (3, 3) or (B, 3, 3) of a ``width x height`` image with horizontal field of view
     ``fov_deg`` (in (0, 180)), square pixels and the principal point at the image's centre."""
-    fov = torch.as_tensor(fov_deg, dtype=torch.float64).to(device)
-    if torch.any(fov <= 0) or torch.any(fov >= 180):
-        raise ValueError(f"fov_deg must be in (0, 180) degrees, got {fov.tolist()}")
+    fov = _fov(fov_deg, device)
     if width < 1 or height < 1:
         raise ValueError(f"the image size must be positive, got {width}x{height}")
     f = (width / 2) / torch.tan(torch.deg2rad(fov) / 2)
@@ -102,112 +125,100 @@ def fov_from_intrinsics(k: torch.Tensor, width: int) -> torch.Tensor:
     return torch.rad2deg(2 * torch.atan((width / 2) / torch.as_tensor(k)[..., 0, 0]))
 
 
-def pinhole_rays(
-    width: int,
-    height: int,
-    *,
-    fov_deg: AngleLike | None = None,
-    intrinsics: torch.Tensor | None = None,
-    yaw_deg: AngleLike = 0.0,
-    pitch_deg: AngleLike = 0.0,
-    roll_deg: AngleLike = 0.0,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Unit directions on the sphere (h, w, 3), or (B, h, w, 3), of every pixel centre of a pinhole view."""
-    k, r = _camera(width, height, fov_deg, intrinsics, (yaw_deg, pitch_deg, roll_deg), device, torch.float64)
-    i = torch.arange(width, device=device, dtype=torch.float64) + 0.5
-    j = torch.arange(height, device=device, dtype=torch.float64) + 0.5
-    jj, ii = torch.meshgrid(j, i, indexing="ij")
-    fx, fy = k[..., 0, 0, None, None], k[..., 1, 1, None, None]
-    cx, cy = k[..., 0, 2, None, None], k[..., 1, 2, None, None]
-    cam = torch.stack(
-        torch.broadcast_tensors((ii - cx) / fx, (jj - cy) / fy, torch.ones_like(fx * ii)), dim=-1
-    )
-    cam = cam / cam.norm(dim=-1, keepdim=True)
-    world = torch.einsum("...ab,...hwb->...hwa", r, cam)
-    return world.to(dtype)
+@dataclass(frozen=True)
+class PinholeCamera:
+    """A pinhole camera: its horizontal field of view ``fov_deg`` or its intrinsic matrix (exactly one)
+    and its orientation, in degrees. Each angle is a number or one value per sample (a sequence or a 1-D
+    tensor of length B), the intrinsics a (3, 3) matrix or a (B, 3, 3) batch (any device); the parameters
+    given per sample agree on B. Refused here, in one line, when not so."""
 
+    fov_deg: AngleLike | None = None
+    intrinsics: Any = None
+    yaw_deg: AngleLike = 0.0
+    pitch_deg: AngleLike = 0.0
+    roll_deg: AngleLike = 0.0
+    _num_samples: int = field(init=False, repr=False, compare=False, default=1)
 
-def directions_to_pinhole(
-    directions: torch.Tensor,
-    width: int,
-    height: int,
-    *,
-    fov_deg: AngleLike | None = None,
-    intrinsics: torch.Tensor | None = None,
-    yaw_deg: AngleLike = 0.0,
-    pitch_deg: AngleLike = 0.0,
-    roll_deg: AngleLike = 0.0,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pixel coordinates ``(x, y)`` (centres at integers) of sphere directions (..., 3) in a pinhole view,
-    and where they fall inside the image (in front of the camera, within
-    ``[-0.5, w - 0.5) x [-0.5, h - 0.5)``).
-
-    ``directions`` are shared by every sample: with per-sample angles or intrinsics (B,), the outputs
-    gain a leading batch dimension B.
-    """
-    device = directions.device
-    k, r = _camera(width, height, fov_deg, intrinsics, (yaw_deg, pitch_deg, roll_deg), device, directions.dtype)
-    if r.ndim == 3:  # (B, 3, 3) against shared (..., 3): outputs (B, ...)
-        ones = [1] * (directions.ndim - 1)
-        r, k = r.reshape(r.shape[0], *ones, 3, 3), k.reshape(k.shape[0], *ones, 3, 3)
-    cam = (r.transpose(-1, -2) @ directions.unsqueeze(-1)).squeeze(-1)  # sphere -> camera
-    cx_, cy_, cz = cam.unbind(-1)
-    front = cz > 1e-9
-    safe = torch.where(front, cz, torch.ones_like(cz))
-    x = k[..., 0, 0] * cx_ / safe + k[..., 0, 2] - 0.5
-    y = k[..., 1, 1] * cy_ / safe + k[..., 1, 2] - 0.5
-    inside = front & (x >= -0.5) & (x < width - 0.5) & (y >= -0.5) & (y < height - 0.5)
-    return x, y, inside
-
-
-def _camera(
-    width: int,
-    height: int,
-    fov_deg: AngleLike | None,
-    intrinsics: torch.Tensor | None,
-    angles: tuple[AngleLike, AngleLike, AngleLike],
-    device: torch.device | str | None,
-    dtype: torch.dtype,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Intrinsics and camera-to-sphere rotation of a view (``angles``: yaw, pitch, roll), in ``dtype``,
-    broadcast to a common batch when any is given per sample."""
-    k = _intrinsics(width, height, fov_deg, intrinsics, device).to(dtype)
-    return _batch(k, rotation_matrix(*angles, device=device, dtype=dtype))
-
-
-def _intrinsics(
-    width: int,
-    height: int,
-    fov_deg: AngleLike | None,
-    k: torch.Tensor | None,
-    device: torch.device | str | None,
-) -> torch.Tensor:
-    if (fov_deg is None) == (k is None):
-        raise ValueError("give exactly one of fov_deg (horizontal field of view) and intrinsics (3x3 matrix)")
-    if k is not None:
-        k = torch.as_tensor(k, dtype=torch.float64).to(device)
-        if k.shape[-2:] != (3, 3) or k.ndim > 3:
+    def __post_init__(self) -> None:
+        if (self.fov_deg is None) == (self.intrinsics is None):
             raise ValueError(
-                f"intrinsics must be a 3x3 matrix or a (B, 3, 3) batch, got shape {tuple(k.shape)}"
+                "give exactly one of fov_deg (horizontal field of view) and intrinsics (3x3 matrix)"
             )
-        if torch.any(k[..., 0, 0] <= 0) or torch.any(k[..., 1, 1] <= 0):
-            raise ValueError("intrinsics: the focal lengths K[0,0] and K[1,1] must be positive")
-        return k
-    return intrinsics_from_fov(width, height, fov_deg, device=device)
+        lens = _fov(self.fov_deg) if self.fov_deg is not None else _intrinsics(self.intrinsics)
+        given = {"fov_deg" if self.fov_deg is not None else "intrinsics": lens}
+        given |= {name: _degrees(getattr(self, name)) for name in ("yaw_deg", "pitch_deg", "roll_deg")}
+        counts = {name: t.shape[0] for name, t in given.items() if t.ndim in (1, 3)}  # (B,) / (B, 3, 3)
+        n = max(counts.values(), default=1)
+        for name, count in counts.items():
+            if count not in (1, n):
+                raise ValueError(f"{name} has {count} values per sample, others have {n}")
+        object.__setattr__(self, "_num_samples", n)
 
+    @property
+    def num_samples(self) -> int:
+        """B when any parameter is given per sample, else 1."""
+        return self._num_samples
 
-def _batch(k: torch.Tensor, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Broadcast (3,3)/(B,3,3) intrinsics and rotations to a common batch."""
-    if k.ndim == 3 or r.ndim == 3:
-        n = max(k.shape[0] if k.ndim == 3 else 1, r.shape[0] if r.ndim == 3 else 1)
-        for t, name in ((k, "intrinsics/fov_deg"), (r, "yaw/pitch/roll")):
-            if t.ndim == 3 and t.shape[0] not in (1, n):
-                raise ValueError(f"{name} has {t.shape[0]} values per sample, others have {n}")
-        k = k.expand(n, 3, 3) if k.ndim == 3 else k.unsqueeze(0).expand(n, 3, 3)
-        r = r.expand(n, 3, 3) if r.ndim == 3 else r.unsqueeze(0).expand(n, 3, 3)
-    return k, r
+    def rays(
+        self,
+        width: int,
+        height: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """Unit directions on the sphere (h, w, 3), or (B, h, w, 3), of every pixel centre of the camera's
+        ``width x height`` image."""
+        k, r = self._matrices(width, height, device)
+        i = torch.arange(width, device=device, dtype=torch.float64) + 0.5
+        j = torch.arange(height, device=device, dtype=torch.float64) + 0.5
+        jj, ii = torch.meshgrid(j, i, indexing="ij")
+        fx, fy = k[..., 0, 0, None, None], k[..., 1, 1, None, None]
+        cx, cy = k[..., 0, 2, None, None], k[..., 1, 2, None, None]
+        cam = torch.stack(
+            torch.broadcast_tensors((ii - cx) / fx, (jj - cy) / fy, torch.ones_like(fx * ii)), dim=-1
+        )
+        cam = cam / cam.norm(dim=-1, keepdim=True)
+        world = torch.einsum("...ab,...hwb->...hwa", r, cam)
+        return world.to(dtype)
+
+    def project(
+        self, directions: torch.Tensor, width: int, height: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pixel coordinates ``(x, y)`` (centres at integers) of sphere directions (..., 3) in the camera's
+        ``width x height`` image, and where they fall inside it (in front of the camera, within
+        ``[-0.5, w - 0.5) x [-0.5, h - 0.5)``).
+
+        ``directions`` are shared by every sample: with a camera given per sample (B), the outputs gain a
+        leading batch dimension B.
+        """
+        k, r = (m.to(directions.dtype) for m in self._matrices(width, height, directions.device))
+        if r.ndim == 3:  # (B, 3, 3) against shared (..., 3): outputs (B, ...)
+            ones = [1] * (directions.ndim - 1)
+            r, k = r.reshape(r.shape[0], *ones, 3, 3), k.reshape(k.shape[0], *ones, 3, 3)
+        cam = (r.transpose(-1, -2) @ directions.unsqueeze(-1)).squeeze(-1)  # sphere -> camera
+        cx_, cy_, cz = cam.unbind(-1)
+        front = cz > 1e-9
+        safe = torch.where(front, cz, torch.ones_like(cz))
+        x = k[..., 0, 0] * cx_ / safe + k[..., 0, 2] - 0.5
+        y = k[..., 1, 1] * cy_ / safe + k[..., 1, 2] - 0.5
+        inside = front & (x >= -0.5) & (x < width - 0.5) & (y >= -0.5) & (y < height - 0.5)
+        return x, y, inside
+
+    def _matrices(
+        self, width: int, height: int, device: torch.device | str | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """float64 intrinsic matrix of a ``width x height`` image and camera-to-sphere rotation: (3, 3)
+        each, or both (B, 3, 3) when any parameter is given per sample."""
+        if self.intrinsics is not None:
+            k = _intrinsics(self.intrinsics, device)
+        else:
+            k = intrinsics_from_fov(width, height, self.fov_deg, device=device)
+        r = rotation_matrix(self.yaw_deg, self.pitch_deg, self.roll_deg, device=device)
+        if k.ndim == 3 or r.ndim == 3:  # per sample: both to the common batch
+            n = max(k.shape[0] if k.ndim == 3 else 1, r.shape[0] if r.ndim == 3 else 1)
+            k, r = k.expand(n, 3, 3), r.expand(n, 3, 3)
+        return k, r
 
 
 def solid_angle_of_fov(hfov_deg: float, vfov_deg: float) -> float:

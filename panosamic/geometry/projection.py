@@ -2,8 +2,9 @@
 
 Arrays are numpy arrays or torch tensors (any device) of shape ``(H, W)``, ``(C, H, W)`` or
 ``(B, C, H, W)`` (``channels_last=True``: ``(H, W, C)`` / ``(B, H, W, C)``), of any dtype; the result
-has the input's type, dtype and device. Angles (degrees) and fields of view are numbers, or one value
-per sample (a sequence / 1-D tensor of length B): a single photo with B orientations gives B outputs.
+has the input's type, dtype and device. The camera (:class:`~panosamic.geometry.camera.PinholeCamera`)
+may give its angles, field of view or intrinsics per sample: a single photo with B orientations gives
+B outputs.
 Conventions: :mod:`panosamic.geometry.sphere` and :mod:`panosamic.geometry.camera`.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .camera import AngleLike, directions_to_pinhole, pinhole_rays
+from .camera import PinholeCamera
 from .sampling import sample
 from .sphere import directions_to_erp, erp_directions
 
@@ -60,16 +61,10 @@ def _from_batch(t: torch.Tensor, ndim: int, batched: bool, channels_last: bool, 
     return t.numpy() if is_numpy else t
 
 
-def _n_params(n: int, what: str, *values: Any) -> int:
-    """How many samples the camera parameters give (1 unless some are per sample); refused when that
-    is neither 1 nor the ``n`` arrays given (``what``: their name)."""
-    nb = 1
-    for v in values:
-        if v is None:
-            continue
-        t = torch.as_tensor(v)
-        if t.ndim in (1, 3):  # (B,) angles, (B, 3, 3) intrinsics
-            nb = max(nb, t.shape[0])
+def _num_samples(camera: PinholeCamera, n: int, what: str) -> int:
+    """How many samples the camera gives (1 unless per sample); refused when that is neither 1 nor the
+    ``n`` arrays given (``what``: their name)."""
+    nb = camera.num_samples
     if nb > 1 and n > 1 and nb != n:
         raise ValueError(f"{n} {what} but {nb} per-sample camera parameters")
     return nb
@@ -77,28 +72,23 @@ def _n_params(n: int, what: str, *values: Any) -> int:
 
 def pinhole_to_erp(
     array: Any,
+    camera: PinholeCamera,
     *,
-    fov_deg: AngleLike | None = None,
-    intrinsics: Any = None,
-    yaw_deg: AngleLike = 0.0,
-    pitch_deg: AngleLike = 0.0,
-    roll_deg: AngleLike = 0.0,
     erp_height: int,
     nearest: bool = False,
     fill: float = 0,
     channels_last: bool = False,
 ) -> tuple[Any, Any]:
-    """Project a pinhole photo (or label map, ``nearest=True``) onto an ``erp_height x 2 erp_height``
-    panorama. Returns the panorama-sized array (``fill`` where the photo does not reach) and a boolean
-    mask ``(H, 2H)`` (``(B, H, 2H)`` for batches) of the panorama pixels whose centres the photo covers.
+    """Project a pinhole photo (or label map, ``nearest=True``) seen by ``camera`` onto an
+    ``erp_height x 2 erp_height`` panorama. Returns the panorama-sized array (``fill`` where the photo
+    does not reach) and a boolean mask ``(H, 2H)`` (``(B, H, 2H)`` for batches) of the panorama pixels
+    whose centres the photo covers.
     """
     t, ndim, is_numpy = _to_batch(array, channels_last)
     n, _c, h, w = t.shape
-    nb = _n_params(n, "photos", fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
+    nb = _num_samples(camera, n, "photos")
     dirs = _cached_erp_directions(int(erp_height), str(t.device), coordinate_dtype(t.device))
-    x, y, inside = directions_to_pinhole(
-        dirs, w, h, fov_deg=fov_deg, intrinsics=intrinsics, yaw_deg=yaw_deg, pitch_deg=pitch_deg, roll_deg=roll_deg
-    )
+    x, y, inside = camera.project(dirs, w, h)
     if x.ndim == 2:
         x, y, inside = x[None], y[None], inside[None]
     out = sample(t, x, y, nearest=nearest)
@@ -112,35 +102,21 @@ def pinhole_to_erp(
 
 def erp_to_pinhole(
     array: Any,
+    camera: PinholeCamera,
     *,
     width: int,
     height: int,
-    fov_deg: AngleLike | None = None,
-    intrinsics: Any = None,
-    yaw_deg: AngleLike = 0.0,
-    pitch_deg: AngleLike = 0.0,
-    roll_deg: AngleLike = 0.0,
     nearest: bool = False,
     channels_last: bool = False,
 ) -> Any:
-    """The ``width x height`` pinhole view of an ``H x 2H`` panorama (bilinear, wrapping at the ±180°
-    seam; ``nearest=True`` for labels). Every view pixel sees the sphere, so there is no mask."""
+    """The ``width x height`` view of ``camera`` on an ``H x 2H`` panorama (bilinear, wrapping at the
+    ±180° seam; ``nearest=True`` for labels). Every view pixel sees the sphere, so there is no mask."""
     t, ndim, is_numpy = _to_batch(array, channels_last)
     n, _c, eh, ew = t.shape
     if ew != 2 * eh:
         raise ValueError(f"expected an equirectangular panorama of size H x 2H, got {eh}x{ew}")
-    nb = _n_params(n, "panoramas", fov_deg, intrinsics, yaw_deg, pitch_deg, roll_deg)
-    rays = pinhole_rays(
-        width,
-        height,
-        fov_deg=fov_deg,
-        intrinsics=intrinsics,
-        yaw_deg=yaw_deg,
-        pitch_deg=pitch_deg,
-        roll_deg=roll_deg,
-        device=t.device,
-        dtype=coordinate_dtype(t.device),
-    )
+    nb = _num_samples(camera, n, "panoramas")
+    rays = camera.rays(width, height, device=t.device, dtype=coordinate_dtype(t.device))
     u, v = directions_to_erp(rays, eh)
     if u.ndim == 2:
         u, v = u[None], v[None]

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import torch
 
 from panosamic.geometry import (
+    PinholeCamera,
     ViewOrientation,
     cube_views,
-    directions_to_pinhole,
     erp_directions,
     erp_to_pinhole,
     sample,
@@ -58,15 +58,16 @@ class ViewLayout:
     def num_views(self) -> int:
         return len(self.orientations)
 
-    def _angles(self, device: torch.device) -> dict[str, torch.Tensor]:
+    def _camera(self, device: torch.device) -> PinholeCamera:
+        """The views as one camera, its orientation given per view."""
         o = self.orientations
-        return {f"{k}_deg": torch.tensor([getattr(v, f"{k}_deg") for v in o], dtype=torch.float64, device=device)
-                for k in ("yaw", "pitch", "roll")}
+        angles = {k: torch.tensor([getattr(v, k) for v in o], dtype=torch.float64, device=device)
+                  for k in ("yaw_deg", "pitch_deg", "roll_deg")}
+        return PinholeCamera(fov_deg=self.fov_deg, **angles)
 
     def render(self, image: torch.Tensor) -> torch.Tensor:
         """(C, H, 2H) panorama -> (V, C, size, size) views (bilinear, wrapping at the seam)."""
-        return erp_to_pinhole(image[None], width=self.size, height=self.size, fov_deg=self.fov_deg,
-                              **self._angles(image.device))
+        return erp_to_pinhole(image[None], self._camera(image.device), width=self.size, height=self.size)
 
     def footprints(self, erp_height: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
         """Each view's pixel coordinates ``x, y`` (V, H, 2H) of every panorama pixel and its blend
@@ -74,8 +75,8 @@ class ViewLayout:
         key = (int(erp_height), str(device))
         if key not in self._geometry:
             dirs = erp_directions(int(erp_height), device=device, dtype=torch.float64)
-            x, y, inside = directions_to_pinhole(dirs, self.size, self.size, fov_deg=self.fov_deg,
-                                                 **self._angles(torch.device(device)))
+            camera = self._camera(torch.device(device))
+            x, y, inside = camera.project(dirs, self.size, self.size)
             half = self.size / 2
             fx = (1 - ((x + 0.5 - half) / half).abs()).clamp(0, 1)
             fy = (1 - ((y + 0.5 - half) / half).abs()).clamp(0, 1)

@@ -750,10 +750,11 @@ class RenderedView:
 def pinhole_rays_room(size: Sequence[int], fov_deg: float, yaw_deg: float, pitch_deg: float,
                       roll_deg: float = 0.0) -> np.ndarray:
     """float32 unit rays (h, w, 3) of a pinhole view in the room frame (x east, y north, z up)."""
-    from panosamic.geometry import pinhole_rays  # torch, only for photos: panoramas stay numpy-only
+    from panosamic.geometry import PinholeCamera  # torch, only for photos: panoramas stay numpy-only
 
     h, w = (int(v) for v in size)
-    g = pinhole_rays(w, h, fov_deg=fov_deg, yaw_deg=yaw_deg, pitch_deg=pitch_deg, roll_deg=roll_deg).double().numpy()
+    camera = PinholeCamera(fov_deg=fov_deg, yaw_deg=yaw_deg, pitch_deg=pitch_deg, roll_deg=roll_deg)
+    g = camera.rays(w, h).double().numpy()
     # geometry frame (x right/east, y down, z forward/north) -> room frame (x east, y north, z up)
     return np.stack([g[..., 0], g[..., 2], -g[..., 1]], -1).astype(np.float32)
 

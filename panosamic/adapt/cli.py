@@ -89,17 +89,10 @@ def check(args: argparse.Namespace) -> None:
     """Every flag and the output folder, before any model is loaded (or SAM masks computed)."""
     from panosamic.adapt.settings import check_output, check_source
     from panosamic.training.checks import check_number, check_out_folder
-    from panosamic.training.settings import check_loop_flags
+    from panosamic.training.settings import check_flags
 
-    for flag, value in (("--lr", args.lr),):
-        check_number(flag, value, above=0)
-    check_number("--source-weight", args.source_weight, minimum=0)
-    check_number("--ema-decay", args.ema_decay, minimum=0, below=1)
-    check_number("--keep-fraction", args.keep_fraction, above=0, maximum=1)
-    check_number("--max-threshold", args.max_threshold, minimum=0, maximum=1)
-    check_loop_flags(args)  # --epochs, --batch-size, --max-steps, --seed, --workers
-    for flag, value in (("--threshold-every", args.threshold_every), ("--source-fold", args.source_fold)):
-        check_number(flag, value, minimum=1, integer=True)
+    check_flags(args, AdaptSettings)  # each flag of a setting with a range: --epochs, --lr, --ema-decay, ...
+    check_number("--source-fold", args.source_fold, minimum=1, integer=True)
     for flag, value in (("--depth-scale", args.depth_scale), ("--depth-threshold", args.depth_threshold)):
         check_number(flag, value, above=0)
     settings_from_args(args)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from panosamic.config.checks import check_counts
 from panosamic.constants import PRECISIONS
 from panosamic.runs import LAST_NAME
-from panosamic.training.settings import LoopSettings
+from panosamic.training.settings import LoopSettings, bounded
 
 __all__ = ["PRECISIONS", "AdaptSettings", "check_output", "check_source"]
 
@@ -33,39 +31,23 @@ class AdaptSettings(LoopSettings):
 
     epochs: int = 10
     batch_size: int = 2
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 10
-    ema_decay: float = 0.99
-    keep_fraction: float = 0.5
-    max_threshold: float = 0.9
-    min_threshold: float = 0.0
-    threshold_every: int = 1
+    lr: float = bounded(1e-4, above=0)
+    weight_decay: float = bounded(1e-4, minimum=0)
+    warmup_steps: int = bounded(10, minimum=0, integer=True)
+    ema_decay: float = bounded(0.99, minimum=0, below=1)
+    keep_fraction: float = bounded(0.5, above=0, maximum=1)
+    max_threshold: float = bounded(0.9, minimum=0, maximum=1)
+    min_threshold: float = bounded(0.0, minimum=0, maximum=1)
+    threshold_every: int = bounded(1, minimum=1, integer=True)
     refine_masks: bool | None = None
     photometric: bool = True
-    source_weight: float = 1.0
+    source_weight: float = bounded(1.0, minimum=0)
     train_encoder: bool = False
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check_counts(self, ("threshold_every",))
-        v = self.warmup_steps
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {v!r}")
-        for name in ("lr", "weight_decay", "source_weight", "ema_decay", "keep_fraction", "max_threshold",
-                     "min_threshold"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number, got {v!r}")
-        if not self.lr > 0 or self.weight_decay < 0 or self.source_weight < 0:
-            raise ValueError(f"need lr > 0, weight_decay >= 0, source_weight >= 0; got {self.lr}, "
-                             f"{self.weight_decay}, {self.source_weight}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay!r}")
-        if not 0.0 < self.keep_fraction <= 1.0:
-            raise ValueError(f"keep_fraction must be in (0, 1], got {self.keep_fraction!r}")
-        if not 0.0 <= self.min_threshold <= self.max_threshold <= 1.0:
+        super().__post_init__()  # the loop's settings and the ranges above
+        if self.min_threshold > self.max_threshold:
             raise ValueError(f"need 0 <= min_threshold <= max_threshold <= 1, got {self.min_threshold}, "
                              f"{self.max_threshold}")
         if self.precision not in PRECISIONS:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from panosamic.distill.settings import DistillSettings
+from panosamic.distill.settings import DistillLossConfig, DistillSettings
 from panosamic.specs import DATASET_NAMES
 
 HELP = "distil a teacher checkpoint into a compact student (cached teacher outputs, KL + optional labels)"
@@ -97,26 +97,17 @@ def check(args: argparse.Namespace) -> None:
     from panosamic.training.checks import (
         check_backbone,
         check_backbone_weights_cached,
-        check_number,
         check_out_folder,
         check_size,
     )
-    from panosamic.training.settings import check_loop_flags
+    from panosamic.training.settings import check_flags
 
     if not args.panoramas and args.dataset_path is None:
         raise ValueError("nothing to distil on: give --panoramas (files or folders) and/or --dataset-path")
     from panosamic.openvocab import options as open_vocab
 
     open_vocab.check(args, checkpoint=args.teacher)
-    for flag, value in (("--temperature", args.temperature), ("--max-lr", args.max_lr)):
-        check_number(flag, value, above=0)
-    for flag, value in (("--kd-weight", args.kd_weight), ("--ce-weight", args.ce_weight),
-                        ("--boundary-weight", args.boundary_weight)):
-        check_number(flag, value, minimum=0)
-    check_loop_flags(args)  # --epochs, --batch-size, --max-steps, --limit-batches, ..., --seed, --workers
-    for flag, value in (("--cache-stride", args.cache_stride), ("--decoder-channels", args.decoder_channels),
-                        ("--fold", args.fold)):
-        check_number(flag, value, minimum=1, integer=True)
+    check_flags(args, DistillSettings, DistillLossConfig)  # each flag of a setting with a range: --epochs, ...
     check_out_folder("--out", args.output)
     if args.cache_dir is not None:
         check_out_folder("--cache-dir", args.cache_dir)

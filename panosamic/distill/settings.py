@@ -4,13 +4,11 @@ keywords) and the loss's weights; no torch import here (the command line reads i
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from panosamic.config.checks import check_counts
-from panosamic.training.settings import LoopSettings
+from panosamic.training.settings import LoopSettings, bounded, check_bounds
 
 __all__ = ["DistillLossConfig", "DistillSettings"]
 
@@ -19,17 +17,13 @@ __all__ = ["DistillLossConfig", "DistillSettings"]
 class DistillLossConfig:
     """The terms of :class:`~panosamic.distill.losses.DistillLoss`: temperature and weights."""
 
-    temperature: float = 2.0
-    kd_weight: float = 1.0
-    ce_weight: float = 0.0
-    boundary_weight: float = 0.0
+    temperature: float = bounded(2.0, above=0)
+    kd_weight: float = bounded(1.0, minimum=0)
+    ce_weight: float = bounded(0.0, minimum=0)
+    boundary_weight: float = bounded(0.0, minimum=0)
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
-        for name in ("kd_weight", "ce_weight", "boundary_weight"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)!r}")
+        check_bounds(self)
         if self.kd_weight == self.ce_weight == self.boundary_weight == 0:
             raise ValueError("distillation loss: kd_weight, ce_weight and boundary_weight are all 0")
 
@@ -53,16 +47,16 @@ class DistillSettings(LoopSettings):
     panoramas: tuple[str, ...] = ()
     dataset: str | None = None
     dataset_path: str | None = None
-    fold: int = 1
+    fold: int = bounded(1, minimum=1, integer=True)
     use_labels: bool = True
     validate: bool = True
     backbone: str = "mobilenetv3_large_100"
     pretrained_backbone: bool = False
-    decoder_channels: int = 64
+    decoder_channels: int = bounded(64, minimum=1, integer=True)
     native_size: tuple[int, int] | None = None
     cache_dir: str | None = None
-    cache_stride: int = 4
-    max_lr: float = 2e-3
+    cache_stride: int = bounded(4, minimum=1, integer=True)
+    max_lr: float = bounded(2e-3, above=0)
     optimizer: str = "RAdam"
     temperature: float = DistillLossConfig.temperature
     kd_weight: float = DistillLossConfig.kd_weight
@@ -78,10 +72,7 @@ class DistillSettings(LoopSettings):
             object.__setattr__(self, "native_size", tuple(int(v) for v in self.native_size))
         if self.resume not in (None, "last", "best"):
             raise ValueError(f"resume must be 'last' or 'best', got {self.resume!r}")
-        super().__post_init__()
-        check_counts(self, ("cache_stride", "decoder_channels"))
-        if not (isinstance(self.max_lr, (int, float)) and math.isfinite(self.max_lr) and self.max_lr > 0):
-            raise ValueError(f"max_lr must be a finite number > 0, got {self.max_lr!r}")
+        super().__post_init__()  # the loop's settings and the ranges above
         if not self.panoramas and self.dataset_path is None:
             raise ValueError("nothing to distil on: give panorama folders/files and/or --dataset-path")
         if (self.dataset_path is None) != (self.dataset is None):

@@ -72,14 +72,19 @@ def setup(tmp_path_factory):
     return {"root": root, "data": data, "config": cfg, "run": run, "state": state}
 
 
-def _expected(setup) -> tuple[np.ndarray, float, float]:
+@pytest.fixture(scope="module")
+def expected(setup) -> tuple[np.ndarray, float, float]:
     """Fold 1's confusion matrix, mIoU and mAcc, computed here: the reference's state dict loaded with
-    torch's own strict load, argmax per pixel, numpy bincount."""
+    torch's own strict load, argmax per pixel, numpy bincount (once per module)."""
     from panosamic.data import build_dataset
     from panosamic.model import PanoSAMic
 
-    model = PanoSAMic(tiny_model_config(semantic_only=False)).eval()
-    model.load_state_dict(setup["state"], strict=True)
+    full = PanoSAMic(tiny_model_config(semantic_only=False)).eval()
+    full.load_state_dict(setup["state"], strict=True)
+    # the semantic path only (evaluate's model is semantic-only; SAM's automatic masks of the full
+    # model would cost seconds and are not scored): the same tensors, strictly loaded again
+    model = PanoSAMic(tiny_model_config()).eval()
+    model.load_state_dict({k: v for k, v in full.state_dict().items() if k in model.state_dict()}, strict=True)
     ds = build_dataset(DATASET, setup["data"], fold=1, split="test", modalities=("image",), augment=False)
     conf = np.zeros(K * K, np.int64)
     with torch.no_grad():
@@ -96,8 +101,8 @@ def _expected(setup) -> tuple[np.ndarray, float, float]:
     return conf, miou, macc
 
 
-def _check_result(setup, out: Path, text: str) -> None:
-    conf, miou, macc = _expected(setup)
+def _check_result(setup, expected, out: Path, text: str) -> None:
+    conf, miou, macc = expected
     fold = json.loads(out.read_text())["folds"][0]
     assert np.array_equal(np.array(fold["confusion_matrix"]), conf)
     assert fold["miou"] == pytest.approx(miou, abs=1e-12) and fold["macc"] == pytest.approx(macc, abs=1e-12)
@@ -107,7 +112,7 @@ def _check_result(setup, out: Path, text: str) -> None:
 
 
 @pytest.mark.slow
-def test_reference_script_path_with_reference_flags(setup, tmp_path):
+def test_reference_script_path_with_reference_flags(setup, expected, tmp_path):
     """`python panosamic/evaluation/evaluate.py ...` exactly as the model card shows (a fresh process)."""
     out = tmp_path / "r.json"
     cmd = [sys.executable, "panosamic/evaluation/evaluate.py", "--dataset", DATASET, "--fold", "1",
@@ -117,16 +122,16 @@ def test_reference_script_path_with_reference_flags(setup, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _check_result(setup, out, proc.stdout)
+    _check_result(setup, expected, out, proc.stdout)
 
 
-def test_cli_evaluate_run_folder_with_architecture_flags(setup, tmp_path, capsys):
+def test_cli_evaluate_run_folder_with_architecture_flags(setup, expected, tmp_path, capsys):
     out = tmp_path / "r.json"
     rc = main(["evaluate", "--checkpoint", str(setup["run"]), "--config", str(setup["config"]), "--vit", "vit_tiny",
                "--modalities", "image", "--dataset", DATASET, "--dataset-path", str(setup["data"]), "--workers", "0",
                "--device", "cpu", "--no-progress", "--output", str(out)])
     assert rc == 0
-    _check_result(setup, out, capsys.readouterr().out)
+    _check_result(setup, expected, out, capsys.readouterr().out)
 
 
 def test_without_the_flags_one_line_names_them(setup, tmp_path, capsys):
@@ -209,7 +214,7 @@ def hub(tmp_path):
         yield server
 
 
-def test_hub_checkpoint_and_subfolder_and_cached_sam_weights(hub, setup, tmp_path, monkeypatch):
+def test_hub_checkpoint_and_subfolder_and_cached_sam_weights(hub, setup, expected, tmp_path, monkeypatch):
     """``--checkpoint dfki-av/PanoSAMic --subfolder NAME`` (the published repo id, here on a loopback Hub)
     with and without ``--sam_weights_path``; without it the SAM file comes from the cache."""
     from panosamic.model import PanoSAMic, load_model
@@ -225,7 +230,7 @@ def test_hub_checkpoint_and_subfolder_and_cached_sam_weights(hub, setup, tmp_pat
               "--dataset_path", str(setup["data"]), "--workers_per_gpu", "0", "--device", "cpu", "--no-progress"]
     assert main([*common, "--output", str(tmp_path / "a.json")]) == 0
     a = json.loads((tmp_path / "a.json").read_text())["folds"][0]
-    assert np.array_equal(np.array(a["confusion_matrix"]), _expected(setup)[0])
+    assert np.array_equal(np.array(a["confusion_matrix"]), expected[0])
     assert a["checkpoint"]["source"] == f"dfki-av/PanoSAMic/{sub}"
     # the card's call with the instance branch: SAM's file given, or found in the cache when not given
     given = PanoSAMic.from_pretrained_panosamic("dfki-av/PanoSAMic", subfolder=sub, sam_weights_path=sam_file)
@@ -242,7 +247,7 @@ def test_hub_checkpoint_and_subfolder_and_cached_sam_weights(hub, setup, tmp_pat
         assert all(torch.equal(sd[k], v) for k, v in setup["state"].items())
 
 
-def test_published_layout_with_reference_flags_and_sam_weights(hub, setup, tmp_path, monkeypatch, capsys):
+def test_published_layout_with_reference_flags_and_sam_weights(hub, setup, expected, tmp_path, monkeypatch, capsys):
     """The newer reference's ``--checkpoint dfki-av/PanoSAMic --subfolder NAME`` on the published layout
     (only ``model.safetensors`` with the trainable tensors, no config.json): the architecture from the
     flags, the encoder from ``--sam_weights_path``, or from the SAM cache when the flag is left out."""
@@ -262,7 +267,7 @@ def test_published_layout_with_reference_flags_and_sam_weights(hub, setup, tmp_p
               "--dataset_path", str(setup["data"]), "--config_path", str(setup["config"]), "--vit_model", "vit_tiny",
               "--modalities", "image", "--workers_per_gpu", "0", "--batch_size", "1", "--device", "cpu",
               "--no-progress"]
-    want = _expected(setup)[0]
+    want = expected[0]
     assert main([*common, "--sam_weights_path", str(sam_file), "--output", str(tmp_path / "a.json")]) == 0
     monkeypatch.setenv("PANOSAMIC_CACHE", str(tmp_path / "cache"))
     assert main([*common, "--output", str(tmp_path / "b.json")]) == 1  # no SAM file given, none cached

@@ -9,8 +9,9 @@ from panosamic.lazy import lazy_dir, lazy_getattr
 
 _EXPORTS = {
     "panosamic.distill.api": ("distill",),
-    "panosamic.distill.losses": ("DistillLoss", "DistillLossConfig"),
-    "panosamic.distill.trainer": ("DistillSettings", "Distiller"),
+    "panosamic.distill.losses": ("DistillLoss",),
+    "panosamic.distill.settings": ("DistillLossConfig", "DistillSettings"),
+    "panosamic.distill.trainer": ("Distiller",),
     "panosamic.distill.cache": ("TeacherCache",),
 }
 __all__ = ["DistillLoss", "DistillLossConfig", "DistillSettings", "Distiller", "TeacherCache", "distill"]

@@ -13,9 +13,12 @@ import json
 import random
 import shutil
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -72,6 +75,7 @@ from panosamic.specs import canonical_modalities
 DEFAULT_FOLDS = 5
 #: Per-sample depth histograms of a prepared folder (the thresholds of any split can be re-derived).
 SAMPLE_DEPTH_CACHE = "cache_sample_depth_statistics.json"
+T = TypeVar("T")
 
 
 class FolderDataError(PanosamicError, ValueError):
@@ -397,6 +401,115 @@ def _write_sample(s: RawFolderSample, out: Path, scale: float, ignore: int, enc:
     return None if depth is None else enc.histogram(depth, valid)
 
 
+class FolderPreparer(ABC, Generic[T]):
+    """One kind of folder prepare; :func:`run_folder_prepare` runs every kind in one order.
+
+    The constructor checks the raw folder completely (it writes nothing) and sets the attributes;
+    then the driver takes ``out`` over (:func:`take_over_folder`), calls :meth:`start`, :meth:`write`
+    for each item under a progress bar and :meth:`finish`, and writes the records
+    (:func:`write_folder_records`).
+    """
+
+    #: The report's dataset name (the progress bar says ``prepare NAME``) and what one item is called.
+    name: str
+    unit: str
+    #: The kind's own files that ``overwrite`` deletes (with the samples, class counts and settings record).
+    derived: tuple[str, ...] = ()
+    #: Recorded before the first item is written; a rerun must ask for the same.
+    settings: dict[str, Any]
+    items: Sequence[T]
+    #: The content of ``classes.json`` and ``splits.json``.
+    classes: dict[str, Any]
+    splits: dict[str, Any]
+    #: (name, why) of what the check passed over.
+    skipped: list[tuple[str, str]]
+
+    def __init__(self, out: Path, scale: float) -> None:
+        self.out, self.scale = out, scale
+        self.skipped = []
+
+    def start(self) -> None:
+        """After the take-over, before the first item (what an earlier run left may be read here)."""
+
+    @abstractmethod
+    def write(self, item: T) -> bool:
+        """Write one item; False where an earlier run's copy is kept instead."""
+
+    @abstractmethod
+    def finish(self) -> dict[str, Any]:
+        """After the items: write the kind's own files; return the record for ``dataset.json``."""
+
+
+def run_folder_prepare(
+    kind: Callable[[Path, Path, float], FolderPreparer],
+    raw: str | Path,
+    out: str | Path,
+    scale: float | None,
+    *,
+    overwrite: bool,
+    progress: bool,
+    default_scale: float = 1.0,
+) -> FolderPrepareReport:
+    """Prepare ``raw`` into ``out`` with ``kind(raw, out, scale)`` (paths and scale checked first)."""
+    started = time.perf_counter()
+    raw, out, scale = folder_paths(raw, out, scale, default_scale)
+    job = kind(raw, out, scale)
+    take_over_folder(out, job.settings, overwrite, job.derived)
+    job.start()
+    kept = 0
+    with Progress(len(job.items), f"prepare {job.name}", job.unit, bar=progress) as bar:
+        for item in job.items:
+            kept += not job.write(item)
+            bar.update(1)
+    write_folder_records(out, job.classes, job.splits, job.finish())
+    n = len(job.items)
+    return FolderPrepareReport(
+        job.name, out, n, n - kept, kept, job.skipped, time.perf_counter() - started, len(job.splits["folds"])
+    )
+
+
+class _Panoramas(FolderPreparer[RawFolderSample]):
+    """``prepare folder``: panoramas, with depth thresholds per fold where the raw folder has depth."""
+
+    name, unit = NAME, "pano"
+    derived = (SPLIT_DEPTH_CACHE, SAMPLE_DEPTH_CACHE)
+
+    def __init__(self, raw: Path, out: Path, scale: float, folds: int | None, seed: int) -> None:
+        super().__init__(out, scale)
+        info, self.ignore, depth_scale, self.items, lists = scan_raw_folder(raw)
+        self.splits = make_splits([s.name for s in self.items], lists, folds, seed)
+        self.modalities = ["image"] + [m for m in ("depth", "normals") if getattr(self.items[0], m) is not None]
+        self.settings = {"dataset": NAME, "scale": scale, "folds": folds, "seed": seed}
+        self.classes = classes_json(info, self.ignore, depth_scale)
+        self.depth_scale, self.enc = depth_scale, depth_encoding(depth_scale)
+        self.hist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def write(self, item: RawFolderSample) -> bool:
+        h = _write_sample(item, self.out, self.scale, self.ignore, self.enc)
+        if h is not None:
+            self.hist[item.name] = h
+        return True
+
+    def finish(self) -> dict[str, Any]:
+        thresholds = {}
+        if self.hist:
+            for k, fold in self.splits["folds"].items():
+                train = {n: self.hist[n] for n in fold["train"] if n in self.hist}
+                thresholds[k] = thresholds_from_histogram(*sum_histograms(train, "depth histograms"))
+            atomic_write_text(
+                self.out / SAMPLE_DEPTH_CACHE,
+                json.dumps({n: [c.tolist(), e.tolist()] for n, (c, e) in self.hist.items()}),
+            )
+        atomic_write_text(self.out / SPLIT_DEPTH_CACHE, json.dumps(thresholds))
+        return {
+            "format": FORMAT,
+            "modalities": self.modalities,
+            "depth_scale": self.depth_scale,
+            "scale": self.scale,
+            "num_samples": len(self.items),
+        }
+
+
 def prepare_folder(
     raw: str | Path,
     out: str | Path,
@@ -406,43 +519,13 @@ def prepare_folder(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    kind: Callable[..., FolderPreparer] = _Panoramas,
     **_: Any,
 ) -> FolderPrepareReport:
-    """Check the raw folder dataset ``raw`` completely, then write the prepared layout into ``out``."""
-    started = time.perf_counter()
-    raw, out, scale = folder_paths(raw, out, scale)
-    info, ignore, depth_scale, samples, lists = scan_raw_folder(raw)
-    splits = make_splits([s.name for s in samples], lists, folds, seed)
-    modalities = ["image"] + [
-        m for m, attr in (("depth", "depth"), ("normals", "normals")) if getattr(samples[0], attr) is not None
-    ]
-    settings = {"dataset": NAME, "scale": scale, "folds": folds, "seed": seed}
-    take_over_folder(out, settings, overwrite, (SPLIT_DEPTH_CACHE, SAMPLE_DEPTH_CACHE))
-    enc = depth_encoding(depth_scale)
-    hist: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    with Progress(len(samples), "prepare folder", "pano", bar=progress) as bar:
-        for s in samples:
-            h = _write_sample(s, out, scale, ignore, enc)
-            if h is not None:
-                hist[s.name] = h
-            bar.update(1)
-    thresholds = {}
-    if hist:
-        for k, fold in splits["folds"].items():
-            train = {n: hist[n] for n in fold["train"] if n in hist}
-            thresholds[k] = thresholds_from_histogram(*sum_histograms(train, "depth histograms"))
-        atomic_write_text(
-            out / SAMPLE_DEPTH_CACHE, json.dumps({n: [c.tolist(), e.tolist()] for n, (c, e) in hist.items()})
-        )
-    atomic_write_text(out / SPLIT_DEPTH_CACHE, json.dumps(thresholds))
-    record = {
-        "format": FORMAT,
-        "modalities": modalities,
-        "depth_scale": depth_scale,
-        "scale": scale,
-        "num_samples": len(samples),
-    }
-    write_folder_records(out, classes_json(info, ignore, depth_scale), splits, record)
-    return FolderPrepareReport(
-        NAME, out, len(samples), len(samples), 0, [], time.perf_counter() - started, len(splits["folds"])
-    )
+    """Check the raw folder dataset ``raw`` completely, then write the prepared layout into ``out``.
+
+    ``kind``: what the folder holds (made with ``folds`` and ``seed``): panoramas, or the photos of
+    :func:`~panosamic.data.pinhole_prepare.prepare_pinhole_folder`.
+    """
+    kind = partial(kind, folds=folds, seed=seed)
+    return run_folder_prepare(kind, raw, out, scale, overwrite=overwrite, progress=progress)

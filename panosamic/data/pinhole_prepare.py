@@ -14,8 +14,8 @@ panoramas of areas it never saw.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,15 @@ from panosamic.data.base import RGB_FILE
 from panosamic.data.classes import STANFORD2D3DS
 from panosamic.data.folder import (
     FolderDataError,
+    FolderPreparer,
     FolderPrepareReport,
     _check_label,
     _names,
     _read_split_lists,
     _size,
     make_splits,
-    take_over_folder,
-    write_folder_records,
+    prepare_folder,
+    run_folder_prepare,
 )
 from panosamic.data.folder_layout import (
     CLASSES_FILE,
@@ -57,10 +58,9 @@ from panosamic.data.pinhole_layout import (
     check_matrix,
     scale_matrix,
 )
-from panosamic.data.prepare_output import folder_paths, save_image
+from panosamic.data.prepare_output import save_image
 from panosamic.data.stanford_codec import SEMANTIC_LABELS_FILE, decode_semantic_rgb, instance_class_table
 from panosamic.io import atomic_write_text
-from panosamic.progress import Progress
 
 __all__ = ["PinholeSource", "prepare_pinhole_folder", "prepare_stanford_pinhole", "scan_stanford_pinhole"]
 
@@ -156,81 +156,74 @@ def _write_photo(p: PinholeSource, out: Path, scale: float, labels: np.ndarray) 
     return scale_matrix(p.k, size[0] / p.size[0], size[1] / p.size[1])
 
 
-def _finish(
-    out: Path,
-    info,
-    ignore: int,
-    splits: dict[str, Any],
-    cameras: dict[str, Any],
-    scale: float,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    atomic_write_text(out / CAMERAS_FILE, json.dumps(cameras, indent=1))
-    record = {
-        "format": FORMAT,
-        "projection": PROJECTION,
-        "modalities": ["image"],
-        "scale": scale,
-        "num_samples": len(cameras),
-        **(extra or {}),
-    }
-    write_folder_records(out, classes_json(info, ignore, DEFAULT_DEPTH_SCALE), splits, record)
+class _Photos(FolderPreparer[PinholeSource]):
+    """What both pinhole kinds share: photos written with their cameras, recorded in ``cameras.json``."""
+
+    unit = "photo"
+    derived = (CAMERAS_FILE,)
+
+    def __init__(self, out: Path, scale: float) -> None:
+        super().__init__(out, scale)
+        self.cameras: dict[str, Any] = {}
+
+    def _store(self, p: PinholeSource, stored: np.ndarray) -> None:
+        """Write a photo with its stored labels and keep its camera at the prepared size."""
+        self.cameras[p.name] = {
+            "K": _write_photo(p, self.out, self.scale, stored),
+            "size": list(_prepared_size(p.size, self.scale)),
+        }
+
+    def finish(self) -> dict[str, Any]:
+        atomic_write_text(self.out / CAMERAS_FILE, json.dumps(self.cameras, indent=1))
+        return {
+            "format": FORMAT,
+            "projection": PROJECTION,
+            "modalities": ["image"],
+            "scale": self.scale,
+            "num_samples": len(self.cameras),
+        }
 
 
-def prepare_pinhole_folder(
-    raw: str | Path,
-    out: str | Path,
-    scale: float | None = None,
-    *,
-    fov_deg: float | None = None,
-    folds: int | None = None,
-    seed: int = 0,
-    overwrite: bool = False,
-    progress: bool = True,
-    **_: Any,
-) -> FolderPrepareReport:
-    """Check the raw pinhole folder ``raw`` completely, then write the prepared pinhole layout in ``out``."""
-    started = time.perf_counter()
-    raw, out, scale = folder_paths(raw, out, scale)
-    info, ignore, photos, lists = scan_pinhole_folder(raw, fov_deg)
-    splits = make_splits([p.name for p in photos], lists, folds, seed)
-    aux = [raw / k for k in ("depth", "normals") if (raw / k).is_dir()]
-    if aux:
-        print(f"note: pinhole datasets are image-only; {', '.join(str(a) for a in aux)} not used")
-    take_over_folder(
-        out,
-        {
+class _PinholeFolder(_Photos):
+    """``prepare folder --pinhole``: a raw folder of photos with class-index labels."""
+
+    name = "folder --pinhole"
+
+    def __init__(
+        self, raw: Path, out: Path, scale: float, fov_deg: float | None, folds: int | None, seed: int
+    ) -> None:
+        super().__init__(out, scale)
+        info, self.ignore, self.items, lists = scan_pinhole_folder(raw, fov_deg)
+        self.splits = make_splits([p.name for p in self.items], lists, folds, seed)
+        aux = [raw / k for k in ("depth", "normals") if (raw / k).is_dir()]
+        if aux:
+            print(f"note: pinhole datasets are image-only; {', '.join(str(a) for a in aux)} not used")
+        self.settings = {
             "dataset": "folder",
             "projection": PROJECTION,
             "scale": scale,
             "folds": folds,
             "seed": seed,
             "fov_deg": fov_deg,
-        },
-        overwrite,
-        (CAMERAS_FILE,),
-    )
-    cameras: dict[str, Any] = {}
-    with Progress(len(photos), "prepare folder --pinhole", "photo", bar=progress) as bar:
-        for p in photos:
-            labels = np.asarray(Image.open(p.label)).astype(np.int64)
-            stored = np.where(labels == ignore, STORED_IGNORE, labels)
-            cameras[p.name] = {
-                "K": _write_photo(p, out, scale, stored),
-                "size": list(_prepared_size(p.size, scale)),
-            }
-            bar.update(1)
-    _finish(out, info, ignore, splits, cameras, scale)
-    return FolderPrepareReport(
-        "folder --pinhole",
-        out,
-        len(photos),
-        len(photos),
-        0,
-        [],
-        time.perf_counter() - started,
-        len(splits["folds"]),
-    )
+        }
+        self.classes = classes_json(info, self.ignore, DEFAULT_DEPTH_SCALE)
+
+    def write(self, item: PinholeSource) -> bool:
+        labels = np.asarray(Image.open(item.label)).astype(np.int64)
+        self._store(item, np.where(labels == self.ignore, STORED_IGNORE, labels))
+        return True
+
+
+def prepare_pinhole_folder(
+    raw: str | Path, out: str | Path, scale: float | None = None, *, fov_deg: float | None = None, **options: Any
+) -> FolderPrepareReport:
+    """Check the raw pinhole folder ``raw`` completely, then write the prepared pinhole layout in ``out``.
+
+    ``fov_deg``: the horizontal field of view of the photos ``cameras.json`` does not describe (it
+    overrides ``classes.json``'s ``"fov_deg"``); ``options``: :func:`~panosamic.data.folder.prepare_folder`'s (``folds``, ``seed``,
+    ``overwrite``, ``progress``).
+    """
+    return prepare_folder(raw, out, scale, kind=partial(_PinholeFolder, fov_deg=fov_deg), **options)
 
 
 # --------------------------------------------------------------------------- Stanford2D3DS perspective photos
@@ -291,6 +284,56 @@ def scan_stanford_pinhole(
     return found, bad
 
 
+class _StanfordPhotos(_Photos):
+    """``prepare stanford2d3ds-pinhole``: the photos' RGB-encoded labels decoded; a rerun keeps what is written."""
+
+    name = STANFORD_NAME
+
+    def __init__(self, raw: Path, out: Path, scale: float, skip_bad: bool) -> None:
+        from panosamic.data.stanford2d3ds import FOLDS
+
+        super().__init__(out, scale)
+        photos, self.skipped = scan_stanford_pinhole(raw, skip_bad=skip_bad)
+        self.items = [p for _, p in photos]
+        self.table = instance_class_table(read_json_file(raw / "assets" / SEMANTIC_LABELS_FILE))
+        by_area: dict[str, list[str]] = {}
+        for area, p in photos:
+            by_area.setdefault(area, []).append(p.name)
+        folds = {}
+        for fold, (train, test) in FOLDS.items():
+            names = {
+                s: sorted(n for a in areas for n in by_area.get(a, ()))
+                for s, areas in (("train", train), ("test", test))
+            }
+            if names["train"]:
+                folds[str(fold)] = names
+        if not folds:
+            raise FileNotFoundError(f"{raw}: no fold has training photos (areas found: {sorted(by_area)})")
+        self.splits = {"source": "stanford2d3ds folds", "seed": None, "folds": folds}
+        self.settings = {"dataset": STANFORD_NAME, "scale": scale}
+        self.classes = classes_json(STANFORD2D3DS, DEFAULT_IGNORE_INDEX, DEFAULT_DEPTH_SCALE)
+        self.previous: dict[str, Any] = {}
+
+    def start(self) -> None:
+        path = self.out / CAMERAS_FILE  # an earlier run's cameras (after an overwrite it is gone)
+        self.previous = read_json_file(path) if path.is_file() else {}
+
+    def write(self, item: PinholeSource) -> bool:
+        done = self.out / SAMPLES_DIR / item.name
+        if item.name in self.previous and (done / RGB_FILE).is_file() and (done / LABEL_FILE).is_file():
+            self.cameras[item.name] = self.previous[item.name]
+            return False
+        with Image.open(item.label) as im:
+            labels = decode_semantic_rgb(np.asarray(im.convert("RGB")), self.table)
+        self._store(item, np.where(labels < 0, STORED_IGNORE, labels))
+        if len(self.cameras) % 500 == 0:  # resumable: what is written is recorded
+            atomic_write_text(self.out / CAMERAS_FILE, json.dumps({**self.previous, **self.cameras}))
+        return True
+
+    def finish(self) -> dict[str, Any]:
+        return {**super().finish(), "dataset": STANFORD_NAME}
+
+
 def prepare_stanford_pinhole(
     raw: str | Path,
     out: str | Path,
@@ -302,62 +345,13 @@ def prepare_stanford_pinhole(
     **_: Any,
 ) -> FolderPrepareReport:
     """Prepare Stanford2D3DS's perspective photos (13 classes, the panoramic folds' areas) into ``out``."""
-    from panosamic.data.stanford2d3ds import FOLDS
-
-    started = time.perf_counter()
-    raw, out, scale = folder_paths(raw, out, scale, default_scale=STANFORD_PINHOLE_DEFAULT_SCALE)
-    photos, bad = scan_stanford_pinhole(raw, skip_bad=skip_bad)
-    table = instance_class_table(read_json_file(raw / "assets" / SEMANTIC_LABELS_FILE))
-    by_area: dict[str, list[str]] = {}
-    for area, p in photos:
-        by_area.setdefault(area, []).append(p.name)
-    folds = {}
-    for fold, (train, test) in FOLDS.items():
-        names = {
-            s: sorted(n for a in areas for n in by_area.get(a, ()))
-            for s, areas in (("train", train), ("test", test))
-        }
-        if names["train"]:
-            folds[str(fold)] = names
-    if not folds:
-        raise FileNotFoundError(f"{raw}: no fold has training photos (areas found: {sorted(by_area)})")
-    take_over_folder(out, {"dataset": STANFORD_NAME, "scale": scale}, overwrite, (CAMERAS_FILE,))
-    cameras: dict[str, Any] = {}
-    existing = 0
-    previous = read_json_file(out / CAMERAS_FILE) if (out / CAMERAS_FILE).is_file() and not overwrite else {}
-    with Progress(len(photos), f"prepare {STANFORD_NAME}", "photo", bar=progress) as bar:
-        for _, p in photos:
-            done = out / SAMPLES_DIR / p.name
-            if p.name in previous and (done / RGB_FILE).is_file() and (done / LABEL_FILE).is_file():
-                cameras[p.name] = previous[p.name]
-                existing += 1
-            else:
-                with Image.open(p.label) as im:
-                    labels = decode_semantic_rgb(np.asarray(im.convert("RGB")), table)
-                stored = np.where(labels < 0, STORED_IGNORE, labels)
-                cameras[p.name] = {
-                    "K": _write_photo(p, out, scale, stored),
-                    "size": list(_prepared_size(p.size, scale)),
-                }
-                if len(cameras) % 500 == 0:  # resumable: what is written is recorded
-                    atomic_write_text(out / CAMERAS_FILE, json.dumps({**previous, **cameras}))
-            bar.update(1)
-    _finish(
+    kind = partial(_StanfordPhotos, skip_bad=skip_bad)
+    return run_folder_prepare(
+        kind,
+        raw,
         out,
-        STANFORD2D3DS,
-        DEFAULT_IGNORE_INDEX,
-        {"source": "stanford2d3ds folds", "seed": None, "folds": folds},
-        cameras,
         scale,
-        {"dataset": STANFORD_NAME},
-    )
-    return FolderPrepareReport(
-        STANFORD_NAME,
-        out,
-        len(photos),
-        len(photos) - existing,
-        existing,
-        bad,
-        time.perf_counter() - started,
-        len(folds),
+        overwrite=overwrite,
+        progress=progress,
+        default_scale=STANFORD_PINHOLE_DEFAULT_SCALE,
     )

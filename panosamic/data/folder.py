@@ -234,25 +234,51 @@ def _check_aux(
         raise _err(path, f"size {asize[0]}x{asize[1]}; expected the image's {size[0]}x{size[1]}")
 
 
-def scan_raw_folder(raw: Path) -> tuple[DatasetInfo, int, float, list[RawFolderSample], dict[str, list[str]]]:
-    """Check a raw folder dataset completely; (classes, ignore_index, depth_scale, samples, given split lists)."""
-    raw = Path(raw)
+def _raw_classes(raw: Path) -> tuple[dict[str, Any], tuple[DatasetInfo, int, float]]:
+    """A raw folder's ``classes.json``: (its content, (classes, ignore_index, depth_scale))."""
     if not raw.is_dir():
         raise FileNotFoundError(f"raw folder dataset {raw} does not exist")
-    info, ignore, depth_scale = parse_classes(read_json_file(raw / CLASSES_FILE), raw / CLASSES_FILE)
+    content = read_json_file(raw / CLASSES_FILE)
+    return content, parse_classes(content, raw / CLASSES_FILE)
+
+
+def _raw_files(
+    raw: Path, what: str, aux: tuple[str, ...] = ()
+) -> tuple[dict[str, Path], dict[str, Path], dict[str, dict[str, Path]]]:
+    """NAME -> file of a raw folder's ``images/`` (``what``), ``labels/`` and those of the ``aux``
+    folders it has; there is an image, and every label has one."""
     for sub in ("images", "labels"):
         if not (raw / sub).is_dir():
             raise FileNotFoundError(
                 f"{raw / sub} is missing; expected images/NAME.jpg|png|webp and labels/NAME.png"
             )
-    images = _names(raw / "images", IMAGE_SUFFIXES, "equirectangular images")
+    images = _names(raw / "images", IMAGE_SUFFIXES, what)
     labels = _names(raw / "labels", (".png",), "class-index PNGs")
-    aux = {k: _names(raw / k, (".png",), f"{k} PNGs") for k in ("depth", "normals") if (raw / k).is_dir()}
+    found = {k: _names(raw / k, (".png",), f"{k} PNGs") for k in aux if (raw / k).is_dir()}
     if not images:
         raise FileNotFoundError(f"{raw / 'images'} holds no image")
     for name in labels:
         if name not in images:
             raise _err(labels[name], f"label without an image; expected images/{name}.jpg|png|webp")
+    return images, labels, found
+
+
+def _image_label(
+    image: Path, labels: dict[str, Path], size: tuple[int, int], info: DatasetInfo, ignore: int
+) -> Path:
+    """The checked label file of ``image`` (``RAW/images/NAME.*``, ``size``) among ``labels``."""
+    if image.stem not in labels:
+        expected = image.parent.parent / "labels" / f"{image.stem}.png"
+        raise FileNotFoundError(f"{expected} is missing; expected a label for {image.name}")
+    _check_label(labels[image.stem], size, info.num_classes, ignore)
+    return labels[image.stem]
+
+
+def scan_raw_folder(raw: Path) -> tuple[DatasetInfo, int, float, list[RawFolderSample], dict[str, list[str]]]:
+    """Check a raw folder dataset completely; (classes, ignore_index, depth_scale, samples, given split lists)."""
+    raw = Path(raw)
+    _, (info, ignore, depth_scale) = _raw_classes(raw)
+    images, labels, aux = _raw_files(raw, "equirectangular images", ("depth", "normals"))
     samples = []
     for name, image in images.items():
         size, _ = _size(image)
@@ -262,18 +288,14 @@ def scan_raw_folder(raw: Path) -> tuple[DatasetInfo, int, float, list[RawFolderS
                 f"size {size[0]}x{size[1]} is not 2:1; expected an equirectangular panorama "
                 "(width = 2 x height)",
             )
-        if name not in labels:
-            raise FileNotFoundError(
-                f"{raw / 'labels' / (name + '.png')} is missing; expected a label for {image.name}"
-            )
-        _check_label(labels[name], size, info.num_classes, ignore)
+        label = _image_label(image, labels, size, info, ignore)
         if "depth" in aux:
             _check_aux(aux["depth"].get(name), name, "depth", size, ("I;16", "I;16B", "I;16L", "I"))
         if "normals" in aux:
             _check_aux(aux["normals"].get(name), name, "normals", size, ("RGB",))
         samples.append(
             RawFolderSample(
-                name, image, labels[name], aux.get("depth", {}).get(name), aux.get("normals", {}).get(name)
+                name, image, label, aux.get("depth", {}).get(name), aux.get("normals", {}).get(name)
             )
         )
     for kind, files in aux.items():
@@ -478,7 +500,8 @@ class _Panoramas(FolderPreparer[RawFolderSample]):
         super().__init__(out, scale)
         info, self.ignore, depth_scale, self.items, lists = scan_raw_folder(raw)
         self.splits = make_splits([s.name for s in self.items], lists, folds, seed)
-        self.modalities = ["image"] + [m for m in ("depth", "normals") if getattr(self.items[0], m) is not None]
+        first = self.items[0]
+        self.modalities = ["image"] + [m for m in ("depth", "normals") if getattr(first, m) is not None]
         self.settings = {"dataset": NAME, "scale": scale, "folds": folds, "seed": seed}
         self.classes = classes_json(info, self.ignore, depth_scale)
         self.depth_scale, self.enc = depth_scale, depth_encoding(depth_scale)

@@ -28,8 +28,9 @@ from panosamic.data.folder import (
     FolderDataError,
     FolderPreparer,
     FolderPrepareReport,
-    _check_label,
-    _names,
+    _image_label,
+    _raw_classes,
+    _raw_files,
     _read_split_lists,
     _size,
     make_splits,
@@ -41,12 +42,10 @@ from panosamic.data.folder_layout import (
     DEFAULT_DEPTH_SCALE,
     DEFAULT_IGNORE_INDEX,
     FORMAT,
-    IMAGE_SUFFIXES,
     LABEL_FILE,
     SAMPLES_DIR,
     STORED_IGNORE,
     classes_json,
-    parse_classes,
     read_json_file,
 )
 from panosamic.data.pinhole_layout import (
@@ -82,10 +81,7 @@ class PinholeSource:
 def scan_pinhole_folder(raw: Path, fov_deg: float | None):
     """Check a raw pinhole folder completely; (classes, ignore_index, photos, given split lists)."""
     raw = Path(raw)
-    if not raw.is_dir():
-        raise FileNotFoundError(f"raw folder dataset {raw} does not exist")
-    content = read_json_file(raw / CLASSES_FILE)
-    info, ignore, _ = parse_classes(content, raw / CLASSES_FILE)
+    content, (info, ignore, _) = _raw_classes(raw)
     default_fov = fov_deg if fov_deg is not None else content.get("fov_deg")
     if default_fov is not None:
         default_fov = check_fov(
@@ -96,20 +92,7 @@ def scan_pinhole_folder(raw: Path, fov_deg: float | None):
         cameras = read_json_file(raw / CAMERAS_FILE)
         if not isinstance(cameras, dict):
             raise FolderDataError(f'{raw / CAMERAS_FILE}: expected {{"NAME": {{"fov_deg": 60}}, ...}}')
-    for sub in ("images", "labels"):
-        if not (raw / sub).is_dir():
-            raise FileNotFoundError(
-                f"{raw / sub} is missing; expected images/NAME.jpg|png|webp and labels/NAME.png"
-            )
-    images = _names(raw / "images", IMAGE_SUFFIXES, "photos")
-    labels = _names(raw / "labels", (".png",), "class-index PNGs")
-    if not images:
-        raise FileNotFoundError(f"{raw / 'images'} holds no image")
-    for name in labels:
-        if name not in images:
-            raise FolderDataError(
-                f"{labels[name]}: label without an image; expected images/{name}.jpg|png|webp"
-            )
+    images, labels, _ = _raw_files(raw, "photos")
     for name in cameras:
         if name not in images:
             raise FolderDataError(
@@ -118,11 +101,7 @@ def scan_pinhole_folder(raw: Path, fov_deg: float | None):
     photos = []
     for name, image in images.items():
         size, _ = _size(image)
-        if name not in labels:
-            raise FileNotFoundError(
-                f"{raw / 'labels' / (name + '.png')} is missing; expected a label for {image.name}"
-            )
-        _check_label(labels[name], size, info.num_classes, ignore)
+        label = _image_label(image, labels, size, info, ignore)
         if name in cameras:
             k = camera_matrix(cameras[name], size[0], size[1], f"{raw / CAMERAS_FILE} {name!r}")
         elif default_fov is not None:
@@ -132,7 +111,7 @@ def scan_pinhole_folder(raw: Path, fov_deg: float | None):
                 f'{image}: no field of view; expected --fov DEG, "fov_deg" in classes.json, or '
                 f"an entry in {CAMERAS_FILE}"
             )
-        photos.append(PinholeSource(name, image, labels[name], size, k))
+        photos.append(PinholeSource(name, image, label, size, k))
     return info, ignore, photos, _read_split_lists(raw, set(images))
 
 
@@ -215,13 +194,18 @@ class _PinholeFolder(_Photos):
 
 
 def prepare_pinhole_folder(
-    raw: str | Path, out: str | Path, scale: float | None = None, *, fov_deg: float | None = None, **options: Any
+    raw: str | Path,
+    out: str | Path,
+    scale: float | None = None,
+    *,
+    fov_deg: float | None = None,
+    **options: Any,
 ) -> FolderPrepareReport:
     """Check the raw pinhole folder ``raw`` completely, then write the prepared pinhole layout in ``out``.
 
     ``fov_deg``: the horizontal field of view of the photos ``cameras.json`` does not describe (it
-    overrides ``classes.json``'s ``"fov_deg"``); ``options``: :func:`~panosamic.data.folder.prepare_folder`'s (``folds``, ``seed``,
-    ``overwrite``, ``progress``).
+    overrides ``classes.json``'s ``"fov_deg"``); ``options``: those of
+    :func:`~panosamic.data.folder.prepare_folder` (``folds``, ``seed``, ``overwrite``, ``progress``).
     """
     return prepare_folder(raw, out, scale, kind=partial(_PinholeFolder, fov_deg=fov_deg), **options)
 
@@ -285,7 +269,8 @@ def scan_stanford_pinhole(
 
 
 class _StanfordPhotos(_Photos):
-    """``prepare stanford2d3ds-pinhole``: the photos' RGB-encoded labels decoded; a rerun keeps what is written."""
+    """``prepare stanford2d3ds-pinhole``: the photos' RGB-encoded labels decoded; a rerun keeps the
+    photos an earlier run wrote."""
 
     name = STANFORD_NAME
 

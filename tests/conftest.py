@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,55 @@ sys.path.insert(0, str(COMPAT))
 
 #: the fault suite's shared fixtures (cli server, tiny model folder, panoramas)
 pytest_plugins = ["faults_fixtures"]
+
+# ---------------------------------------------------------------- temporary files in memory
+#: Free space (bytes) that ``/dev/shm`` must have before the tests' temporary files go there.
+RAM_TMP_MIN_FREE = 8 << 30
+
+
+def _ram_tmp_root() -> Path | None:
+    """``/dev/shm`` where it is a writable memory file system with room to spare, else ``None``."""
+    if os.environ.get("PANOSAMIC_TEST_TMP", "").lower() == "disk":
+        return None
+    shm = Path("/dev/shm")
+    try:
+        st = os.statvfs(shm)
+    except OSError:
+        return None
+    return shm if st.f_bavail * st.f_frsize >= RAM_TMP_MIN_FREE and os.access(shm, os.W_OK) else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Temporary files (``tmp_path``) in memory unless ``--basetemp`` says where.
+
+    Every write of the library is durable (fsync of the file and its folder); on a disk the suite
+    spends minutes waiting for them (measured on the 2-core machine: 449 s on disk, 313 s in
+    memory, the same tests). ``PANOSAMIC_TEST_TMP=disk`` keeps pytest's default. The folder is
+    removed after a passing run and kept (its path printed) after a failing one.
+    """
+    if config.option.basetemp or hasattr(config, "workerinput"):
+        return  # given by the user, or a pytest-xdist worker (its folder lies in the main process's)
+    root = _ram_tmp_root()
+    if root is not None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="panosamic-tests-", dir=root)
+        config._panosamic_ram_tmp = config.option.basetemp
+
+
+def pytest_sessionfinish(session, exitstatus):
+    folder = getattr(session.config, "_panosamic_ram_tmp", None)
+    if folder is None:
+        return
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        session.config._panosamic_kept_tmp = folder
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    folder = getattr(config, "_panosamic_kept_tmp", None)
+    if folder is not None:
+        terminalreporter.write_line(f"the temporary files of this run are kept in {folder} (in memory: remove it when done)")
 
 
 def tiny_config(**changes):

@@ -370,38 +370,22 @@ def test_training_record_and_the_overlap_refusal(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the README, as written
-def _run_readme_commands(tmp_path: Path) -> Path:
+def _run_readme_commands(cli, tmp_path: Path) -> Path:
+    """The README's commands, as written, each a fresh ``panosamic`` process (forked by the fault suite's
+    ``cli`` server: the same command line without a new interpreter's imports)."""
     data = tmp_path / "data"
     make_folder_dataset(data / "mydata")
     for command in block_commands(readme_block("your-own-data")):
         argv = shlex.split(command.replace("data/", f"{data}/"))
         assert argv[:3] == ["uv", "run", "panosamic"]
-        done = subprocess.run(
-            [sys.executable, "-m", "panosamic.cli", *argv[3:], "--no-progress"],
-            cwd=ROOT,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        done = cli.run([*argv[3:], "--no-progress"], cwd=ROOT)
+        assert done.rc == 0, f"{command}\n{done.out[-2000:]}\n{done.err[-3000:]}"
     return data
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "panosamic.cli", *args, "--no-progress"],
-        cwd=ROOT,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 @pytest.mark.slow
-def test_readme_commands_prepare_train_evaluate_and_the_metrics_are_a_count(tmp_path):
-    data = _run_readme_commands(tmp_path)
+def test_readme_commands_prepare_train_evaluate_and_the_metrics_are_a_count(cli, tmp_path):
+    data = _run_readme_commands(cli, tmp_path)
     prepared, runs = data / "mydata_prepared", data / "mydata_runs"
     metrics = json.loads((runs / "m.json").read_text())
     assert metrics["class_names"] == [n for n, _ in CLASSES] and metrics["dataset"] == "folder"
@@ -414,7 +398,7 @@ def test_readme_commands_prepare_train_evaluate_and_the_metrics_are_a_count(tmp_
     )
 
     # the scores equal an independent count on the saved predictions
-    done = _cli(
+    done = cli.run([
         "evaluate",
         "--dataset",
         "folder",
@@ -428,8 +412,9 @@ def test_readme_commands_prepare_train_evaluate_and_the_metrics_are_a_count(tmp_
         str(tmp_path / "again.json"),
         "--save-dir",
         str(tmp_path / "pred"),
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+        "--no-progress",
+    ], cwd=ROOT)  # fmt: skip
+    assert done.rc == 0, done.err[-3000:]
     fold = json.loads((tmp_path / "again.json").read_text())["folds"][0]
     palette = np.array([c for _, c in CLASSES])
     confusion = np.zeros((4, 4), np.int64)
@@ -456,14 +441,11 @@ def test_readme_commands_prepare_train_evaluate_and_the_metrics_are_a_count(tmp_
     # fold 2's test panoramas were fold 1's training panoramas: refused, then allowed
     leak = ["evaluate", "--dataset", "folder", "--dataset-path", str(prepared), "--checkpoint", str(run),
             "--fold", "2", "--output", str(tmp_path / "leak.json")]
-    refused = _cli(*leak)
-    assert (
-        refused.returncode != 0
-        and "refusing to evaluate: the checkpoint was trained on folder fold 1" in refused.stderr
-    )
-    assert "--allow-train-overlap" in refused.stderr and not (tmp_path / "leak.json").exists()
-    allowed = _cli(*leak, "--allow-train-overlap")
-    assert allowed.returncode == 0 and "warning (--allow-train-overlap)" in allowed.stderr
+    refused = cli.run([*leak, "--no-progress"], cwd=ROOT)
+    assert refused.rc != 0 and "refusing to evaluate: the checkpoint was trained on folder fold 1" in refused.err
+    assert "--allow-train-overlap" in refused.err and not (tmp_path / "leak.json").exists()
+    allowed = cli.run([*leak, "--allow-train-overlap", "--no-progress"], cwd=ROOT)
+    assert allowed.rc == 0 and "warning (--allow-train-overlap)" in allowed.err
 
 
 @pytest.mark.slow

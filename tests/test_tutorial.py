@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -40,15 +38,16 @@ def test_tutorial_block_uses_only_the_cli():
 
 
 @pytest.mark.slow
-def test_tutorial_runs_and_ends_in_a_prediction(tmp_path):
+def test_tutorial_runs_and_ends_in_a_prediction(cli, tmp_path):
+    """Each command a fresh ``panosamic`` process, forked by the fault suite's ``cli`` server (the same
+    command line, without a new interpreter's imports)."""
     out = tmp_path / "tutorial"
     for command in tutorial_commands():
         argv = shlex.split(command.replace(OUT, str(out)))
         assert argv[:3] == ["uv", "run", "panosamic"]
-        done = subprocess.run([sys.executable, "-m", "panosamic.cli", *argv[3:]], cwd=ROOT, capture_output=True,
-                              text=True, timeout=900)
-        assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-        assert "Traceback" not in done.stderr
+        done = cli.run(argv[3:], cwd=ROOT)
+        assert done.rc == 0, f"{command}\n{done.out[-2000:]}\n{done.err[-3000:]}"
+        assert "Traceback" not in done.err
     pred = out / "predictions"
     stem = "pano_asmasuxybohhcj"
     for name in (f"{stem}_labels.png", f"{stem}_color.png", f"{stem}_overlay.jpg", "legend.png", "summary.json"):

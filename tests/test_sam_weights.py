@@ -142,11 +142,11 @@ class _FileServer:
                 pass
 
             def do_GET(self):
+                outer.hits += 1  # on arrival: counted after the reply, the client could check first
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload[:cut] if cut else payload)
-                outer.hits += 1
 
         self.hits = 0
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)

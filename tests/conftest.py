@@ -54,8 +54,8 @@ def pytest_configure(config):
     """Temporary files (``tmp_path``) in memory unless ``--basetemp`` says where.
 
     Every write of the library is durable (fsync of the file and its folder); on a disk the suite
-    spends minutes waiting for them (measured on the 2-core machine: 449 s on disk, 313 s in
-    memory, the same tests). ``PANOSAMIC_TEST_TMP=disk`` keeps pytest's default. The folder is
+    waits for them (measured on the quiet 2-core machine, the same tests: 284 s on disk, 261 s in
+    memory). ``PANOSAMIC_TEST_TMP=disk`` keeps pytest's default. The folder is
     removed after a passing run and kept (its path printed) after a failing one.
     """
     if config.option.basetemp or hasattr(config, "workerinput"):

@@ -57,3 +57,30 @@ def test_a_bounded_field_is_checked_in_the_settings_and_on_the_command_line() ->
         check_flags(argparse.Namespace(epochs=0), Job)
     job = Job.from_args(argparse.Namespace(rate=0.25, epochs=2, other="ignored"), batch_size=3)
     assert (job.rate, job.epochs, job.batch_size) == (0.25, 2, 3)
+
+
+def test_a_bounded_setting_is_none_only_where_its_default_is():
+    from panosamic.adapt.settings import AdaptSettings
+    from panosamic.distill.settings import DistillLossConfig, DistillSettings
+
+    with pytest.raises(ValueError, match=r"^lr None: expected a finite number > 0$"):
+        AdaptSettings(lr=None)
+    with pytest.raises(ValueError, match=r"^cache_stride None: expected an integer >= 1$"):
+        DistillSettings(panoramas=("x",), cache_stride=None)
+    with pytest.raises(ValueError, match=r"^kd_weight None: expected a finite number >= 0$"):
+        DistillLossConfig(kd_weight=None, ce_weight=1.0)
+    assert AdaptSettings().refine_masks is None  # a default of None stays allowed
+
+
+def test_a_wrong_upload_keyword_is_refused_before_anything_is_saved(monkeypatch):
+    from conftest import make_tiny_model
+
+    from panosamic.hub import mixin
+
+    def no_save(*a, **k):
+        raise AssertionError("saved before the keywords were checked")
+
+    model = make_tiny_model()
+    monkeypatch.setattr(mixin.PanoSAMicHubMixin, "save_pretrained", no_save)
+    with pytest.raises(TypeError, match="comit_message"):
+        model.push_to_hub("you/repo", comit_message="typo")

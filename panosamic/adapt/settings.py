@@ -59,7 +59,7 @@ class AdaptSettings(LoopSettings):
     #: Settings whose change makes a resumed run differ from the uninterrupted one.
     REPLAY_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "keep_fraction",
                    "max_threshold", "min_threshold", "threshold_every", "refine_masks", "photometric",
-                   "source_weight", "train_encoder", "seed", "epochs")  # fmt: skip
+                   "source_weight", "train_encoder", "seed", "epochs", "limit_batches")  # fmt: skip
 
 
 def check_output(out_dir: str | os.PathLike, resume: bool) -> None:

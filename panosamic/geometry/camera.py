@@ -125,7 +125,7 @@ def fov_from_intrinsics(k: torch.Tensor, width: int) -> torch.Tensor:
     return torch.rad2deg(2 * torch.atan((width / 2) / torch.as_tensor(k)[..., 0, 0]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PinholeCamera:
     """A pinhole camera: its horizontal field of view ``fov_deg`` or its intrinsic matrix (exactly one)
     and its orientation, in degrees. Each angle is a number or one value per sample (a sequence or a 1-D

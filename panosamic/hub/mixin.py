@@ -127,11 +127,9 @@ class PanoSAMicHubMixin(
         ``private``, ``token``, ``revision``, ``create_pr``). Creates the repo (and the ``revision``
         branch) if needed. Returns the commit URL.
         """
-        import inspect
+        from panosamic.hub.push import check_upload, push_folder
 
-        from panosamic.hub.push import push_folder
-
-        inspect.signature(push_folder).bind(".", repo_id, subfolder=subfolder, **upload)  # a wrong keyword: before any work
+        check_upload(repo_id, subfolder=subfolder, **upload)  # a wrong keyword: before any work
         with tempfile.TemporaryDirectory(prefix="panosamic-push-") as tmp:
             self.save_pretrained(
                 tmp, metrics=metrics, training=training, dtype=dtype, license=license, repo_id=repo_id,

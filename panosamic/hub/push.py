@@ -10,6 +10,7 @@ comes from ``HF_TOKEN`` or ``hf auth login`` (or ``--token-file``); it is never 
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,12 @@ def check_hub_folder(folder: str | os.PathLike) -> Any:
         if data.library_name != "panosamic":
             raise ValueError(f"{card}: library_name is {data.library_name!r}, expected 'panosamic'")
     return info
+
+
+def check_upload(repo_id: str, **upload: Any) -> None:
+    """``upload`` (``subfolder``, ``commit_message``, ``token``, ...) as :func:`push_folder` takes it,
+    else a TypeError naming the keyword: called before a model is saved for the upload."""
+    inspect.signature(push_folder).bind(".", repo_id, **upload)
 
 
 def push_folder(

@@ -66,8 +66,9 @@ def push_student(model: PanoStudent, repo_id: str, *, subfolder: str | None = No
                  metrics: Mapping[str, Any] | None = None, **upload: Any) -> str:
     """Upload the student's folder into ``subfolder`` of ``repo_id`` in one commit; the commit URL.
     ``upload``: :func:`~panosamic.hub.push.push_folder`'s keywords (``token``, ``revision``, ...)."""
-    from panosamic.hub.push import push_folder
+    from panosamic.hub.push import check_upload, push_folder
 
+    check_upload(repo_id, subfolder=subfolder, **upload)  # a wrong keyword: before any work
     message = upload.pop("commit_message", None) or f"Upload {model.config.variant_name}"
     with tempfile.TemporaryDirectory(prefix="panosamic-push-") as tmp:
         save_student(model, tmp, metrics=metrics, repo_id=repo_id, subfolder=subfolder)

@@ -15,9 +15,11 @@ __all__ = ["check_backbone", "check_backbone_weights_cached", "check_number", "c
 
 
 def check_number(flag: str, value: Any, *, minimum: float | None = None, above: float | None = None,
-                 maximum: float | None = None, below: float | None = None, integer: bool = False) -> None:
-    """``value`` finite (an integer with ``integer``) and within the bounds, else one line naming ``flag``."""
-    if value is None:
+                 maximum: float | None = None, below: float | None = None, integer: bool = False,
+                 optional: bool = True) -> None:
+    """``value`` finite (an integer with ``integer``) and within the bounds, else one line naming ``flag``;
+    ``None`` passes where ``optional`` (a flag that was not given)."""
+    if value is None and optional:
         return
     bounds = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
               f"<= {maximum:g}" if maximum is not None else "", f"< {below:g}" if below is not None else ""]

@@ -49,10 +49,11 @@ def _ranges(cls: Any) -> dict[str, dict[str, Any]]:
 
 
 def check_bounds(settings: Any) -> None:
-    """Each field of ``settings`` declared with :func:`bounded` within its range, else one line naming it."""
+    """Each field of ``settings`` declared with :func:`bounded` within its range, else one line naming it
+    (``None`` only where the default is ``None``)."""
     for f in dataclasses.fields(settings):
         if _BOUNDS in f.metadata:
-            check_number(f.name, getattr(settings, f.name), **f.metadata[_BOUNDS])
+            check_number(f.name, getattr(settings, f.name), optional=f.default is None, **f.metadata[_BOUNDS])
 
 
 def check_flags(args: argparse.Namespace, *classes: type) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -49,30 +51,37 @@ def _ram_tmp_root() -> Path | None:
     return shm if st.f_bavail * st.f_frsize >= RAM_TMP_MIN_FREE and os.access(shm, os.W_OK) else None
 
 
+#: Leftovers of runs that were killed (no clean-up ran) are removed by a later run after this long.
+RAM_TMP_MAX_AGE_S = 24 * 3600
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     """Temporary files (``tmp_path``) in memory unless ``--basetemp`` says where.
 
     Every write of the library is durable (fsync of the file and its folder); on a disk the suite
     waits for them (measured on the quiet 2-core machine, the same tests: 284 s on disk, 261 s in
-    memory). ``PANOSAMIC_TEST_TMP=disk`` keeps pytest's default. The folder is
-    removed after a passing run and kept (its path printed) after a failing one.
+    memory). ``PANOSAMIC_TEST_TMP=disk`` keeps pytest's default. The folder is removed at the end
+    (after the session's fixtures are torn down), and kept, its path printed, after a failing or
+    interrupted run; folders of killed runs are removed by the first run a day later.
     """
     if config.option.basetemp or hasattr(config, "workerinput"):
         return  # given by the user, or a pytest-xdist worker (its folder lies in the main process's)
     root = _ram_tmp_root()
-    if root is not None:
-        config.option.basetemp = tempfile.mkdtemp(prefix="panosamic-tests-", dir=root)
-        config._panosamic_ram_tmp = config.option.basetemp
+    if root is None:
+        return
+    now = time.time()
+    for old in root.glob("panosamic-tests-*"):
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > RAM_TMP_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = tempfile.mkdtemp(prefix="panosamic-tests-", dir=root)
+    config._panosamic_ram_tmp = config.option.basetemp
 
 
 def pytest_sessionfinish(session, exitstatus):
     folder = getattr(session.config, "_panosamic_ram_tmp", None)
-    if folder is None:
-        return
-    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
+    if folder is not None and exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.config._panosamic_kept_tmp = folder
 
 
@@ -80,6 +89,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     folder = getattr(config, "_panosamic_kept_tmp", None)
     if folder is not None:
         terminalreporter.write_line(f"the temporary files of this run are kept in {folder} (in memory: remove it when done)")
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_panosamic_ram_tmp", None)
+    if folder is not None and getattr(config, "_panosamic_kept_tmp", None) is None:
+        shutil.rmtree(folder, ignore_errors=True)  # also after --help, --markers, --collect-only
 
 
 def tiny_config(**changes):

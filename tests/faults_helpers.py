@@ -15,11 +15,14 @@ reads its endpoint at import time).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,15 +123,30 @@ def _base_env() -> dict[str, str]:
     return env
 
 
+def _kill(pid: int, fired: threading.Event) -> None:
+    fired.set()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
 class Running:
     """A command started by :meth:`CliServer.start`: its pid, and :meth:`wait` for the result."""
 
     def __init__(self, server: CliServer, pid: int, out: Path, err: Path) -> None:
         self.server, self.pid, self._out, self._err = server, pid, out, err
 
-    def wait(self) -> Result:
-        done = json.loads(self.server._read())
+    def wait(self, timeout: float = 900) -> Result:
+        """The command's result; after ``timeout`` seconds it is killed and the wait fails."""
+        fired = threading.Event()
+        timer = threading.Timer(timeout, _kill, (self.pid, fired))
+        timer.start()
+        try:
+            done = json.loads(self.server._read())
+        finally:
+            timer.cancel()
         self.server._busy = False
+        if fired.is_set():
+            raise TimeoutError(f"the command did not finish in {timeout:g} s (killed)")
         return Result(done["rc"], self._out.read_text(errors="replace"), self._err.read_text(errors="replace"),
                       done["maxrss_kb"] / 1024)
 

@@ -1,7 +1,7 @@
 """Training on a synthetic Stanford2D3DS set with a tiny encoder: learns, resumes exactly, DDP = 1 process.
 
-The tiny model (vit_tiny) on a 128 canvas, 128x256 panoramas (each view of the dual view fills the
-canvas), batch 2: about 0.3 s per training step on a quiet core (1 s on the 256 canvas used before).
+The tiny model (vit_tiny) on a 128 canvas (its native size 64x128: the 128x256 panoramas are seen at
+half size), batch 2: about 0.3 s per training step on a quiet core (1 s on the 256 canvas used before).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from panosamic.evaluation.report import read_log
 from panosamic.training.checkpoint import load_checkpoint
 
 DATASET = "stanford2d3ds"
-#: Canvas of the tiny test model: the 128x128 views fill it (the 256 canvas learned the same, 3x slower).
+#: Canvas of the tiny test model (the 256 canvas learned as much, 3x slower).
 CANVAS = 128
 
 

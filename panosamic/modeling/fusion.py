@@ -84,9 +84,9 @@ class FeatureFusion(nn.Module):
         if len(stages) != len(self.fusion_blocks):
             raise ValueError(f"expected {len(self.fusion_blocks)} stage outputs, got {len(stages)}")
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            outs = [checkpoint(block, s, use_reentrant=False) for block, s in zip(self.fusion_blocks, stages)]
+            outs = [checkpoint(block, s, use_reentrant=False) for block, s in zip(self.fusion_blocks, stages, strict=True)]
         else:
-            outs = [block(s) for block, s in zip(self.fusion_blocks, stages)]
+            outs = [block(s) for block, s in zip(self.fusion_blocks, stages, strict=True)]
         return torch.cat(outs, dim=1)
 
 

@@ -4,7 +4,7 @@ Every case runs as the user would: ``panosamic ...`` commands through :class:`fa
 (a fresh forked process per command: own stdout/stderr, umask, environment; see faults_helpers), or
 the Python API where that is the entry point. Each asserts the exit status, that the one error line
 names the culprit (file, field or flag), that no traceback is printed and that no temp file or
-half-written output is left. Tiny models (vit_tiny, canvas 256) and 64x128 synthetic data throughout.
+half-written output is left. Tiny models (vit_tiny, canvas 128) and 64x128 synthetic data throughout.
 Read-only and full disks are small tmpfs mounts (root only; skipped with the reason elsewhere).
 
 Run: ``uv run pytest -m faults`` (``-m "faults and not slow"`` skips the 8192x16384 panorama).
@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import make_tiny_model
+from faults_fixtures import FAULT_CANVAS
 from faults_helpers import (
     TRACEBACK,
     assert_error,
@@ -57,7 +58,7 @@ WRONG_TOKEN = "hf_wrongTokenWrongToken456"
 
 @pytest.fixture(scope="module")
 def tiny():
-    return make_tiny_model()
+    return make_tiny_model(canvas_size=FAULT_CANVAS)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def train_ckpt(tiny, tmp_path_factory) -> Path:
     from panosamic.training.checkpoint import save_checkpoint
 
     path = tmp_path_factory.mktemp("ckpt") / "model_best.pth"
-    save_checkpoint(path, {"epoch": 1, "model": tiny.state_dict(), "config": PanoSAMicConfig(canvas_size=256).to_dict(),
+    save_checkpoint(path, {"epoch": 1, "model": tiny.state_dict(), "config": PanoSAMicConfig(canvas_size=FAULT_CANVAS).to_dict(),
                            "vit_model": "vit_tiny", "modalities": ["image"], "num_classes": 13, "fold": 1,
                            "dataset": DATASET, "miou": 0.1})
     return path
@@ -94,7 +95,7 @@ def train_ckpt(tiny, tmp_path_factory) -> Path:
 
 def ref_config(path: Path, **changes) -> Path:
     """A reference training config for the tiny architecture, with ``changes`` (dotted keys go one level down)."""
-    cfg = {"canvas_size": 256, "dual_view_fusion": True, "loss": {"JaccardLoss": 1.0}, "optimizer": "Ranger21",
+    cfg = {"canvas_size": FAULT_CANVAS, "dual_view_fusion": True, "loss": {"JaccardLoss": 1.0}, "optimizer": "Ranger21",
            "lr_scheduler": {"start_lr": 1e-5, "max_lr": 1e-3, "warm_up_ratio": 1.0, "wind_down_ratio": 1.0}}
     for key, value in changes.items():
         section, _, field = key.partition("__")

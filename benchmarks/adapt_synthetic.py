@@ -72,13 +72,19 @@ def new_model(seed: int, train_encoder: bool, fusion: str) -> PanoSAMic:
     return model
 
 
+def one_cycle_adamw(model: torch.nn.Module, lr: float, steps: int):
+    """The recipe's optimiser (AdamW, weight decay 1e-4) and schedule (OneCycle, 10 % warm-up) over the
+    trainable parameters; also ``pinhole_to_panorama.py``'s."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+
+
 def supervised(model: PanoSAMic, dataset, steps: int, batch: int, lr: float, seed: int) -> PanoSAMic:
     """The same recipe for source-only and oracle: AdamW, cross-entropy, the library's augmentations."""
     items = [dataset[i] for i in range(len(dataset))]  # augment=False: augmented below, per step
     aug = PanoramaAugmentation(p_flip=0.5, p_roll=0.5, p_permute=0.25, seed=seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    opt, sched = one_cycle_adamw(model, lr, steps)
     g = torch.Generator().manual_seed(seed)
     model.train()
     for step in range(steps):
@@ -127,19 +133,26 @@ def run_adapt(source_model, b_root: Path, a_root: Path, out: Path, args, **chang
     return load_model(out / "adapted.pth").eval()
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_recipe_flags(p: argparse.ArgumentParser, *, rooms: int, steps_help: str, adapt_epochs: int) -> None:
+    """The flags of the shared recipe (data, supervised steps, adaptation, threads), also read by
+    ``pinhole_to_panorama.py``; each script gives its own defaults where they differ."""
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
-    p.add_argument("--domain-a", default="default")
-    p.add_argument("--domain-b", default="residential_warm")
-    p.add_argument("--rooms", type=int, default=4, help="rooms per area (5 training areas, 2 test areas)")
+    p.add_argument("--rooms", type=int, default=rooms, help="rooms per area (5 training areas, 2 test areas)")
     p.add_argument("--size", type=int, default=128, help="panorama height (width = 2 x height)")
-    p.add_argument("--steps", type=int, default=120, help="supervised steps (source-only and oracle)")
+    p.add_argument("--steps", type=int, default=120, help=steps_help)
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--adapt-epochs", type=int, default=6)
+    p.add_argument("--adapt-epochs", type=int, default=adapt_epochs)
     p.add_argument("--adapt-lr", type=float, default=5e-4)
+    p.add_argument("--threads", type=int, default=2)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_recipe_flags(p, rooms=4, steps_help="supervised steps (source-only and oracle)", adapt_epochs=6)
+    p.add_argument("--domain-a", default="default")
+    p.add_argument("--domain-b", default="residential_warm")
     p.add_argument("--ema-decay", type=float, default=0.95)
     p.add_argument("--keep-fraction", type=float, default=0.5)
     p.add_argument("--select-on-val", action="store_true",
@@ -147,7 +160,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--train-encoder", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--fusion", choices=("concat", "mcbam"), default="concat",
                    help="concat: the library's single-view baseline fusion (default, 3x cheaper on CPU); mcbam")
-    p.add_argument("--threads", type=int, default=2)
     return p.parse_args(argv)
 
 

@@ -60,7 +60,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from adapt_synthetic import TEST_AREAS, TRAIN_AREAS, evaluate, new_model, table  # the same model and metrics
+from adapt_synthetic import (  # the same model, metrics and recipe flags
+    TEST_AREAS,
+    TRAIN_AREAS,
+    add_recipe_flags,
+    evaluate,
+    new_model,
+    one_cycle_adamw,
+    table,
+)
 
 from panosamic.adapt import AdaptSettings, adapt
 from panosamic.data import PanoramaAugmentation, build_dataset
@@ -116,9 +124,7 @@ def augmentation(seed: int) -> PanoramaAugmentation:
 def supervised(model, dataset, steps: int, batch: int, lr: float, seed: int):
     """One recipe for (a), (b), (d): AdamW + OneCycle, cross-entropy (ignored pixels left out); the dataset
     draws its placement and augmentation from (seed, step, sample) through ``set_epoch(step)``."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    opt, sched = one_cycle_adamw(model, lr, steps)
     g = torch.Generator().manual_seed(seed)
     model.train()
     for step in range(steps):
@@ -136,19 +142,10 @@ def supervised(model, dataset, steps: int, batch: int, lr: float, seed: int):
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
-    p.add_argument("--rooms", type=int, default=3, help="rooms per area (5 training areas, 2 test areas)")
+    add_recipe_flags(p, rooms=3, steps_help="supervised steps of (a), (b), (d)", adapt_epochs=4)
     p.add_argument("--photos", type=int, default=6, help="pinhole photos per room")
     p.add_argument("--photo-size", type=int, default=64, help="photo side in pixels (square photos)")
     p.add_argument("--fov", type=float, default=60.0, help="the photos' horizontal field of view")
-    p.add_argument("--size", type=int, default=128, help="panorama height (width = 2 x height)")
-    p.add_argument("--steps", type=int, default=120, help="supervised steps of (a), (b), (d)")
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--adapt-epochs", type=int, default=4)
-    p.add_argument("--adapt-lr", type=float, default=5e-4)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--arms", type=_arms, default=ARMS, help="subset of a,b,c,d to run (c needs b)")
     p.add_argument("--pitch", type=_range, default=(-30.0, 30.0), help="pitch of (b), (c): X or LO,HI deg")
     p.add_argument("--roll", type=_range, default=(-5.0, 5.0), help="roll of (b), (c): X or LO,HI deg")
